@@ -1,0 +1,69 @@
+// swift-tools-version:6.1
+import Foundation
+import PackageDescription
+
+/// Sample event files beside the functions (`Functions/<Name>/events/*.json`) are not sources.
+let functionEventFolders: [String] = {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Functions")
+    let folders = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+    return folders.sorted().map { "\($0)/events" }.filter {
+        FileManager.default.fileExists(atPath: root.appendingPathComponent($0).path)
+    }
+}()
+
+let package = Package(
+    name: "galley",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "galley", targets: ["galley"]),
+        .library(name: "Galley", targets: ["Galley"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // What a function author imports.
+        .target(
+            name: "Galley",
+            dependencies: [.product(name: "Logging", package: "swift-log")]
+        ),
+        // The runtime: configuration, dispatcher, environments, HTTP host.
+        .target(
+            name: "GalleyHost",
+            dependencies: [
+                "Galley",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The user's functions and the catalog that registers them by name.
+        .target(name: "Functions", dependencies: ["Galley"], path: "Functions", exclude: functionEventFolders),
+        .executableTarget(
+            name: "galley",
+            dependencies: [
+                "GalleyHost", "Functions",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Benchmarks: `swift run -c release galley-bench`.
+        .executableTarget(name: "galley-bench", dependencies: []),
+        // The baseline for start-up: decode stdin JSON, re-encode it, nothing else.
+        .executableTarget(name: "bench-echo", dependencies: []),
+        .testTarget(
+            name: "GalleyTests",
+            dependencies: ["Galley", "GalleyHost"]
+        ),
+        .testTarget(
+            name: "GalleyHostTests",
+            dependencies: ["GalleyHost", "Functions", .product(name: "HummingbirdTesting", package: "hummingbird")]
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["galley"]
+        ),
+    ]
+)

@@ -1,0 +1,95 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// The handlers a package ships, by the name runtime.json gives in `"handler"`.
+///
+/// ```swift
+/// public let catalog: Catalog = [
+///     .handler("Hello", Hello.self),
+///     .handler("Counter", Counter.self),
+/// ]
+/// ```
+public struct Catalog: Sendable, ExpressibleByArrayLiteral {
+    /// Every entry, in the order given.
+    public let entries: [Entry]
+
+    public init(_ entries: [Entry]) {
+        self.entries = entries
+    }
+
+    public init(arrayLiteral entries: Entry...) {
+        self.init(entries)
+    }
+
+    /// The entry registered under `name`.
+    public subscript(name: String) -> Entry? {
+        entries.first { $0.name == name }
+    }
+
+    /// The registered names, sorted, for error messages.
+    public var names: [String] { entries.map(\.name).sorted() }
+
+    /// One registered handler.
+    public struct Entry: Sendable {
+        /// The name runtime.json uses in `"handler"`.
+        public let name: String
+        let prepare: @Sendable (InitContext) async throws -> PreparedHandler
+
+        /// A ``Handler`` type: JSON in, JSON out.
+        public static func handler<H: Handler>(_ name: String, _ type: H.Type) -> Entry {
+            Entry(name: name) { context in
+                let handler = try await H(context: context)
+                let decoder = JSONDecoder()
+                let encoder = JSONEncoder()
+                return PreparedHandler { payload, context in
+                    let event = try decoder.decode(H.Event.self, from: payload)
+                    return try encoder.encode(try await handler.handle(event, context: context))
+                }
+            }
+        }
+
+        /// A ``ByteHandler`` type: raw payload in, raw bytes out.
+        public static func handler<H: ByteHandler>(_ name: String, _ type: H.Type) -> Entry {
+            Entry(name: name) { context in
+                let handler = try await H(context: context)
+                return PreparedHandler { payload, context in try await handler.handle(payload, context: context) }
+            }
+        }
+
+        /// A closure: the short form for handlers with no init phase.
+        ///
+        /// ```swift
+        /// .closure("Echo") { (event: [String: String], context) in event }
+        /// ```
+        public static func closure<Event: Decodable & SendableMetatype, Output: Encodable & SendableMetatype>(
+            _ name: String,
+            _ body: @escaping @Sendable (Event, Context) async throws -> Output
+        ) -> Entry {
+            Entry(name: name) { _ in
+                let decoder = JSONDecoder()
+                let encoder = JSONEncoder()
+                return PreparedHandler { payload, context in
+                    let event = try decoder.decode(Event.self, from: payload)
+                    return try encoder.encode(try await body(event, context))
+                }
+            }
+        }
+
+        /// Runs the init phase and returns the environment's handler.
+        package func prepare(context: InitContext) async throws -> PreparedHandler {
+            try await prepare(context)
+        }
+    }
+}
+
+/// A handler after its init phase, reduced to bytes in and bytes out.
+package struct PreparedHandler: Sendable {
+    package let handle: @Sendable (Data, Context) async throws -> Data
+
+    package init(handle: @escaping @Sendable (Data, Context) async throws -> Data) {
+        self.handle = handle
+    }
+}

@@ -1,0 +1,94 @@
+public import Logging
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// What a handler knows about the invocation it is serving.
+public struct Context: Sendable {
+    /// The invocation's id, as in `START RequestId: …` and the `x-amzn-RequestId` header.
+    public var requestID: String
+    /// The deployed function's name (the key in runtime.json).
+    public var functionName: String
+    /// The ARN the caller used, qualifier included.
+    public var invokedFunctionARN: String
+    /// The instant at which the host ends the invocation with `Sandbox.Timedout`.
+    public var deadline: ContinuousClock.Instant
+    /// The decoded `X-Amz-Client-Context` JSON, when the caller sent one.
+    public var clientContext: String?
+    /// A logger whose lines go to the invocation's log (stderr, and `X-Amz-Log-Result`).
+    public var logger: Logger
+    /// The function's `environment` from runtime.json.
+    public var environment: [String: String]
+    /// The function's key-value store, scoped to its own namespace.
+    public var store: any KeyValueStore {
+        get throws { try stores.store(namespace: functionName) }
+    }
+
+    package var stores: any StoreProvider
+
+    /// The time left before ``deadline``; negative once it has passed.
+    public var remainingTime: Duration { deadline - .now }
+
+    /// The store of another namespace, when runtime.json grants it to this function in `store`.
+    ///
+    /// - Throws: ``StoreError`` with code `.accessDenied` for a namespace that was not granted.
+    public func store(namespace: String) throws -> any KeyValueStore {
+        try stores.store(namespace: namespace)
+    }
+
+    package init(
+        requestID: String,
+        functionName: String,
+        invokedFunctionARN: String,
+        deadline: ContinuousClock.Instant,
+        clientContext: String? = nil,
+        logger: Logger,
+        environment: [String: String],
+        stores: any StoreProvider
+    ) {
+        self.requestID = requestID
+        self.functionName = functionName
+        self.invokedFunctionARN = invokedFunctionARN
+        self.deadline = deadline
+        self.clientContext = clientContext
+        self.logger = logger
+        self.environment = environment
+        self.stores = stores
+    }
+}
+
+/// What a handler knows while its environment is being prepared (Lambda's init phase).
+public struct InitContext: Sendable {
+    /// The deployed function's name (the key in runtime.json).
+    public var functionName: String
+    /// A logger for the init phase; its lines go to stderr.
+    public var logger: Logger
+    /// The function's `environment` from runtime.json.
+    public var environment: [String: String]
+    /// The function's key-value store, scoped to its own namespace.
+    public var store: any KeyValueStore {
+        get throws { try stores.store(namespace: functionName) }
+    }
+
+    package var stores: any StoreProvider
+
+    /// The store of another namespace, when runtime.json grants it to this function in `store`.
+    public func store(namespace: String) throws -> any KeyValueStore {
+        try stores.store(namespace: namespace)
+    }
+
+    package init(functionName: String, logger: Logger, environment: [String: String], stores: any StoreProvider) {
+        self.functionName = functionName
+        self.logger = logger
+        self.environment = environment
+        self.stores = stores
+    }
+}
+
+/// Hands out the key-value stores a function may use; the host gives each invocation one.
+public protocol StoreProvider: Sendable {
+    func store(namespace: String) throws -> any KeyValueStore
+}

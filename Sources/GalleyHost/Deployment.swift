@@ -1,0 +1,64 @@
+import Galley
+
+/// The functions of one runtime.json, each bound to its handler in the catalog.
+///
+/// Built once per configuration; `galley serve` builds a new one on SIGHUP.
+public struct Deployment: Sendable {
+    /// One deployed function.
+    public struct Function: Sendable {
+        public let name: String
+        public let configuration: FunctionConfiguration
+        public let arn: String
+        let entry: Catalog.Entry
+        let pool: FunctionPool
+    }
+
+    public let configuration: RuntimeConfiguration
+    public let functions: [String: Function]
+
+    /// Binds every function of `configuration` to its handler in `catalog`.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the function whose `handler` is not in the catalog,
+    ///   with the list of registered handlers.
+    public init(configuration: RuntimeConfiguration, catalog: Catalog, file: String) throws(ConfigurationError) {
+        var seen: Set<String> = []
+        for entry in catalog.entries where !seen.insert(entry.name).inserted {
+            throw ConfigurationError(
+                file: "Functions/Catalog.swift",
+                path: "",
+                message: "the handler name '\(entry.name)' is registered twice"
+            )
+        }
+        var functions: [String: Function] = [:]
+        for (name, function) in configuration.functions.sorted(by: { $0.key < $1.key }) {
+            guard let entry = catalog[function.handler] else {
+                let known = catalog.names.isEmpty ? "none" : catalog.names.joined(separator: ", ")
+                throw ConfigurationError(
+                    file: file,
+                    path: "functions.\(name).handler",
+                    message: "no handler named '\(function.handler)' is registered; registered handlers: \(known)"
+                )
+            }
+            functions[name] = Function(
+                name: name,
+                configuration: function,
+                arn: ARN.function(name),
+                entry: entry,
+                pool: FunctionPool(limit: function.concurrency)
+            )
+        }
+        self.configuration = configuration
+        self.functions = functions
+    }
+}
+
+/// The ARNs Galley reports; the account and region are fixed, as in the Runtime Interface Emulator.
+public enum ARN {
+    public static let region = "us-east-1"
+    public static let account = "123456789012"
+
+    public static func function(_ name: String, qualifier: String? = nil) -> String {
+        let arn = "arn:aws:lambda:\(region):\(account):function:\(name)"
+        return qualifier.map { "\(arn):\($0)" } ?? arn
+    }
+}

@@ -1,0 +1,245 @@
+/// A one-pass JSON syntax check over raw bytes, with no allocation: events are checked before
+/// they reach a handler so that bad input is refused with its position, and changes nothing.
+enum JSONSyntax {
+    struct Error: Swift.Error, Sendable, CustomStringConvertible {
+        var message: String
+        var line: Int
+        var column: Int
+        var description: String { "line \(line), column \(column): \(message)" }
+    }
+
+    /// Throws the first syntax error in `bytes`, with its line and column.
+    static func validate(_ bytes: some Collection<UInt8>) throws(Error) {
+        let result: Result<Void, Error>? = bytes.withContiguousStorageIfAvailable { buffer in
+            var parser = Parser(bytes: buffer)
+            return Result { () throws(Error) in try parser.document() }
+        }
+        if let result {
+            try result.get()
+        } else {
+            let array = Array(bytes)
+            try array.withUnsafeBufferPointer { buffer throws(Error) in
+                var parser = Parser(bytes: buffer)
+                try parser.document()
+            }
+        }
+    }
+
+    /// Validates `bytes` as one JSON object and returns the byte ranges of its top-level members'
+    /// values by key (keys with escapes are taken literally).
+    static func members(of bytes: [UInt8]) throws(Error) -> [String: Range<Int>] {
+        try bytes.withUnsafeBufferPointer { buffer throws(Error) in
+            var parser = Parser(bytes: buffer)
+            parser.members = [:]
+            try parser.document()
+            guard let members = parser.members, parser.sawObject else {
+                throw Error(message: "expected a JSON object", line: 1, column: 1)
+            }
+            return members
+        }
+    }
+
+    private struct Parser {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var index = 0
+        var depth = 0
+        var members: [String: Range<Int>]?
+        var sawObject = false
+
+        init(bytes: UnsafeBufferPointer<UInt8>) {
+            self.bytes = bytes
+        }
+
+        mutating func document() throws(Error) {
+            skipWhitespace()
+            guard index < bytes.count else { throw failure("empty input, expected a JSON value") }
+            try value()
+            skipWhitespace()
+            if index < bytes.count { throw failure("unexpected \(describe(bytes[index])) after the JSON value") }
+        }
+
+        mutating func value() throws(Error) {
+            guard index < bytes.count else { throw failure("unexpected end of input, expected a value") }
+            switch bytes[index] {
+            case UInt8(ascii: "{"): try object()
+            case UInt8(ascii: "["): try array()
+            case UInt8(ascii: "\""): try string()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try number()
+            default: throw failure("unexpected \(describe(bytes[index])), expected a value")
+            }
+        }
+
+        mutating func object() throws(Error) {
+            if depth == 0 { sawObject = true }
+            try enter()
+            index += 1
+            skipWhitespace()
+            if peek(UInt8(ascii: "}")) {
+                index += 1
+                depth -= 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                guard peek(UInt8(ascii: "\"")) else { throw failure("expected a string key \(found)") }
+                let keyStart = index + 1
+                try string()
+                let keyEnd = index - 1
+                skipWhitespace()
+                guard peek(UInt8(ascii: ":")) else { throw failure("expected ':' \(found)") }
+                index += 1
+                skipWhitespace()
+                let valueStart = index
+                try value()
+                if depth == 1, members != nil {
+                    members![String(decoding: bytes[keyStart..<keyEnd], as: UTF8.self)] = valueStart..<index
+                }
+                skipWhitespace()
+                if peek(UInt8(ascii: ",")) {
+                    index += 1
+                } else if peek(UInt8(ascii: "}")) {
+                    index += 1
+                    depth -= 1
+                    return
+                } else {
+                    throw failure("expected ',' or '}' \(found)")
+                }
+            }
+        }
+
+        mutating func array() throws(Error) {
+            try enter()
+            index += 1
+            skipWhitespace()
+            if peek(UInt8(ascii: "]")) {
+                index += 1
+                depth -= 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                try value()
+                skipWhitespace()
+                if peek(UInt8(ascii: ",")) {
+                    index += 1
+                } else if peek(UInt8(ascii: "]")) {
+                    index += 1
+                    depth -= 1
+                    return
+                } else {
+                    throw failure("expected ',' or ']' \(found)")
+                }
+            }
+        }
+
+        mutating func string() throws(Error) {
+            index += 1
+            while index < bytes.count {
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "\""):
+                    index += 1
+                    return
+                case UInt8(ascii: "\\"):
+                    index += 1
+                    guard index < bytes.count else { break }
+                    switch bytes[index] {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"),
+                        UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        index += 1
+                    case UInt8(ascii: "u"):
+                        index += 1
+                        for _ in 0..<4 {
+                            guard index < bytes.count, isHexDigit(bytes[index]) else {
+                                throw failure("invalid \\u escape in string")
+                            }
+                            index += 1
+                        }
+                    default:
+                        throw failure("invalid escape \\\(describe(bytes[index])) in string")
+                    }
+                case 0..<0x20:
+                    throw failure("unescaped control character in string")
+                default:
+                    index += 1
+                }
+            }
+            throw failure("unterminated string")
+        }
+
+        mutating func number() throws(Error) {
+            if peek(UInt8(ascii: "-")) { index += 1 }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw failure("expected a digit \(found)") }
+            if bytes[index] == UInt8(ascii: "0") {
+                index += 1
+            } else {
+                while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            }
+            if peek(UInt8(ascii: ".")) {
+                index += 1
+                guard index < bytes.count, isDigit(bytes[index]) else { throw failure("expected a digit after '.'") }
+                while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            }
+            if peek(UInt8(ascii: "e")) || peek(UInt8(ascii: "E")) {
+                index += 1
+                if peek(UInt8(ascii: "+")) || peek(UInt8(ascii: "-")) { index += 1 }
+                guard index < bytes.count, isDigit(bytes[index]) else { throw failure("expected a digit in exponent") }
+                while index < bytes.count, isDigit(bytes[index]) { index += 1 }
+            }
+        }
+
+        mutating func literal(_ word: StaticString) throws(Error) {
+            let start = index
+            for expected in UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount) {
+                guard index < bytes.count, bytes[index] == expected else {
+                    index = start
+                    throw failure("unexpected \(describe(bytes[start])), expected a value")
+                }
+                index += 1
+            }
+        }
+
+        mutating func enter() throws(Error) {
+            depth += 1
+            if depth > 512 { throw failure("nesting deeper than 512 levels") }
+        }
+
+        mutating func skipWhitespace() {
+            while index < bytes.count {
+                switch bytes[index] {
+                case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): index += 1
+                default: return
+                }
+            }
+        }
+
+        func peek(_ byte: UInt8) -> Bool { index < bytes.count && bytes[index] == byte }
+        func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+        func isHexDigit(_ byte: UInt8) -> Bool {
+            isDigit(byte) || (byte | 0x20 >= UInt8(ascii: "a") && byte | 0x20 <= UInt8(ascii: "f"))
+        }
+
+        var found: String { index < bytes.count ? "but found \(describe(bytes[index]))" : "but the input ended" }
+
+        func describe(_ byte: UInt8) -> String {
+            (0x21..<0x7F).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+        }
+
+        func failure(_ message: String) -> Error {
+            var line = 1
+            var column = 1
+            for byte in bytes[..<min(index, bytes.count)] {
+                if byte == UInt8(ascii: "\n") {
+                    line += 1
+                    column = 1
+                } else if byte & 0xC0 != 0x80 {
+                    column += 1
+                }
+            }
+            return Error(message: message, line: line, column: column)
+        }
+    }
+}

@@ -1,0 +1,211 @@
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+#if canImport(Glibc)
+    private let systemWrite = Glibc.write
+#elseif canImport(Musl)
+    private let systemWrite = Musl.write
+#else
+    private let systemWrite = Darwin.write
+#endif
+
+/// Where invocation logs go: `START`/`END`/`REPORT` blocks and the handlers' own lines, one
+/// line at a time, as text (Lambda's classic format) or as JSON objects (Lambda's JSON format).
+public final class LogWriter: Sendable {
+    /// How lines are written.
+    public struct Format: Hashable, Sendable {
+        let name: String
+        /// `START RequestId: …` and tab-separated application lines, as CloudWatch shows them.
+        public static let text = Format(name: "text")
+        /// One JSON object per line with the same fields (`platform.start`, `platform.report`, …).
+        public static let json = Format(name: "json")
+
+        public init?(_ name: String) {
+            guard name == "text" || name == "json" else { return nil }
+            self.name = name
+        }
+
+        private init(name: String) { self.name = name }
+    }
+
+    public let format: Format
+    private let output: @Sendable (String) -> Void
+
+    /// Writes each line to `output` (which must add nothing but the line).
+    public init(format: Format = .text, output: @escaping @Sendable (String) -> Void) {
+        self.format = format
+        self.output = output
+    }
+
+    /// Writes to the process's standard error, one `write(2)` per line so lines never interleave.
+    public static func standardError(format: Format = .text) -> LogWriter {
+        let lock = Mutex(())
+        return LogWriter(format: format) { line in
+            var line = line + "\n"
+            lock.withLock { _ in
+                line.withUTF8 { buffer in
+                    var offset = 0
+                    while offset < buffer.count {
+                        let written = systemWrite(2, buffer.baseAddress! + offset, buffer.count - offset)
+                        if written <= 0 { return }
+                        offset += written
+                    }
+                }
+            }
+        }
+    }
+
+    /// A writer that drops everything.
+    public static let discarding = LogWriter { _ in }
+
+    func write(_ line: String) {
+        output(line)
+    }
+}
+
+/// The log of one invocation: writes through the ``LogWriter`` and keeps the last 4 KB when the
+/// caller asked for `X-Amz-Log-Type: Tail`.
+final class InvocationLog: Sendable {
+    static let tailLimit = 4096
+
+    let writer: LogWriter
+    let requestID: String?
+    private let captured: Mutex<[UInt8]>?
+
+    init(writer: LogWriter, requestID: String?, capture: Bool) {
+        self.writer = writer
+        self.requestID = requestID
+        self.captured = capture ? Mutex([]) : nil
+    }
+
+    func append(_ line: String) {
+        writer.write(line)
+        captured?.withLock { bytes in
+            bytes.append(contentsOf: line.utf8)
+            bytes.append(UInt8(ascii: "\n"))
+            if bytes.count > 2 * Self.tailLimit { bytes.removeFirst(bytes.count - Self.tailLimit) }
+        }
+    }
+
+    /// The last 4 KB of what was written, or `nil` when capture was off.
+    var tail: [UInt8]? {
+        captured?.withLock { bytes in Array(bytes.suffix(Self.tailLimit)) }
+    }
+}
+
+/// The platform lines around each invocation.
+struct Report {
+    var requestID: String
+    var duration: Duration
+    var memorySize: Int
+    var maxMemoryUsed: Int
+    var initDuration: Duration?
+    var status: String?
+
+    static func start(_ requestID: String, format: LogWriter.Format) -> String {
+        switch format {
+        case .json:
+            #"{"time":"\#(Timestamp.now())","type":"platform.start","record":{"requestId":"\#(requestID)","version":"$LATEST"}}"#
+        default:
+            "START RequestId: \(requestID) Version: $LATEST"
+        }
+    }
+
+    static func end(_ requestID: String, format: LogWriter.Format) -> String {
+        switch format {
+        case .json:
+            #"{"time":"\#(Timestamp.now())","type":"platform.end","record":{"requestId":"\#(requestID)"}}"#
+        default:
+            "END RequestId: \(requestID)"
+        }
+    }
+
+    static func timedOut(_ requestID: String, after timeout: Double, format: LogWriter.Format) -> String {
+        let text = "Task timed out after \(Milliseconds.twoDecimals(timeout)) seconds"
+        switch format {
+        case .json:
+            return
+                #"{"timestamp":"\#(Timestamp.now())","level":"ERROR","requestId":"\#(requestID)","message":"\#(text)"}"#
+        default:
+            return "\(Timestamp.now()) \(requestID) \(text)"
+        }
+    }
+
+    var billedMilliseconds: Int {
+        max(1, Int(Milliseconds.of(duration).rounded(.up)))
+    }
+
+    func line(format: LogWriter.Format) -> String {
+        let duration = Milliseconds.twoDecimals(Milliseconds.of(self.duration))
+        switch format {
+        case .json:
+            var metrics =
+                #""durationMs":\#(duration),"billedDurationMs":\#(billedMilliseconds),"#
+                + #""memorySizeMB":\#(memorySize),"maxMemoryUsedMB":\#(maxMemoryUsed)"#
+            if let initDuration {
+                metrics += #","initDurationMs":\#(Milliseconds.twoDecimals(Milliseconds.of(initDuration)))"#
+            }
+            return #"{"time":"\#(Timestamp.now())","type":"platform.report","record":{"requestId":"\#(requestID)","#
+                + #""metrics":{\#(metrics)},"status":"\#(status ?? "success")"}}"#
+        default:
+            var line =
+                "REPORT RequestId: \(requestID)\tDuration: \(duration) ms\tBilled Duration: \(billedMilliseconds) ms\t"
+                + "Memory Size: \(memorySize) MB\tMax Memory Used: \(maxMemoryUsed) MB\t"
+            if let initDuration {
+                line += "Init Duration: \(Milliseconds.twoDecimals(Milliseconds.of(initDuration))) ms\t"
+            }
+            if let status { line += "Status: \(status)\t" }
+            return line
+        }
+    }
+}
+
+enum Milliseconds {
+    static func of(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) * 1000 + Double(attoseconds) / 1e15
+    }
+
+    /// `1234.5` → `"1234.50"`, without Foundation's formatters.
+    static func twoDecimals(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let sign = hundredths < 0 ? "-" : ""
+        let magnitude = abs(hundredths)
+        let fraction = magnitude % 100
+        return "\(sign)\(magnitude / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
+
+enum Timestamp {
+    /// The current time as ISO 8601 with milliseconds, e.g. `2026-11-21T04:03:34.123Z`.
+    static func now() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        var seconds = spec.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))"
+            + "T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))"
+            + ".\(pad(Int32(spec.tv_nsec / 1_000_000), 3))Z"
+    }
+}
+
+enum ResourceUsage {
+    /// The process's peak resident set size in MB, rounded up.
+    static func peakMemoryMB() -> Int {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
+        return (Int(usage.ru_maxrss) + 1023) / 1024  // ru_maxrss is in KB on Linux
+    }
+}

@@ -1,0 +1,325 @@
+import Galley
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// The contents of runtime.json: which functions are deployed, and how the host runs.
+///
+/// Decoding is strict: unknown fields, wrong types and out-of-range values are refused with a
+/// ``ConfigurationError`` that names the file and the field.
+public struct RuntimeConfiguration: Sendable, Equatable {
+    public var server: Server
+    public var storage: Storage
+    /// The deployed functions by name.
+    public var functions: [String: FunctionConfiguration]
+
+    public init(server: Server = Server(), storage: Storage = Storage(), functions: [String: FunctionConfiguration]) {
+        self.server = server
+        self.storage = storage
+        self.functions = functions
+    }
+
+    /// Where `galley serve` listens.
+    public struct Server: Sendable, Equatable {
+        /// Default `127.0.0.1`.
+        public var host = "127.0.0.1"
+        /// Default `9000`; `0` picks a free port.
+        public var port = 9000
+        /// Whether the Lambda Invoke API (`/2015-03-31/…`) is served. Default `true`; turn it off on
+        /// a listener that faces the internet through a proxy, so that only routes are reachable.
+        public var invokeAPI = true
+        /// Peers whose `X-Forwarded-For` is believed. Default: loopback.
+        public var trustedProxies = ["127.0.0.1", "::1"]
+
+        public init() {}
+    }
+
+    /// Where the key-value store keeps its file.
+    public struct Storage: Sendable, Equatable {
+        /// The folder of the store file, relative to runtime.json's folder. Default `.galley`.
+        public var path = ".galley"
+        /// `full` (default): an acknowledged write survives a power loss. `normal`: it survives
+        /// a crash of any process, but the last writes may be lost on power loss.
+        public var durability = Durability.full
+
+        public enum Durability: String, Sendable, Equatable, Decodable {
+            case full
+            case normal
+        }
+
+        public init() {}
+    }
+}
+
+/// One deployed function.
+public struct FunctionConfiguration: Sendable, Equatable {
+    /// The name the handler is registered under in the catalog.
+    public var handler: String
+    /// Seconds before an invocation ends with `Sandbox.Timedout`. Default 3, as in Lambda; at most 900.
+    public var timeout: Double = 3
+    /// MB, reported in `REPORT` lines. Default 128; 128 to 10240.
+    public var memory: Int = 128
+    /// Environment variables, in `context.environment`.
+    public var environment: [String: String] = [:]
+    /// HTTP routes served by `galley serve`, e.g. `GET /hello/{name}`.
+    public var routes: [Route] = []
+    /// How many invocations may run at once. Default 10; past it callers get 429.
+    public var concurrency: Int = 10
+    public var description: String = ""
+    /// Store namespaces this function may use besides its own.
+    public var store: [String] = []
+
+    public init(handler: String) {
+        self.handler = handler
+    }
+}
+
+extension RuntimeConfiguration {
+    /// Reads and validates a runtime.json file.
+    public static func load(from path: String) throws(ConfigurationError) -> RuntimeConfiguration {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(filePath: path))
+        } catch {
+            throw ConfigurationError(file: path, path: "", message: "cannot read the file (\(Self.reason(error)))")
+        }
+        return try RuntimeConfiguration(json: data, file: path)
+    }
+
+    /// Validates runtime.json contents; `file` names it in errors.
+    public init(json data: Data, file: String) throws(ConfigurationError) {
+        do {
+            try JSONSyntax.validate(data)
+        } catch {
+            throw ConfigurationError(file: file, path: "", message: "not valid JSON at \(error)")
+        }
+        do {
+            self = try JSONDecoder().decode(RuntimeConfiguration.self, from: data)
+        } catch let error as ConfigurationError {
+            throw ConfigurationError(file: file, path: error.path, message: error.message)
+        } catch let error as DecodingError {
+            let (path, message) = error.pathAndMessage
+            throw ConfigurationError(file: file, path: path, message: message)
+        } catch {
+            throw ConfigurationError(file: file, path: "", message: "\(error)")
+        }
+        try validate(file: file)
+    }
+
+    /// Checks what decoding cannot: ranges, names, duplicate routes.
+    func validate(file: String) throws(ConfigurationError) {
+        func fail(_ path: String, _ message: String) -> ConfigurationError {
+            ConfigurationError(file: file, path: path, message: message)
+        }
+        guard (0...65535).contains(server.port) else {
+            throw fail("server.port", "must be between 0 and 65535, found \(server.port)")
+        }
+        if functions.isEmpty { throw fail("functions", "no functions are deployed") }
+        var routeOwners: [String: (function: String, route: Route)] = [:]
+        for (name, function) in functions.sorted(by: { $0.key < $1.key }) {
+            let path = "functions.\(name)"
+            guard FunctionName.isValid(name) else {
+                throw fail(path, "'\(name)' is not a valid function name (letters, digits, '-' and '_', at most 64)")
+            }
+            guard function.timeout > 0 else {
+                throw fail("\(path).timeout", "must be greater than 0 seconds, found \(Self.format(function.timeout))")
+            }
+            guard function.timeout <= 900 else {
+                throw fail("\(path).timeout", "must be at most 900 seconds, found \(Self.format(function.timeout))")
+            }
+            guard (128...10240).contains(function.memory) else {
+                throw fail("\(path).memory", "must be between 128 and 10240 MB, found \(function.memory)")
+            }
+            guard (1...1000).contains(function.concurrency) else {
+                throw fail("\(path).concurrency", "must be between 1 and 1000, found \(function.concurrency)")
+            }
+            for (index, namespace) in function.store.enumerated() where !FunctionName.isValid(namespace) {
+                throw fail("\(path).store[\(index)]", "'\(namespace)' is not a valid namespace name")
+            }
+            for (index, route) in function.routes.enumerated() {
+                if let owner = routeOwners[route.shape] {
+                    throw fail(
+                        "\(path).routes[\(index)]",
+                        "'\(route)' is already the route '\(owner.route)' of function '\(owner.function)'"
+                    )
+                }
+                routeOwners[route.shape] = (name, route)
+            }
+        }
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(value)
+    }
+
+    /// A short reason for a file that could not be read: `no such file`, `permission denied`, ….
+    package static func reason(_ error: any Error) -> String {
+        if let error = error as? CocoaError {
+            switch error.code {
+            case .fileReadNoSuchFile, .fileNoSuchFile: return "no such file"
+            case .fileReadNoPermission: return "permission denied"
+            case .fileReadCorruptFile, .fileReadInapplicableStringEncoding: return "unreadable contents"
+            default: break
+            }
+        }
+        return "\(error)"
+    }
+}
+
+enum FunctionName {
+    static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy { byte in
+                (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                    || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                    || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+                    || byte == UInt8(ascii: "_")
+            }
+    }
+}
+
+// MARK: - Strict decoding
+
+extension RuntimeConfiguration: Decodable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case server, storage, functions
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        server = try container.decodeIfPresent(Server.self, forKey: .server) ?? Server()
+        storage = try container.decodeIfPresent(Storage.self, forKey: .storage) ?? Storage()
+        guard container.contains(.functions) else {
+            throw DecodingError.keyNotFound(
+                CodingKeys.functions,
+                .init(codingPath: [], debugDescription: "runtime.json needs a 'functions' object")
+            )
+        }
+        functions = try container.decode([String: FunctionConfiguration].self, forKey: .functions)
+    }
+}
+
+extension RuntimeConfiguration.Server: Decodable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case host, port, invokeAPI, trustedProxies
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        host = try container.decodeIfPresent(String.self, forKey: .host) ?? host
+        port = try container.decodeIfPresent(Int.self, forKey: .port) ?? port
+        invokeAPI = try container.decodeIfPresent(Bool.self, forKey: .invokeAPI) ?? invokeAPI
+        trustedProxies = try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? trustedProxies
+    }
+}
+
+extension RuntimeConfiguration.Storage: Decodable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case path, durability
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        path = try container.decodeIfPresent(String.self, forKey: .path) ?? path
+        if let text = try container.decodeIfPresent(String.self, forKey: .durability) {
+            guard let durability = Durability(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .durability,
+                    in: container,
+                    debugDescription: "must be \"full\" or \"normal\", found \"\(text)\""
+                )
+            }
+            self.durability = durability
+        }
+    }
+}
+
+extension FunctionConfiguration: Decodable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case handler, timeout, memory, environment, routes, concurrency, description, store
+        case command, directory
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if container.contains(.command) {
+            throw DecodingError.dataCorruptedError(
+                forKey: .command,
+                in: container,
+                debugDescription: "process functions (\"command\") are not supported by this version of Galley; "
+                    + "register a Swift handler in Functions/Catalog.swift and name it in \"handler\""
+            )
+        }
+        guard container.contains(.handler) else {
+            throw DecodingError.keyNotFound(
+                CodingKeys.handler,
+                .init(codingPath: decoder.codingPath, debugDescription: "every function needs a handler")
+            )
+        }
+        handler = try container.decode(String.self, forKey: .handler)
+        timeout = try container.decodeIfPresent(Double.self, forKey: .timeout) ?? timeout
+        memory = try container.decodeIfPresent(Int.self, forKey: .memory) ?? memory
+        environment = try container.decodeIfPresent([String: String].self, forKey: .environment) ?? environment
+        concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? concurrency
+        description = try container.decodeIfPresent(String.self, forKey: .description) ?? description
+        store = try container.decodeIfPresent([String].self, forKey: .store) ?? store
+        let routeTexts = try container.decodeIfPresent([String].self, forKey: .routes) ?? []
+        routes = []
+        for (index, text) in routeTexts.enumerated() {
+            do {
+                routes.append(try Route(parsing: text))
+            } catch {
+                throw ConfigurationError(
+                    file: "",
+                    path: (decoder.codingPath.map(\.stringValue) + ["routes"]).joined(separator: ".") + "[\(index)]",
+                    message: error.message
+                )
+            }
+        }
+    }
+}
+
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+extension Decoder {
+    /// Refuses fields the type does not know, naming the first one and listing the known ones.
+    func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_ keys: Keys.Type) throws {
+        let container = try self.container(keyedBy: AnyCodingKey.self)
+        let known = Keys.allCases.map(\.stringValue)
+        for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue })
+        where !known.contains(key.stringValue) {
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: codingPath + [key],
+                    debugDescription: "unknown field; known fields are \(known.joined(separator: ", "))"
+                )
+            )
+        }
+    }
+}
+
+extension DecodingError {
+    /// The dotted path of the field and a message, split for ``ConfigurationError``.
+    var pathAndMessage: (String, String) {
+        let summary = self.summary
+        if let range = summary.firstRange(of: ": "), !summary[..<range.lowerBound].contains(" ") {
+            return (String(summary[..<range.lowerBound]), String(summary[range.upperBound...]))
+        }
+        return ("", summary)
+    }
+}

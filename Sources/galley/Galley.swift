@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct GalleyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "galley",
+        abstract: "Run and test Lambda-style functions locally.",
+        subcommands: [Invoke.self, List.self, Events.self]
+    )
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import GalleyHost
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+struct Invoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Invoke a function with an event from a file or stdin; print its response on stdout.",
+        discussion: """
+            Exit status: 0 success, 1 function error (the error object is printed), 2 usage or configuration error.
+            With --lines, each stdin line is one event and each stdout line one response, in order. Without a
+            FUNCTION, each line is an envelope {"function": NAME, "event": {…}} and each answer
+            {"function", "requestId", "result" or "error"}.
+            """
+    )
+
+    @Argument(help: "The function's name in runtime.json. Omit it with --lines to read envelopes.")
+    var function: String?
+
+    @Option(name: .long, help: "A file holding the event JSON; stdin when omitted.")
+    var event: String?
+
+    @Flag(name: .long, help: "Read one event per line from stdin and answer each on its own line.")
+    var lines = false
+
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var logOptions: LogOptions
+
+    func validate() throws {
+        if function == nil && !lines {
+            throw ValidationError("Name a FUNCTION to invoke, or pass --lines to read envelopes from stdin.")
+        }
+        if lines && event != nil {
+            throw ValidationError("--event and --lines cannot be used together: --lines reads events from stdin.")
+        }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let deployment = try configOptions.loadDeployment()
+            let invoker = Invoker(
+                deployment: deployment,
+                logWriter: .standardError(format: logOptions.logFormat.format),
+                logLevel: logOptions.logLevel.level
+            )
+            if lines {
+                let failed = try await runLines(invoker)
+                if failed { throw ExitCode(1) }
+                return
+            }
+            let function = self.function!
+            try checkDeployed(function, in: deployment)
+            let payload: Data
+            if let event {
+                do {
+                    payload = try Data(contentsOf: URL(filePath: event))
+                } catch {
+                    throw Failure("cannot read the event file '\(event)' (\(RuntimeConfiguration.reason(error)))")
+                }
+            } else {
+                payload = StandardStreams.readAll()
+            }
+            let result: InvocationResult
+            do throws(InvokeError) {
+                result = try await invoker.invoke(Invocation(function: function, payload: payload))
+            } catch {
+                let source = event.map { "event file '\($0)'" } ?? "event on stdin"
+                switch error.code {
+                case .invalidRequestContent:
+                    throw Failure("the \(source) is not valid JSON: \(error.reason ?? error.message)")
+                case .requestTooLarge: throw Failure("the \(source) is too large: \(error.message)")
+                default: throw Failure(error.message)
+                }
+            }
+            StandardStreams.writeLine(result.payload)
+            if result.isFunctionError { throw ExitCode(1) }
+        }
+    }
+
+    private func checkDeployed(_ function: String, in deployment: Deployment) throws {
+        guard deployment.functions[function] == nil else { return }
+        let known = deployment.functions.keys.sorted().joined(separator: ", ")
+        throw Failure("no function named '\(function)' in \(configOptions.config); deployed functions: \(known)")
+    }
+
+    /// Answers stdin line by line; returns whether any line failed.
+    private func runLines(_ invoker: Invoker) async throws -> Bool {
+        if let function { try checkDeployed(function, in: invoker.deployment) }
+        let dispatcher = LineDispatcher(invoker: invoker, function: function)
+        var failed = false
+        for (index, line) in StandardStreams.Lines().enumerated() {
+            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
+            let (answer, lineFailed) = await dispatcher.answer(line, number: index + 1)
+            failed = failed || lineFailed
+            StandardStreams.writeLine(answer)
+        }
+        return failed
+    }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Functions
+import GalleyHost
+import Logging
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// `--config`, shared by every command that reads runtime.json.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "The runtime configuration file.")
+    var config = "runtime.json"
+
+    /// The validated configuration and deployment, or a one-line error and exit 2.
+    func loadDeployment() throws -> Deployment {
+        do {
+            let configuration = try RuntimeConfiguration.load(from: config)
+            return try Deployment(configuration: configuration, catalog: catalog, file: config)
+        } catch {
+            throw Failure(error.description)
+        }
+    }
+}
+
+/// `--log-format` and `--log-level`.
+struct LogOptions: ParsableArguments {
+    @Option(name: .long, help: "text (Lambda's classic lines) or json.")
+    var logFormat: LogFormatArgument = .init(.text)
+
+    @Option(name: .long, help: "The lowest level of handler log lines shown: trace, debug, info, warning, error.")
+    var logLevel: LogLevelArgument = .init(.info)
+}
+
+struct LogFormatArgument: ExpressibleByArgument {
+    var format: LogWriter.Format
+    init(_ format: LogWriter.Format) { self.format = format }
+    init?(argument: String) {
+        guard let format = LogWriter.Format(argument) else { return nil }
+        self.format = format
+    }
+    static var allValueStrings: [String] { ["text", "json"] }
+    var defaultValueDescription: String { format == .json ? "json" : "text" }
+}
+
+struct LogLevelArgument: ExpressibleByArgument {
+    var level: Logger.Level
+    init(_ level: Logger.Level) { self.level = level }
+    init?(argument: String) {
+        guard let level = Logger.Level(rawValue: argument.lowercased()) else { return nil }
+        self.level = level
+    }
+    static var allValueStrings: [String] { Logger.Level.allCases.map(\.rawValue) }
+    var defaultValueDescription: String { level.rawValue }
+}
+
+/// A user-facing failure: printed as `galley: <message>` on stderr, exit code 2.
+struct Failure: Error, CustomStringConvertible {
+    var message: String
+    var exitCode: Int32 = 2
+    init(_ message: String, exitCode: Int32 = 2) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+    var description: String { message }
+}
+
+extension AsyncParsableCommand {
+    /// Runs `body`, turning a ``Failure`` into one line on stderr and its exit code.
+    func reportingFailures(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let failure as Failure {
+            StandardStreams.writeError("galley: \(failure.message)")
+            throw ExitCode(failure.exitCode)
+        }
+    }
+}

@@ -1,0 +1,86 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// Raw stdin/stdout/stderr: stdout carries payloads only, everything else goes to stderr.
+enum StandardStreams {
+    static func write(_ bytes: some Collection<UInt8>, to descriptor: Int32 = 1) {
+        let array = Array(bytes)
+        array.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+
+    /// Writes one line to stdout.
+    static func writeLine(_ bytes: some Collection<UInt8>) {
+        write(Array(bytes) + [UInt8(ascii: "\n")])
+    }
+
+    /// Writes one line to stderr.
+    static func writeError(_ line: String) {
+        write(Array((line + "\n").utf8), to: 2)
+    }
+
+    /// All of stdin.
+    static func readAll() -> Data {
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            data.append(contentsOf: buffer[..<count])
+        }
+        return data
+    }
+
+    /// Stdin, one line at a time (without the newline), read as it arrives.
+    struct Lines: Sequence, IteratorProtocol {
+        private var pending: [UInt8] = []
+        private var start = 0
+        private var finished = false
+
+        mutating func next() -> [UInt8]? {
+            while true {
+                if let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                    var line = Array(pending[start..<newline])
+                    start = newline + 1
+                    if line.last == UInt8(ascii: "\r") { line.removeLast() }
+                    return line
+                }
+                if finished {
+                    guard start < pending.count else { return nil }
+                    let line = Array(pending[start...])
+                    start = pending.count
+                    return line
+                }
+                pending.removeFirst(start)
+                start = 0
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count <= 0 {
+                    finished = true
+                } else {
+                    pending.append(contentsOf: buffer[..<count])
+                }
+            }
+        }
+    }
+}
