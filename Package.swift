@@ -50,7 +50,7 @@ let package = Package(
             ]
         ),
         // Benchmarks: `swift run -c release galley-bench`.
-        .executableTarget(name: "galley-bench", dependencies: []),
+        .executableTarget(name: "galley-bench", dependencies: ["galley", "bench-echo"]),
         // The baseline for start-up: decode stdin JSON, re-encode it, nothing else.
         .executableTarget(name: "bench-echo", dependencies: []),
         .testTarget(

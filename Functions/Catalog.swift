@@ -4,5 +4,6 @@ import Galley
 ///
 /// Adding a function: a folder in `Functions/`, one line here, one entry in runtime.json.
 public let catalog: Catalog = [
-    .handler("Hello", Hello.self)
+    .handler("Hello", Hello.self),
+    .handler("Inspect", Inspect.self),
 ]

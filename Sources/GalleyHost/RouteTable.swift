@@ -5,6 +5,12 @@ public struct RouteTable: Sendable {
         public var function: String
         public var route: Route
         public var pathParameters: [String: String]
+
+        public init(function: String, route: Route, pathParameters: [String: String]) {
+            self.function = function
+            self.route = route
+            self.pathParameters = pathParameters
+        }
     }
 
     private let routes: [(function: String, route: Route)]

@@ -1,1 +1,24 @@
-print("todo")
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+// `swift run -c release galley-bench [startup] [--runs N]`: prints Markdown for BENCHMARKS.md.
+let arguments = Array(CommandLine.arguments.dropFirst())
+let executable = String(cString: realpath(CommandLine.arguments[0], nil))
+let binaries = String(executable[..<executable.lastIndex(of: "/")!])
+var runs = 40
+if let index = arguments.firstIndex(of: "--runs"), index + 1 < arguments.count, let value = Int(arguments[index + 1]) {
+    runs = value
+}
+let selected = Set(arguments.filter { !$0.hasPrefix("--") && Int($0) == nil })
+var template = Array("/tmp/galley-bench-XXXXXX".utf8CString)
+guard let made = mkdtemp(&template) else { fatalError("cannot create a temporary folder") }
+let workDirectory = String(cString: made)
+defer { _ = system("rm -rf '\(workDirectory)'") }
+
+print("Measured \(nproc()) cores; binaries from \(binaries)\n")
+if selected.isEmpty || selected.contains("startup") {
+    print(StartupBenchmark(binaries: binaries, workDirectory: workDirectory, runs: runs).run())
+}
+
+func nproc() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }

@@ -59,7 +59,14 @@ struct Events: AsyncParsableCommand {
                     headers: headers,
                     body: body.map { Array($0.utf8) }
                 )
-                if let configuration = try? RuntimeConfiguration.load(from: config) {
+                // Routes are matched when the configuration exists; a broken one is reported, not skipped.
+                if FileManager.default.fileExists(atPath: config) {
+                    let configuration: RuntimeConfiguration
+                    do throws(ConfigurationError) {
+                        configuration = try RuntimeConfiguration.load(from: config)
+                    } catch {
+                        throw Failure(error.description)
+                    }
                     builder.route = RouteTable(configuration: configuration).match(method: builder.method, path: path)
                 }
                 let encoder = JSONEncoder()

@@ -1,0 +1,206 @@
+import Foundation
+import Galley
+import GalleyHost
+import Synchronization
+import Testing
+
+/// Collects log lines in memory.
+final class LogLines: Sendable {
+    private let lines = Mutex<[String]>([])
+    var all: [String] { lines.withLock { $0 } }
+    func writer(_ format: LogWriter.Format = .text) -> LogWriter {
+        LogWriter(format: format) { line in self.lines.withLock { $0.append(line) } }
+    }
+}
+
+struct InvokerTests {
+    /// Counts init phases; sleeps, ignoring cancellation, when asked.
+    struct Sleeper: Handler {
+        struct Event: Decodable { var sleepMs: Int? }
+        struct Output: Encodable { var slept: Int }
+        static let inits = Mutex(0)
+
+        init(context: InitContext) {
+            Self.inits.withLock { $0 += 1 }
+            context.logger.info("init")
+        }
+
+        func handle(_ event: Event, context: Context) async throws -> Output {
+            let sleep = event.sleepMs ?? 0
+            context.logger.info("sleeping", metadata: ["ms": "\(sleep)"])
+            // A stubborn handler: it does not stop when cancelled.
+            let until = ContinuousClock.now + .milliseconds(sleep)
+            while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(5)) }
+            return Output(slept: sleep)
+        }
+    }
+
+    func makeInvoker(timeout: Double = 1, concurrency: Int = 10, log: LogLines) throws -> Invoker {
+        var function = FunctionConfiguration(handler: "Sleeper")
+        function.timeout = timeout
+        function.memory = 256
+        function.concurrency = concurrency
+        let deployment = try Deployment(
+            configuration: RuntimeConfiguration(functions: ["sleeper": function]),
+            catalog: [.handler("Sleeper", Sleeper.self)],
+            file: "runtime.json"
+        )
+        return Invoker(deployment: deployment, logWriter: log.writer())
+    }
+
+    func payload(_ text: String) -> Data { Data(text.utf8) }
+
+    @Test func reportLineHasLambdaFields() async throws {
+        let log = LogLines()
+        let invoker = try makeInvoker(log: log)
+        let result = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        #expect(!result.isFunctionError)
+        let lines = log.all
+        #expect(lines.first == "START RequestId: \(result.requestID) Version: $LATEST")
+        #expect(lines.contains("END RequestId: \(result.requestID)"))
+        let report = try #require(lines.last)
+        let fields = report.split(separator: "\t").map(String.init)
+        #expect(fields[0] == "REPORT RequestId: \(result.requestID)")
+        #expect(fields[1].wholeMatch(of: /Duration: \d+\.\d\d ms/) != nil)
+        #expect(fields[2].wholeMatch(of: /Billed Duration: [1-9]\d* ms/) != nil)
+        #expect(fields[3] == "Memory Size: 256 MB")
+        let used = try #require(fields[4].wholeMatch(of: /Max Memory Used: (\d+) MB/))
+        #expect(Int(used.1)! > 1)
+        #expect(fields[5].wholeMatch(of: /Init Duration: \d+\.\d\d ms/) != nil)
+        #expect(report.hasSuffix("\t"))
+    }
+
+    @Test func handlerLogLinesCarryTheRequestID() async throws {
+        let log = LogLines()
+        let invoker = try makeInvoker(log: log)
+        let result = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        let line = try #require(log.all.first { $0.contains("sleeping") })
+        #expect(
+            line.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t[-0-9a-f]{36}\tINFO\tsleeping ms=0/) != nil
+        )
+        #expect(line.contains(result.requestID))
+    }
+
+    @Test func initRunsOncePerEnvironment() async throws {
+        let log = LogLines()
+        let invoker = try makeInvoker(log: log)
+        let before = Sleeper.inits.withLock { $0 }
+        for _ in 0..<3 { _ = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}"))) }
+        let reports = log.all.filter { $0.hasPrefix("REPORT") }
+        #expect(reports.count == 3)
+        #expect(reports.filter { $0.contains("Init Duration") }.count == 1)
+        #expect(Sleeper.inits.withLock { $0 } - before >= 1)
+    }
+
+    @Test func timeoutEndsTheInvocationOnTimeAndResetsTheEnvironment() async throws {
+        let log = LogLines()
+        let invoker = try makeInvoker(timeout: 0.2, log: log)
+        _ = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))  // warm it up
+        let started = ContinuousClock.now
+        let result = try await invoker.invoke(Invocation(function: "sleeper", payload: payload(#"{"sleepMs": 3000}"#)))
+        #expect(
+            ContinuousClock.now - started < .seconds(2),
+            "the caller waited for a handler that ignores cancellation"
+        )
+        #expect(result.isFunctionError)
+        let object = try JSONDecoder().decode(ErrorObject.self, from: result.payload)
+        #expect(object.errorType == "Sandbox.Timedout")
+        #expect(object.errorMessage == "RequestId: \(result.requestID) Error: Task timed out after 0.20 seconds")
+        let lines = log.all
+        #expect(lines.contains { $0.hasSuffix("\(result.requestID) Task timed out after 0.20 seconds") })
+        #expect(
+            lines.contains { $0.hasPrefix("REPORT RequestId: \(result.requestID)") && $0.contains("Status: timeout") }
+        )
+        // The next invocation is a cold start.
+        let next = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        #expect(
+            log.all.contains { $0.hasPrefix("REPORT RequestId: \(next.requestID)") && $0.contains("Init Duration") }
+        )
+    }
+
+    @Test func concurrencyLimitThrottlesAtOnce() async throws {
+        let log = LogLines()
+        let invoker = try makeInvoker(timeout: 5, concurrency: 1, log: log)
+        let slow = Task {
+            try await invoker.invoke(Invocation(function: "sleeper", payload: payload(#"{"sleepMs": 400}"#)))
+        }
+        // Wait until the slow one holds the only slot.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !log.all.contains(where: { $0.contains("sleeping ms=400") }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        await #expect(throws: InvokeError.self) {
+            try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        }
+        do {
+            _ = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        } catch {
+            #expect(error.code == .tooManyRequests)
+            #expect(error.reason == "ReservedFunctionConcurrentInvocationLimitExceeded")
+        }
+        #expect(try await slow.value.isFunctionError == false)
+    }
+
+    @Test(arguments: [
+        ("nope", "{}", InvokeError.Code.functionNotFound),
+        ("sleeper", "{not json", .invalidRequestContent),
+        ("sleeper", String(repeating: " ", count: 6_291_457), .requestTooLarge),
+    ])
+    func refusedInvocationsRunNothing(function: String, body: String, code: InvokeError.Code) async throws {
+        let log = LogLines()
+        let invoker = try makeInvoker(log: log)
+        do {
+            _ = try await invoker.invoke(Invocation(function: function, payload: payload(body)))
+            Issue.record("expected \(code)")
+        } catch {
+            #expect(error.code == code)
+        }
+        #expect(log.all.isEmpty)
+    }
+
+    @Test func asyncPayloadLimitIsOneMegabyte() async throws {
+        let invoker = try makeInvoker(log: LogLines())
+        let body = "[" + String(repeating: "1,", count: 600_000) + "1]"
+        await #expect(throws: InvokeError.self) {
+            try await invoker.invoke(Invocation(function: "sleeper", payload: payload(body), kind: .event))
+        }
+    }
+
+    @Test func logTailIsTheLastFourKilobytesInBase64() async throws {
+        let invoker = try makeInvoker(log: LogLines())
+        let result = try await invoker.invoke(
+            Invocation(function: "sleeper", payload: payload("{}"), wantsLogTail: true)
+        )
+        let tail = try #require(result.logTail.flatMap { Data(base64Encoded: $0) })
+        let text = String(decoding: tail, as: UTF8.self)
+        #expect(tail.count <= 4096)
+        #expect(text.hasPrefix("START RequestId: \(result.requestID)"))
+        #expect(text.contains("REPORT RequestId: \(result.requestID)"))
+    }
+
+    @Test func jsonLogFormatHasTheSameFields() async throws {
+        let log = LogLines()
+        var function = FunctionConfiguration(handler: "Sleeper")
+        function.memory = 512
+        let deployment = try Deployment(
+            configuration: RuntimeConfiguration(functions: ["sleeper": function]),
+            catalog: [.handler("Sleeper", Sleeper.self)],
+            file: "runtime.json"
+        )
+        let invoker = Invoker(deployment: deployment, logWriter: log.writer(.json))
+        let result = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        let objects = try log.all.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        #expect(objects.first?["type"] as? String == "platform.start")
+        let report = try #require(objects.last)
+        #expect(report["type"] as? String == "platform.report")
+        let record = try #require(report["record"] as? [String: Any])
+        #expect(record["requestId"] as? String == result.requestID)
+        let metrics = try #require(record["metrics"] as? [String: Any])
+        #expect(metrics["memorySizeMB"] as? Int == 512)
+        #expect(metrics["durationMs"] != nil && metrics["billedDurationMs"] != nil && metrics["maxMemoryUsedMB"] != nil)
+        #expect(metrics["initDurationMs"] != nil)
+        let app = try #require(objects.first { $0["message"] as? String == "sleeping" })
+        #expect(app["requestId"] as? String == result.requestID)
+        #expect(app["level"] as? String == "INFO")
+    }
+}

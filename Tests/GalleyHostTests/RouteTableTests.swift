@@ -1,0 +1,102 @@
+import Foundation
+import GalleyHost
+import Testing
+
+struct RouteTableTests {
+    func table(_ routes: [String: [String]]) throws -> RouteTable {
+        var functions: [String: FunctionConfiguration] = [:]
+        for (name, texts) in routes {
+            var function = FunctionConfiguration(handler: "Hello")
+            function.routes = try texts.map { try Route(parsing: $0) }
+            functions[name] = function
+        }
+        return RouteTable(configuration: RuntimeConfiguration(functions: functions))
+    }
+
+    @Test func parametersAreExtractedAndDecoded() throws {
+        let routes = try table(["hello": ["GET /hello/{name}"]])
+        let match = try #require(routes.match(method: "GET", path: "/hello/Ada%20L"))
+        #expect(match.function == "hello")
+        #expect(match.pathParameters == ["name": "Ada L"])
+        #expect(routes.match(method: "POST", path: "/hello/Ada") == nil)
+        #expect(routes.match(method: "GET", path: "/hello") == nil)
+        #expect(routes.match(method: "GET", path: "/hello/a/b") == nil)
+    }
+
+    @Test func literalBeatsParameterBeatsGreedy() throws {
+        let routes = try table([
+            "literal": ["GET /files/readme"],
+            "param": ["GET /files/{name}"],
+            "greedy": ["ANY /files/{proxy+}"],
+        ])
+        #expect(routes.match(method: "GET", path: "/files/readme")?.function == "literal")
+        #expect(routes.match(method: "GET", path: "/files/other")?.function == "param")
+        let deep = try #require(routes.match(method: "GET", path: "/files/a/b/c"))
+        #expect(deep.function == "greedy")
+        #expect(deep.pathParameters == ["proxy": "a/b/c"])
+        #expect(routes.match(method: "DELETE", path: "/files/x")?.function == "greedy")
+    }
+
+    @Test func exactMethodBeatsAny() throws {
+        let routes = try table(["any": ["ANY /thing"], "get": ["GET /thing"]])
+        #expect(routes.match(method: "GET", path: "/thing")?.function == "get")
+        #expect(routes.match(method: "POST", path: "/thing")?.function == "any")
+    }
+
+    @Test func rootRouteMatchesSlash() throws {
+        let routes = try table(["root": ["GET /"]])
+        #expect(routes.match(method: "GET", path: "/")?.function == "root")
+    }
+}
+
+struct HTTPEventBuilderTests {
+    @Test func eventFollowsPayloadFormatTwo() throws {
+        let builder = HTTPEventBuilder(
+            method: "POST",
+            path: "/hello/Ada",
+            query: "a=1&a=2&b=x%20y&flag",
+            headers: [("X-Thing", "one"), ("x-thing", "two"), ("Cookie", "c1=v1; c2=v2"), ("User-Agent", "curl/8")],
+            body: Array("hi".utf8),
+            sourceIP: "10.1.2.3",
+            domainName: "api.example.com",
+            requestID: "req-1",
+            route: RouteTable.Match(
+                function: "hello",
+                route: try Route(parsing: "POST /hello/{name}"),
+                pathParameters: ["name": "Ada"]
+            )
+        )
+        let event = builder.build()
+        #expect(event.version == "2.0")
+        #expect(event.routeKey == "POST /hello/{name}")
+        #expect(event.rawPath == "/hello/Ada")
+        #expect(event.rawQueryString == "a=1&a=2&b=x%20y&flag")
+        #expect(event.headers["x-thing"] == "one,two")
+        #expect(event.headers["cookie"] == nil)
+        #expect(event.cookies == ["c1=v1", "c2=v2"])
+        #expect(event.queryStringParameters == ["a": "1,2", "b": "x y", "flag": ""])
+        #expect(event.pathParameters == ["name": "Ada"])
+        #expect(event.body == "hi")
+        #expect(!event.isBase64Encoded)
+        #expect(event.requestContext.http.sourceIp == "10.1.2.3")
+        #expect(event.requestContext.http.userAgent == "curl/8")
+        #expect(event.requestContext.domainName == "api.example.com")
+        #expect(event.requestContext.domainPrefix == "api")
+        #expect(event.requestContext.requestId == "req-1")
+        #expect(event.requestContext.time.wholeMatch(of: /\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d \+0000/) != nil)
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(event)) as! [String: Any]
+        #expect(json["stageVariables"] == nil)
+        #expect((json["requestContext"] as? [String: Any])?["timeEpoch"] is Int)
+    }
+
+    @Test func binaryContentTypeIsBase64EvenWhenUTF8() {
+        let event = HTTPEventBuilder(
+            method: "PUT",
+            path: "/f",
+            headers: [("Content-Type", "application/octet-stream")],
+            body: Array("abc".utf8)
+        ).build()
+        #expect(event.isBase64Encoded)
+        #expect(event.body == "YWJj")
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Functions
+import GalleyHost
+import Testing
+
+struct RuntimeConfigurationTests {
+    func load(_ json: String) throws(ConfigurationError) -> Deployment {
+        let configuration = try RuntimeConfiguration(json: Data(json.utf8), file: "runtime.json")
+        return try Deployment(configuration: configuration, catalog: catalog, file: "runtime.json")
+    }
+
+    func error(_ json: String) -> String {
+        do {
+            _ = try load(json)
+            return "no error"
+        } catch {
+            return error.description
+        }
+    }
+
+    @Test func validFileLoadsWithDefaults() throws {
+        let deployment = try load(#"{"functions": {"hello": {"handler": "Hello", "routes": ["GET /hello/{name}"]}}}"#)
+        let hello = try #require(deployment.functions["hello"])
+        #expect(hello.configuration.timeout == 3)
+        #expect(hello.configuration.memory == 128)
+        #expect(hello.configuration.concurrency == 10)
+        #expect(hello.configuration.routes.map(\.description) == ["GET /hello/{name}"])
+        #expect(deployment.configuration.server.port == 9000)
+        #expect(deployment.configuration.storage.path == ".galley")
+    }
+
+    @Test func shippedRuntimeJSONIsValid() throws {
+        let file = URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../runtime.json").path
+        let configuration = try RuntimeConfiguration.load(from: file)
+        _ = try Deployment(configuration: configuration, catalog: catalog, file: file)
+        #expect(configuration.functions["hello"]?.handler == "Hello")
+    }
+
+    @Test(arguments: [
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "timeout": "3"}}}"#,
+            "runtime.json: functions.hello.timeout: expected a number, found a string"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "timeuot": 3}}}"#,
+            "runtime.json: functions.hello.timeuot: unknown field; known fields are handler, timeout"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Helo"}}}"#,
+            "runtime.json: functions.hello.handler: no handler named 'Helo' is registered; registered handlers: Hello, Inspect"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "timeout": -1}}}"#,
+            "runtime.json: functions.hello.timeout: must be greater than 0 seconds, found -1"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "timeout": 0}}}"#,
+            "runtime.json: functions.hello.timeout: must be greater than 0 seconds, found 0"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "timeout": 901}}}"#,
+            "runtime.json: functions.hello.timeout: must be at most 900 seconds, found 901"
+        ),
+        (
+            #"{"functions": {"a": {"handler": "Hello", "routes": ["GET /x/{id}"]}, "b": {"handler": "Hello", "routes": ["GET /x/{name}"]}}}"#,
+            "runtime.json: functions.b.routes[0]: 'GET /x/{name}' is already the route 'GET /x/{id}' of function 'a'"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "routes": ["/hello"]}}}"#,
+            "runtime.json: functions.hello.routes[0]: '/hello' must be 'METHOD /path'"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "routes": ["FETCH /hello"]}}}"#,
+            "runtime.json: functions.hello.routes[0]: 'FETCH' is not a method"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "routes": ["GET /{proxy+}/x"]}}}"#,
+            "must be the last segment"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "memory": 64}}}"#,
+            "runtime.json: functions.hello.memory: must be between 128 and 10240 MB, found 64"
+        ),
+        (
+            #"{"functions": {"hello": {"handler": "Hello", "concurrency": 0}}}"#,
+            "runtime.json: functions.hello.concurrency: must be between 1 and 1000, found 0"
+        ),
+        (
+            #"{"functions": {"hello": {"timeout": 3}}}"#,
+            "runtime.json: functions.hello: missing required field 'handler'"
+        ),
+        (
+            #"{"functions": {"bad name": {"handler": "Hello"}}}"#,
+            "runtime.json: functions.bad name: 'bad name' is not a valid"
+        ),
+        (#"{"functions": {}}"#, "runtime.json: functions: no functions are deployed"),
+        (
+            #"{"server": {"port": 70000}, "functions": {"h": {"handler": "Hello"}}}"#,
+            "runtime.json: server.port: must be between"
+        ),
+        (
+            #"{"storage": {"durability": "maybe"}, "functions": {"h": {"handler": "Hello"}}}"#,
+            "storage.durability: must be"
+        ),
+        (#"{"functions": {"py": {"command": ["python3"]}}}"#, "functions.py.command: process functions"),
+        (
+            #"{"functions": {"hello": {"handler": "Hello",}}}"#,
+            "runtime.json: not valid JSON at line 1, column 45: expected a string key"
+        ),
+        ("[]", "runtime.json: expected"),
+    ])
+    func mistakeIsRefusedWithOneLineNamingTheField(json: String, expected: String) {
+        let message = error(json)
+        #expect(message.hasPrefix(expected) || message.contains(expected), "got: \(message)")
+        #expect(!message.contains("\n"))
+    }
+
+    @Test func missingFileIsNamed() {
+        do {
+            _ = try RuntimeConfiguration.load(from: "/nonexistent/runtime.json")
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.description == "/nonexistent/runtime.json: cannot read the file (no such file)")
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+
+/// `galley invoke`, `list` and `events` as a user runs them: a real process, stdin and stdout.
+struct InvokeCommandTests {
+    let directory: TemporaryDirectory
+    let config: String
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        config = try directory.write(
+            "runtime.json",
+            """
+            {
+              "functions": {
+                "hello": { "handler": "Hello", "environment": { "GREETING": "Hello" }, "routes": ["GET /hello/{name}"] },
+                "inspect": { "handler": "Inspect", "timeout": 0.5, "memory": 256, "environment": { "STAGE": "test" } }
+              }
+            }
+            """
+        )
+    }
+
+    @Test func eventFromStdinPrintsOnlyTheResponseOnStdout() async throws {
+        let output = try await runGalley(["invoke", "hello", "--config", config], stdin: #"{"name":"Ada"}"#)
+        #expect(output.status == 0)
+        #expect(output.out == #"{"message":"Hello, Ada!"}"# + "\n")
+        #expect(output.err.contains("START RequestId: "))
+        #expect(output.err.contains("REPORT RequestId: "))
+    }
+
+    @Test func eventFromFile() async throws {
+        let event = try directory.write("event.json", #"{"name": "Grace"}"#)
+        let output = try await runGalley(["invoke", "hello", "--event", event, "--config", config])
+        #expect(output.status == 0)
+        #expect(output.out == #"{"message":"Hello, Grace!"}"# + "\n")
+    }
+
+    @Test func reportLineHasRealMemoryAndConfiguredSize() async throws {
+        let output = try await runGalley(["invoke", "inspect", "--config", config], stdin: "{}")
+        let report = try #require(output.err.split(separator: "\n").first { $0.hasPrefix("REPORT") })
+        #expect(report.contains("\tMemory Size: 256 MB\t"))
+        let used = try #require(report.firstMatch(of: /Max Memory Used: (\d+) MB/))
+        #expect(Int(used.1)! >= 2, "peak RSS of a Swift process is more than a megabyte")
+        #expect(report.contains("Init Duration: "))
+    }
+
+    @Test func functionErrorExitsOneWithTheErrorObjectOnStdout() async throws {
+        let output = try await runGalley(["invoke", "inspect", "--config", config], stdin: #"{"fail": "broken"}"#)
+        #expect(output.status == 1)
+        let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
+        #expect(object?["errorType"] as? String == "InspectError")
+        #expect(object?["errorMessage"] as? String == "broken")
+        #expect(object?["stackTrace"] as? [String] == [])
+    }
+
+    @Test func timeoutEndsWithSandboxTimedout() async throws {
+        let started = ContinuousClock.now
+        let output = try await runGalley(["invoke", "inspect", "--config", config], stdin: #"{"sleepMs": 10000}"#)
+        #expect(ContinuousClock.now - started < .seconds(8))
+        #expect(output.status == 1)
+        let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
+        #expect(object?["errorType"] as? String == "Sandbox.Timedout")
+        let message = try #require(object?["errorMessage"] as? String)
+        #expect(message.wholeMatch(of: /RequestId: [-0-9a-f]{36} Error: Task timed out after 0\.50 seconds/) != nil)
+        #expect(output.err.contains("Task timed out after 0.50 seconds"))
+        #expect(output.err.contains("Status: timeout"))
+    }
+
+    @Test func environmentAndFunctionNameReachTheHandler() async throws {
+        let output = try await runGalley(["invoke", "inspect", "--config", config], stdin: #"{"x": [1, 2]}"#)
+        let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
+        #expect(object?["functionName"] as? String == "inspect")
+        #expect(object?["environment"] as? [String: String] == ["STAGE": "test"])
+        #expect((object?["event"] as? [String: Any])?["x"] as? [Int] == [1, 2])
+        let remaining = try #require(object?["remainingTimeMs"] as? Int)
+        #expect(remaining > 0 && remaining <= 500)
+    }
+
+    @Test func unknownFunctionIsAUsageErrorListingTheDeployedOnes() async throws {
+        let output = try await runGalley(["invoke", "nope", "--config", config], stdin: "{}")
+        #expect(output.status == 2)
+        #expect(output.out.isEmpty)
+        #expect(output.err == "galley: no function named 'nope' in \(config); deployed functions: hello, inspect\n")
+    }
+
+    @Test func malformedEventIsRefusedWithItsPosition() async throws {
+        let output = try await runGalley(["invoke", "hello", "--config", config], stdin: "{\"name\": \"Ada\",\n oops}")
+        #expect(output.status == 2)
+        #expect(output.out.isEmpty)
+        #expect(output.err.hasPrefix("galley: the event on stdin is not valid JSON: line 2, column 2:"))
+        #expect(!output.err.contains("START"), "nothing ran")
+    }
+
+    @Test func missingEventFileIsNamed() async throws {
+        let output = try await runGalley(["invoke", "hello", "--event", "nope.json", "--config", config])
+        #expect(output.status == 2)
+        #expect(output.err == "galley: cannot read the event file 'nope.json' (no such file)\n")
+    }
+
+    @Test func invalidConfigurationIsOneLineAndExitTwo() async throws {
+        let bad = try directory.write("bad.json", #"{"functions": {"hello": {"handler": "Hello", "timeout": -3}}}"#)
+        let output = try await runGalley(["invoke", "hello", "--config", bad], stdin: "{}")
+        #expect(output.status == 2)
+        #expect(output.err == "galley: \(bad): functions.hello.timeout: must be greater than 0 seconds, found -3\n")
+    }
+
+    @Test func missingConfigurationIsNamed() async throws {
+        let empty = try TemporaryDirectory()
+        let output = try await runGalley(["list"], in: empty)
+        #expect(output.status == 2)
+        #expect(output.err == "galley: runtime.json: cannot read the file (no such file)\n")
+    }
+
+    @Test func usageErrorExitsWithAtLeastTwo() async throws {
+        let output = try await runGalley(["invoke", "--config", config])
+        #expect(output.status >= 2)
+        #expect(output.err.contains("--lines"))
+    }
+
+    @Test func linesReuseOneWarmEnvironment() async throws {
+        let output = try await runGalley(
+            ["invoke", "hello", "--lines", "--config", config],
+            stdin: "{\"name\":\"A\"}\n\n{\"name\":\"B\"}\n{\"name\":3}\nnot json\n{\"name\":\"C\"}"
+        )
+        let lines = output.out.split(separator: "\n").map(String.init)
+        #expect(lines.count == 5)
+        #expect(lines[0] == #"{"message":"Hello, A!"}"#)
+        #expect(lines[1] == #"{"message":"Hello, B!"}"#)
+        #expect(lines[2].contains(#""errorType":"Runtime.UnmarshalError""#))
+        #expect(lines[3].contains(#""errorType":"InvalidRequestContentException""#))
+        #expect(lines[4] == #"{"message":"Hello, C!"}"#)
+        #expect(output.status == 1, "a failed line makes the exit status 1")
+        let reports = output.err.split(separator: "\n").filter { $0.hasPrefix("REPORT") }
+        #expect(reports.count == 4)
+        #expect(reports.filter { $0.contains("Init Duration") }.count == 1, "init ran once")
+    }
+
+    @Test func mixedStreamAnswersEachEnvelopeInOrder() async throws {
+        let input = [
+            #"{"function": "hello", "event": {"name": "Ada"}}"#,
+            #"{"function": "inspect", "event": {"fail": "no"}}"#,
+            #"{"function": "ghost", "event": {}}"#,
+            #"{"event": {}}"#,
+            "{broken",
+            #"{"function": "hello"}"#,
+        ].joined(separator: "\n")
+        let output = try await runGalley(["invoke", "--lines", "--config", config], stdin: input)
+        let answers = try output.out.split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        #expect(answers.count == 6)
+        #expect(answers[0]["function"] as? String == "hello")
+        #expect((answers[0]["result"] as? [String: String]) == ["message": "Hello, Ada!"])
+        #expect((answers[0]["requestId"] as? String)?.count == 36)
+        #expect((answers[1]["error"] as? [String: Any])?["errorType"] as? String == "InspectError")
+        #expect((answers[2]["error"] as? [String: Any])?["errorType"] as? String == "ResourceNotFoundException")
+        #expect(answers[3]["line"] as? Int == 4)
+        #expect((answers[3]["error"] as? [String: Any])?["errorType"] as? String == "InvalidLine")
+        #expect(answers[4]["line"] as? Int == 5)
+        #expect((answers[5]["result"] as? [String: String]) == ["message": "Hello, world!"])
+        #expect(output.status == 1)
+    }
+
+    @Test func listShowsEachFunction() async throws {
+        let output = try await runGalley(["list", "--config", config])
+        #expect(output.status == 0)
+        let lines = output.out.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("FUNCTION") == true)
+        #expect(lines.contains { $0.hasPrefix("hello") && $0.contains("Hello") && $0.contains("GET /hello/{name}") })
+        #expect(lines.contains { $0.hasPrefix("inspect") && $0.contains("0.5s") && $0.contains("256 MB") })
+    }
+
+    @Test func httpEventMatchesTheConfiguredRoute() async throws {
+        let output = try await runGalley([
+            "events", "http", "--method", "GET", "--path", "/hello/Ada?x=1", "--header", "X-Id: 7", "--config", config,
+        ])
+        #expect(output.status == 0)
+        let event = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
+        #expect(event?["version"] as? String == "2.0")
+        #expect(event?["routeKey"] as? String == "GET /hello/{name}")
+        #expect(event?["pathParameters"] as? [String: String] == ["name": "Ada"])
+        #expect(event?["queryStringParameters"] as? [String: String] == ["x": "1"])
+        #expect((event?["headers"] as? [String: String])?["x-id"] == "7")
+        // The event file works as an event for the function behind that route.
+        let file = try directory.write("http.json", output.out)
+        let invoked = try await runGalley(["invoke", "hello", "--event", file, "--config", config])
+        #expect(invoked.out == #"{"message":"Hello, Ada!"}"# + "\n")
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+/// The built `galley` binary, beside the test bundle in the build folder.
+enum Binaries {
+    static let directory: URL = {
+        let executable = URL(filePath: "/proc/self/exe").resolvingSymlinksInPath()
+        return executable.deletingLastPathComponent()
+    }()
+
+    static let galley = directory.appending(path: "galley")
+}
+
+/// What a finished process left behind.
+struct ProcessOutput {
+    var status: Int32
+    var stdout: Data
+    var stderr: Data
+    var out: String { String(decoding: stdout, as: UTF8.self) }
+    var err: String { String(decoding: stderr, as: UTF8.self) }
+}
+
+/// A fresh folder per test, removed when the test ends.
+final class TemporaryDirectory {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appending(path: "galley-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        try? FileManager.default.removeItem(at: url)
+    }
+
+    /// Writes `contents` to `name` inside the folder and returns its path.
+    @discardableResult
+    func write(_ name: String, _ contents: String) throws -> String {
+        let file = url.appending(path: name)
+        try Data(contents.utf8).write(to: file)
+        return file.path
+    }
+
+    func path(_ name: String) -> String { url.appending(path: name).path }
+}
+
+/// Runs `galley` with `arguments`, feeding `stdin`, and waits for it (at most `timeout`).
+func runGalley(
+    _ arguments: [String],
+    stdin: String = "",
+    in directory: TemporaryDirectory? = nil,
+    timeout: Duration = .seconds(60)
+) async throws -> ProcessOutput {
+    let process = Process()
+    process.executableURL = Binaries.galley
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory.url }
+    let input = Pipe()
+    let output = Pipe()
+    let error = Pipe()
+    process.standardInput = input
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    // Read both pipes while the process runs, so that neither fills up and blocks it.
+    async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
+    async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
+    try input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8))
+    try input.fileHandleForWriting.close()
+    let deadline = ContinuousClock.now + timeout
+    while process.isRunning {
+        if ContinuousClock.now > deadline {
+            process.terminate()
+            Issue.record("galley \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+            break
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+    let stdout = await out
+    let stderr = await err
+    process.waitUntilExit()
+    return ProcessOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+}
