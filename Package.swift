@@ -30,11 +30,14 @@ let package = Package(
             name: "Galley",
             dependencies: [.product(name: "Logging", package: "swift-log")]
         ),
+        // The key-value store: SQLite on a local file, and in memory.
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "GalleyStore", dependencies: ["Galley", "CSQLite"]),
         // The runtime: configuration, dispatcher, environments, HTTP host.
         .target(
             name: "GalleyHost",
             dependencies: [
-                "Galley",
+                "Galley", "GalleyStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -56,6 +59,10 @@ let package = Package(
         .testTarget(
             name: "GalleyTests",
             dependencies: ["Galley", "GalleyHost"]
+        ),
+        .testTarget(
+            name: "GalleyStoreTests",
+            dependencies: ["Galley", "GalleyStore"]
         ),
         .testTarget(
             name: "GalleyHostTests",

@@ -1,0 +1,149 @@
+import CSQLite
+import Galley
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// One sqlite3 connection and its prepared statements. Not thread-safe: the store hands each
+/// connection to one caller at a time.
+final class SQLiteConnection: @unchecked Sendable {
+    let handle: OpaquePointer
+    let path: String
+    private var statements: [String: OpaquePointer] = [:]
+
+    init(path: String, readOnly: Bool = false) throws {
+        var handle: OpaquePointer?
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        let code = sqlite3_open_v2(path, &handle, flags, nil)
+        guard code == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "error \(code)"
+            sqlite3_close_v2(handle)
+            throw StoreError(.unavailable, "cannot open the store file '\(path)': \(message)")
+        }
+        self.handle = handle
+        self.path = path
+        sqlite3_extended_result_codes(handle, 1)
+    }
+
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        sqlite3_close_v2(handle)
+    }
+
+    /// Runs SQL with no results (several statements allowed).
+    func execute(_ sql: String) throws {
+        let code = sqlite3_exec(handle, sql, nil, nil, nil)
+        guard code == SQLITE_OK else { throw error(code, doing: sql) }
+    }
+
+    /// The single value of a one-row query, such as a pragma.
+    func scalarText(_ sql: String) throws -> String? {
+        var result: String?
+        try withStatement(sql) { statement in
+            if try statement.step() { result = statement.text(0) }
+        }
+        return result
+    }
+
+    /// A cached prepared statement, reset and cleared after `body`.
+    func withStatement<Result>(_ sql: String, _ body: (Statement) throws -> Result) throws -> Result {
+        let pointer: OpaquePointer
+        if let cached = statements[sql] {
+            pointer = cached
+        } else {
+            var prepared: OpaquePointer?
+            let code = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &prepared, nil)
+            guard code == SQLITE_OK, let prepared else { throw error(code, doing: sql) }
+            statements[sql] = prepared
+            pointer = prepared
+        }
+        defer {
+            sqlite3_reset(pointer)
+            sqlite3_clear_bindings(pointer)
+        }
+        return try body(Statement(pointer: pointer, connection: self))
+    }
+
+    /// A ``StoreError`` for a failed call: `.corrupt` when the file is not a sound database.
+    func error(_ code: Int32, doing what: String) -> StoreError {
+        let message = String(cString: sqlite3_errmsg(handle))
+        switch code & 0xFF {
+        case SQLITE_CORRUPT, SQLITE_NOTADB:
+            return StoreError(.corrupt, "the store file '\(path)' is damaged or not a Galley store: \(message)")
+        case SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL:
+            return StoreError(.unavailable, "the store file '\(path)' cannot be used: \(message)")
+        case SQLITE_BUSY, SQLITE_LOCKED:
+            return StoreError(.unavailable, "the store file '\(path)' stayed locked by another process: \(message)")
+        default:
+            return StoreError(.unavailable, "the store file '\(path)' failed (\(message)) running \(what.prefix(60))")
+        }
+    }
+
+    /// A prepared statement being run.
+    struct Statement {
+        let pointer: OpaquePointer
+        let connection: SQLiteConnection
+
+        func bind(_ index: Int32, _ text: String) {
+            var text = text
+            text.withUTF8 { buffer in
+                _ = sqlite3_bind_text(pointer, index, buffer.baseAddress, Int32(buffer.count), csqlite_transient())
+            }
+        }
+
+        func bind(_ index: Int32, bytes: [UInt8]) {
+            bytes.withUnsafeBufferPointer { buffer in
+                _ = sqlite3_bind_text(pointer, index, buffer.baseAddress, Int32(buffer.count), csqlite_transient())
+            }
+        }
+
+        func bind(_ index: Int32, _ data: Data) {
+            data.withUnsafeBytes { buffer in
+                // A zero-length blob must still be a blob, not NULL.
+                _ = sqlite3_bind_blob(
+                    pointer,
+                    index,
+                    buffer.baseAddress ?? UnsafeRawPointer(bitPattern: 1),
+                    Int32(buffer.count),
+                    csqlite_transient()
+                )
+            }
+        }
+
+        func bind(_ index: Int32, _ value: Int64?) {
+            if let value { sqlite3_bind_int64(pointer, index, value) } else { sqlite3_bind_null(pointer, index) }
+        }
+
+        func bind(_ index: Int32, optional text: String?) {
+            if let text { bind(index, text) } else { sqlite3_bind_null(pointer, index) }
+        }
+
+        /// Steps once; `true` when a row is ready.
+        func step() throws -> Bool {
+            let code = sqlite3_step(pointer)
+            switch code {
+            case SQLITE_ROW: return true
+            case SQLITE_DONE: return false
+            default: throw connection.error(code, doing: String(cString: sqlite3_sql(pointer)))
+            }
+        }
+
+        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(pointer, column) == SQLITE_NULL }
+        func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(pointer, column) }
+        func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
+
+        func text(_ column: Int32) -> String? {
+            guard let bytes = sqlite3_column_text(pointer, column) else { return nil }
+            return String(cString: bytes)
+        }
+
+        func data(_ column: Int32) -> Data {
+            let count = Int(sqlite3_column_bytes(pointer, column))
+            guard count > 0, let bytes = sqlite3_column_blob(pointer, column) else { return Data() }
+            return Data(bytes: bytes, count: count)
+        }
+    }
+}

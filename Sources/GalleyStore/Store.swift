@@ -1,0 +1,15 @@
+import Galley
+
+/// A whole store, of which each namespace is a ``KeyValueStore``: ``SQLiteStore`` or ``MemoryStore``.
+public protocol Store: Sendable {
+    /// The store of one namespace.
+    ///
+    /// - Throws: ``StoreError`` `.invalidKey` for a name that is not letters, digits, `-` and `_`.
+    func namespace(_ name: String) throws -> any KeyValueStore
+
+    /// Deletes up to `limit` expired entries and returns how many. Expired entries are already
+    /// invisible; this only frees their space.
+    func purgeExpired(limit: Int) async throws -> Int
+}
+
+extension MemoryStore: Store {}

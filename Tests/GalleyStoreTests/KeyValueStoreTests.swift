@@ -1,0 +1,325 @@
+import Foundation
+import Galley
+import Synchronization
+import Testing
+
+@testable import GalleyStore
+
+/// A clock the test moves by hand.
+final class ManualClock: Sendable {
+    private let milliseconds = Mutex<Int64>(1_700_000_000_000)
+    func advance(by duration: Duration) {
+        milliseconds.withLock {
+            $0 += duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        }
+    }
+    var storeClock: StoreClock { StoreClock { self.milliseconds.withLock { $0 } } }
+}
+
+enum Adapter: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, memory
+    var testDescription: String { rawValue }
+}
+
+/// A fresh store of either kind, in its own temporary folder.
+final class Fixture {
+    let clock = ManualClock()
+    let folder: URL
+    let store: any Store & StoreBackend
+
+    init(_ adapter: Adapter) throws {
+        folder = FileManager.default.temporaryDirectory.appending(path: "galley-store-\(UUID().uuidString)")
+        switch adapter {
+        case .sqlite:
+            store = try SQLiteStore(
+                path: folder.appending(path: "store.sqlite").path,
+                durability: .normal,
+                clock: clock.storeClock
+            )
+        case .memory:
+            store = MemoryStore(clock: clock.storeClock)
+        }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: folder) }
+
+    func namespace(_ name: String = "app") throws -> any KeyValueStore { try store.namespace(name) }
+}
+
+struct KeyValueStoreTests {
+    struct User: Codable, Equatable {
+        var name: String
+        var age: Int
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func putThenGetReturnsValueVersionAndMetadata(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        let version = try await store.put("k", bytes: Data("v".utf8), ttl: .seconds(60), metadata: ["a": "b"])
+        let entry = try #require(try await store.get("k"))
+        #expect(entry.value == Data("v".utf8))
+        #expect(entry.version == version)
+        #expect(entry.metadata == ["a": "b"])
+        let expiration = try #require(entry.expiration)
+        #expect(abs(expiration.timeIntervalSince1970 - (1_700_000_000 + 60)) < 0.01)
+        #expect(try await store.get("missing") == nil)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func codableValuesRoundTripAsJSON(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        try await store.put("user:1", User(name: "Ada", age: 36))
+        #expect(try await store.get("user:1", as: User.self) == User(name: "Ada", age: 36))
+        #expect(try await store.get("user:1")?.value == Data(#"{"age":36,"name":"Ada"}"#.utf8))
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func versionsIncreaseAcrossKeysAndNamespaces(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let a = try await fixture.namespace("a").put("k", 1)
+        let b = try await fixture.namespace("b").put("k", 1)
+        let c = try await fixture.namespace("a").put("other", 1)
+        #expect(a < b && b < c)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func ifAbsentRefusesToOverwrite(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        try await store.put("k", "first", condition: .ifAbsent)
+        await #expect {
+            try await store.put("k", "second", condition: .ifAbsent)
+        } throws: { error in
+            (error as? StoreError)?.code == .conflict
+                && "\(error)".contains("conflict on 'k': expected it to be absent, but it has version")
+        }
+        #expect(try await store.get("k", as: String.self) == "first")
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func ifVersionDetectsAConcurrentChange(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        let first = try await store.put("k", 1)
+        let second = try await store.put("k", 2, condition: .ifVersion(first))
+        await #expect(throws: StoreError.self) { try await store.put("k", 3, condition: .ifVersion(first)) }
+        #expect(try await store.get("k")?.version == second)
+        #expect(try await store.get("k", as: Int.self) == 2)
+        await #expect(throws: StoreError.self) { try await store.put("absent", 1, condition: .ifVersion(first)) }
+        #expect(try await store.get("absent") == nil)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func deleteSaysWhetherAnEntryWasThere(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        let version = try await store.put("k", 1)
+        await #expect(throws: StoreError.self) { try await store.delete("k", ifVersion: version + 100) }
+        #expect(try await store.get("k") != nil)
+        #expect(try await store.delete("k", ifVersion: version))
+        #expect(try await store.delete("k") == false)
+        #expect(try await store.get("k") == nil)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func expiredEntriesVanishAtOnceAndArePurged(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        try await store.put("short", 1, ttl: .seconds(10))
+        try await store.put("long", 1, ttl: .seconds(100))
+        try await store.put("forever", 1)
+        fixture.clock.advance(by: .milliseconds(9999))
+        #expect(try await store.get("short") != nil)
+        fixture.clock.advance(by: .milliseconds(1))
+        #expect(try await store.get("short") == nil)
+        #expect(try await store.list().keys == ["forever", "long"])
+        #expect(try await store.delete("short") == false, "an expired entry counts as absent")
+        try await store.put("long", 2, ttl: .seconds(50), condition: .ifVersion(try await store.get("long")!.version))
+        fixture.clock.advance(by: .seconds(100))
+        try await store.put("long", 3, condition: .ifAbsent)
+        try await store.put("gone", 1, ttl: .seconds(1))
+        fixture.clock.advance(by: .seconds(2))
+        #expect(try await fixture.store.purgeExpired(limit: 100) == 1)
+        #expect(try await store.list().keys == ["forever", "long"])
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func listPagesThroughACursorBoundary(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        for index in 0..<25 { try await store.put("user:\(String(format: "%03d", index))", index) }
+        try await store.put("other", 0)
+        try await store.put("user", 0)
+        var keys: [String] = []
+        var cursor: String?
+        var pages = 0
+        repeat {
+            let page = try await store.list(prefix: "user:", after: cursor, limit: 10)
+            keys += page.keys
+            cursor = page.cursor
+            pages += 1
+        } while cursor != nil
+        #expect(pages == 3)
+        #expect(keys == (0..<25).map { "user:\(String(format: "%03d", $0))" })
+        let exact = try await store.list(prefix: "user:", after: nil, limit: 25)
+        #expect(exact.entries.count == 25 && exact.cursor == nil)
+        #expect(try await store.list(prefix: "", after: nil, limit: 1000).keys.count == 27)
+        #expect(
+            try await store.list(prefix: "user:02", after: nil, limit: 10).keys == [
+                "user:020", "user:021", "user:022", "user:023", "user:024",
+            ]
+        )
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func atomicAppliesAllOrNothing(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        let balance = try await store.put("balance:a", 100)
+        try await store.put("balance:b", 0)
+        await #expect(throws: StoreError.self) {
+            try await store.atomic([
+                .check("balance:a", .ifVersion(balance)),
+                .check("lock", .ifVersion(1)),
+                try .put("balance:a", 50),
+                try .put("balance:b", 50),
+            ])
+        }
+        #expect(try await store.get("balance:a", as: Int.self) == 100)
+        #expect(try await store.get("balance:b", as: Int.self) == 0)
+        let version = try await store.atomic([
+            .check("balance:a", .ifVersion(balance)),
+            try .put("balance:a", 50),
+            try .put("balance:b", 50),
+            .increment("transfers"),
+            .delete("lock"),
+        ])
+        #expect(try await store.get("balance:a")?.version == version)
+        #expect(try await store.get("balance:b")?.version == version)
+        #expect(try await store.get("transfers", as: Int.self) == 1)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func incrementCountsFromZeroAndRefusesNonIntegers(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        #expect(try await store.increment("n") == 1)
+        #expect(try await store.increment("n", by: 41) == 42)
+        #expect(try await store.increment("n", by: -2) == 40)
+        #expect(try await store.get("n", as: Int.self) == 40)
+        try await store.put("text", "hello")
+        await #expect {
+            try await store.increment("text")
+        } throws: { ($0 as? StoreError)?.code == .notAnInteger }
+        try await store.put("max", Int64.max)
+        await #expect(throws: StoreError.self) { try await store.increment("max") }
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func concurrentIncrementsLoseNothing(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<50 {
+                group.addTask { for _ in 0..<10 { try await store.increment("hits") } }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await store.get("hits", as: Int.self) == 500)
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func namespacesAreSeparate(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        try await fixture.namespace("a").put("k", "in a")
+        #expect(try await fixture.namespace("b").get("k") == nil)
+        #expect(try await fixture.namespace("b").list().keys.isEmpty)
+        #expect(try await fixture.namespace("a").get("k", as: String.self) == "in a")
+    }
+
+    @Test(arguments: Adapter.allCases)
+    func limitsAreEnforcedWithClearErrors(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        await #expect {
+            try await store.put(String(repeating: "k", count: 513), 1)
+        } throws: { ($0 as? StoreError)?.code == .invalidKey && "\($0)".contains("keys are at most 512") }
+        await #expect(throws: StoreError.self) { try await store.put("", 1) }
+        await #expect {
+            try await store.put("big", bytes: Data(count: 25 * 1024 * 1024 + 1))
+        } throws: { ($0 as? StoreError)?.code == .valueTooLarge && "\($0)".contains("25 MiB") }
+        await #expect(throws: StoreError.self) {
+            try await store.put("meta", 1, metadata: ["k": String(repeating: "x", count: 1100)])
+        }
+        await #expect(throws: StoreError.self) { try await store.list(prefix: "", after: nil, limit: 0) }
+        #expect(throws: StoreError.self) { try fixture.store.namespace("no spaces") }
+        #expect(try await store.list().keys.isEmpty, "nothing was written")
+        // Exactly at the limits is fine.
+        try await store.put(String(repeating: "k", count: 512), bytes: Data(count: 25 * 1024 * 1024))
+    }
+}
+
+struct SQLiteStoreTests {
+    func folder() -> URL {
+        FileManager.default.temporaryDirectory.appending(path: "galley-sqlite-\(UUID().uuidString)")
+    }
+
+    @Test func twoOpenersOfOneFileSeeEachOthersWrites() async throws {
+        let path = folder().appending(path: "nested/store.sqlite").path
+        let first = try SQLiteStore(path: path).namespace("app")
+        let second = try SQLiteStore(path: path).namespace("app")
+        try await first.put("k", "from first")
+        #expect(try await second.get("k", as: String.self) == "from first")
+        try await second.increment("n")
+        #expect(try await first.increment("n") == 2)
+    }
+
+    @Test func fullDurabilityIsInForceOnTheWriter() throws {
+        let store = try SQLiteStore(path: folder().appending(path: "s.sqlite").path)
+        #expect(store.durability == .full)
+        #expect(try store.integrityCheck() == "ok")
+    }
+
+    @Test func corruptFileIsAClearErrorNotACrash() throws {
+        let directory = folder()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appending(path: "store.sqlite").path
+        try Data(repeating: 0x42, count: 8192).write(to: URL(filePath: path))
+        #expect {
+            try SQLiteStore(path: path)
+        } throws: { error in
+            (error as? StoreError)?.code == .corrupt && "\(error)".contains(path)
+        }
+    }
+
+    @Test func unusablePathIsAClearError() throws {
+        let directory = folder()
+        let path = directory.appending(path: "store.sqlite").path
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)  // a folder in its place
+        #expect {
+            try SQLiteStore(path: path)
+        } throws: { error in
+            (error as? StoreError)?.code == .unavailable && "\(error)".contains(path)
+        }
+    }
+
+    @Test func prefixUpperBoundSkipsMaximalBytes() {
+        #expect(SQLiteStore.upperBound(ofPrefix: "ab") == Array("ac".utf8))
+        #expect(SQLiteStore.upperBound(ofPrefix: "") == nil)
+    }
+}
