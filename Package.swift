@@ -70,7 +70,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["galley"]
+            dependencies: ["galley", "GalleyStore"]
         ),
     ]
 )

@@ -5,5 +5,6 @@ import Galley
 /// Adding a function: a folder in `Functions/`, one line here, one entry in runtime.json.
 public let catalog: Catalog = [
     .handler("Hello", Hello.self),
+    .handler("Counter", Counter.self),
     .handler("Inspect", Inspect.self),
 ]

@@ -24,6 +24,13 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
         self.init(entries)
     }
 
+    /// Results are encoded with sorted keys, so the same result is the same bytes in every process.
+    static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }
+
     /// The entry registered under `name`.
     public subscript(name: String) -> Entry? {
         entries.first { $0.name == name }
@@ -43,7 +50,7 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
             Entry(name: name) { context in
                 let handler = try await H(context: context)
                 let decoder = JSONDecoder()
-                let encoder = JSONEncoder()
+                let encoder = Catalog.makeEncoder()
                 return PreparedHandler { payload, context in
                     let event = try decoder.decode(H.Event.self, from: payload)
                     return try encoder.encode(try await handler.handle(event, context: context))
@@ -70,7 +77,7 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
         ) -> Entry {
             Entry(name: name) { _ in
                 let decoder = JSONDecoder()
-                let encoder = JSONEncoder()
+                let encoder = Catalog.makeEncoder()
                 return PreparedHandler { payload, context in
                     let event = try decoder.decode(Event.self, from: payload)
                     return try encoder.encode(try await body(event, context))

@@ -45,7 +45,8 @@ struct Invoke: AsyncParsableCommand {
             let invoker = Invoker(
                 deployment: deployment,
                 logWriter: .standardError(format: logOptions.logFormat.format),
-                logLevel: logOptions.logLevel.level
+                logLevel: logOptions.logLevel.level,
+                stores: StoreAccess.provider(configOptions.storeOpener(deployment.configuration))
             )
             if lines {
                 let failed = try await runLines(invoker)

@@ -14,14 +14,27 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "The runtime configuration file.")
     var config = "runtime.json"
 
-    /// The validated configuration and deployment, or a one-line error and exit 2.
-    func loadDeployment() throws -> Deployment {
+    /// The validated configuration, or a one-line error and exit 2.
+    func loadConfiguration() throws -> RuntimeConfiguration {
         do {
-            let configuration = try RuntimeConfiguration.load(from: config)
-            return try Deployment(configuration: configuration, catalog: catalog, file: config)
+            return try RuntimeConfiguration.load(from: config)
         } catch {
             throw Failure(error.description)
         }
+    }
+
+    /// The validated configuration bound to the catalog, or a one-line error and exit 2.
+    func loadDeployment() throws -> Deployment {
+        do {
+            return try Deployment(configuration: try loadConfiguration(), catalog: catalog, file: config)
+        } catch let error as ConfigurationError {
+            throw Failure(error.description)
+        }
+    }
+
+    /// The store the configuration names, opened on first use.
+    func storeOpener(_ configuration: RuntimeConfiguration) -> StoreOpener {
+        StoreOpener.sqlite(configuration, configurationFile: config)
     }
 }
 

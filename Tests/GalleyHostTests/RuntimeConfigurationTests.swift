@@ -47,7 +47,7 @@ struct RuntimeConfigurationTests {
         ),
         (
             #"{"functions": {"hello": {"handler": "Helo"}}}"#,
-            "runtime.json: functions.hello.handler: no handler named 'Helo' is registered; registered handlers: Hello, Inspect"
+            "runtime.json: functions.hello.handler: no handler named 'Helo' is registered; registered handlers: Counter, Hello, Inspect"
         ),
         (
             #"{"functions": {"hello": {"handler": "Hello", "timeout": -1}}}"#,

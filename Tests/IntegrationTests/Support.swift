@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The built `galley` binary, beside the test bundle in the build folder.
 enum Binaries {
     static let directory: URL = {
@@ -44,6 +48,19 @@ final class TemporaryDirectory {
     func path(_ name: String) -> String { url.appending(path: name).path }
 }
 
+/// Blocking file I/O off Swift's cooperative threads: with two cores there are two of them, and
+/// tests that block them starve every other task.
+enum Blocking {
+    static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()
+
+    static func run<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async -> Value {
+        _ = ignoreBrokenPipes
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: body()) }
+        }
+    }
+}
+
 /// Runs `galley` with `arguments`, feeding `stdin`, and waits for it (at most `timeout`).
 func runGalley(
     _ arguments: [String],
@@ -63,10 +80,14 @@ func runGalley(
     process.standardError = error
     try process.run()
     // Read both pipes while the process runs, so that neither fills up and blocks it.
-    async let out = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }.value
-    async let err = Task.detached { error.fileHandleForReading.readDataToEndOfFile() }.value
-    try input.fileHandleForWriting.write(contentsOf: Data(stdin.utf8))
-    try input.fileHandleForWriting.close()
+    async let out = Blocking.run { output.fileHandleForReading.readDataToEndOfFile() }
+    async let err = Blocking.run { error.fileHandleForReading.readDataToEndOfFile() }
+    let writer = input.fileHandleForWriting
+    let bytes = Data(stdin.utf8)
+    await Blocking.run {
+        try? writer.write(contentsOf: bytes)
+        try? writer.close()
+    }
     let deadline = ContinuousClock.now + timeout
     while process.isRunning {
         if ContinuousClock.now > deadline {

@@ -1,0 +1,79 @@
+import Galley
+import GalleyStore
+import Synchronization
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// Opens the store on first use, so that functions which never touch it cost nothing, and keeps
+/// it open. A failed open is not remembered: the next use tries again.
+public final class StoreOpener: Sendable {
+    private let opened = Mutex<(any Store)?>(nil)
+    private let open: @Sendable () throws -> any Store
+
+    public init(open: @escaping @Sendable () throws -> any Store) {
+        self.open = open
+    }
+
+    /// The SQLite file of `configuration`: `<storage.path>/store.sqlite`, relative to the folder of
+    /// the configuration file.
+    public static func sqlite(_ configuration: RuntimeConfiguration, configurationFile: String) -> StoreOpener {
+        let path = storeFile(configuration, configurationFile: configurationFile)
+        let durability: SQLiteStore.Durability = configuration.storage.durability == .normal ? .normal : .full
+        return StoreOpener { try SQLiteStore(path: path, durability: durability) }
+    }
+
+    /// Where the store file of `configuration` lives.
+    public static func storeFile(_ configuration: RuntimeConfiguration, configurationFile: String) -> String {
+        let folder = configuration.storage.path
+        if folder.hasPrefix("/") { return folder + "/store.sqlite" }
+        let base = URL(filePath: configurationFile).deletingLastPathComponent()
+        return base.appending(path: folder).appending(path: "store.sqlite").path
+    }
+
+    /// The store, opened now if it is not yet.
+    public func store() throws -> any Store {
+        try opened.withLock { opened in
+            if let store = opened { return store }
+            let store = try open()
+            opened = store
+            return store
+        }
+    }
+
+    /// The store if it has been opened.
+    public var openedStore: (any Store)? { opened.withLock { $0 } }
+}
+
+/// What one function may touch: its own namespace (named after it) and those runtime.json grants
+/// it in `store`.
+public struct StoreAccess: StoreProvider {
+    public let function: String
+    public let granted: [String]
+    let opener: StoreOpener
+
+    public init(function: String, granted: [String], opener: StoreOpener) {
+        self.function = function
+        self.granted = granted
+        self.opener = opener
+    }
+
+    /// Access for each function of a deployment, through one opener.
+    public static func provider(_ opener: StoreOpener) -> @Sendable (Deployment.Function) -> any StoreProvider {
+        { function in StoreAccess(function: function.name, granted: function.configuration.store, opener: opener) }
+    }
+
+    public func store(namespace: String) throws -> any KeyValueStore {
+        guard namespace == function || granted.contains(namespace) else {
+            throw StoreError(
+                .accessDenied,
+                "function '\(function)' may not use the store namespace '\(namespace)'; "
+                    + "grant it in runtime.json: functions.\(function).store"
+            )
+        }
+        return try opener.store().namespace(namespace)
+    }
+}
