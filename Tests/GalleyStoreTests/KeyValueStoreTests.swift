@@ -310,7 +310,8 @@ struct SQLiteStoreTests {
     @Test func unusablePathIsAClearError() throws {
         let directory = folder()
         let path = directory.appending(path: "store.sqlite").path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)  // a folder in its place
+        // A folder where the file should be.
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         #expect {
             try SQLiteStore(path: path)
         } throws: { error in
