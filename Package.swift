@@ -53,7 +53,10 @@ let package = Package(
             ]
         ),
         // Benchmarks: `swift run -c release galley-bench`.
-        .executableTarget(name: "galley-bench", dependencies: ["galley", "bench-echo"]),
+        .executableTarget(
+            name: "galley-bench",
+            dependencies: ["galley", "bench-echo", "Galley", "GalleyStore", "CSQLite"]
+        ),
         // The baseline for start-up: decode stdin JSON, re-encode it, nothing else.
         .executableTarget(name: "bench-echo", dependencies: []),
         .testTarget(

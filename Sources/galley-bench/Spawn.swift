@@ -23,6 +23,28 @@ func timeProcess(_ path: String, _ arguments: [String], stdinFile: String) -> Du
     return elapsed
 }
 
+/// Starts a program with no stdin and its output discarded; returns its pid.
+func spawnProcess(_ path: String, _ arguments: [String]) -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid = pid_t()
+    let spawned = posix_spawn(&pid, path, &actions, nil, argv, environ)
+    guard spawned == 0 else { fatalError("cannot start \(path): error \(spawned)") }
+    return pid
+}
+
+/// Waits for a process started with ``spawnProcess(_:_:)``; stops the benchmark if it failed.
+func waitForProcess(_ pid: pid_t) {
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    guard status == 0 else { fatalError("worker \(pid) exited with status \(status)") }
+}
+
 /// Sorted samples with their median and percentiles.
 struct Samples {
     let values: [Double]

@@ -2,8 +2,12 @@
     import Glibc
 #endif
 
-// `swift run -c release galley-bench [startup] [--runs N]`: prints Markdown for BENCHMARKS.md.
+// `swift run -c release galley-bench [startup] [store] [--runs N]`: prints Markdown for BENCHMARKS.md.
 let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "store-worker" {
+    try await StoreBenchmark.worker(Array(arguments.dropFirst()))
+    exit(0)
+}
 let executable = String(cString: realpath(CommandLine.arguments[0], nil))
 let binaries = String(executable[..<executable.lastIndex(of: "/")!])
 var runs = 40
@@ -19,6 +23,10 @@ defer { _ = system("rm -rf '\(workDirectory)'") }
 print("Measured \(nproc()) cores; binaries from \(binaries)\n")
 if selected.isEmpty || selected.contains("startup") {
     print(StartupBenchmark(binaries: binaries, workDirectory: workDirectory, runs: runs).run())
+}
+
+if selected.isEmpty || selected.contains("store") {
+    print(try await StoreBenchmark(workDirectory: workDirectory, binaries: binaries).run())
 }
 
 func nproc() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
