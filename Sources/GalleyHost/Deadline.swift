@@ -10,19 +10,26 @@ func withDeadline<Value: Sendable>(
     _ deadline: ContinuousClock.Instant,
     _ operation: @escaping @Sendable () async throws -> Value
 ) async throws -> Value {
-    let work = Task { try await operation() }
     let outcome = Once<Result<Value, any Error>>()
+    let timer = Once<Task<Void, Never>>()
+    let work = Task {
+        let result: Result<Value, any Error>
+        do {
+            result = .success(try await operation())
+        } catch {
+            result = .failure(error)
+        }
+        if outcome.resolve(result) { timer.onResolve { $0.cancel() } }
+    }
     return try await withTaskCancellationHandler {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
             outcome.onResolve { continuation.resume(with: $0) }
-            let timer = Task {
-                try? await Task.sleep(until: deadline, clock: .continuous)
-                if outcome.resolve(.failure(DeadlineExceeded())) { work.cancel() }
-            }
-            Task {
-                let result = await work.result
-                if outcome.resolve(result) { timer.cancel() }
-            }
+            timer.resolve(
+                Task {
+                    try? await Task.sleep(until: deadline, clock: .continuous)
+                    if outcome.resolve(.failure(DeadlineExceeded())) { work.cancel() }
+                }
+            )
         }
     } onCancel: {
         work.cancel()

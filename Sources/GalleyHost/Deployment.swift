@@ -15,12 +15,21 @@ public struct Deployment: Sendable {
 
     public let configuration: RuntimeConfiguration
     public let functions: [String: Function]
+    /// Every function's HTTP routes.
+    public let routes: RouteTable
 
     /// Binds every function of `configuration` to its handler in `catalog`.
     ///
     /// - Throws: ``ConfigurationError`` naming the function whose `handler` is not in the catalog,
     ///   with the list of registered handlers.
-    public init(configuration: RuntimeConfiguration, catalog: Catalog, file: String) throws(ConfigurationError) {
+    ///   - previous: A deployment being replaced: functions whose configuration is unchanged keep
+    ///     their warm environments and their count of running invocations.
+    public init(
+        configuration: RuntimeConfiguration,
+        catalog: Catalog,
+        file: String,
+        previous: Deployment? = nil
+    ) throws(ConfigurationError) {
         var seen: Set<String> = []
         for entry in catalog.entries where !seen.insert(entry.name).inserted {
             throw ConfigurationError(
@@ -39,6 +48,10 @@ public struct Deployment: Sendable {
                     message: "no handler named '\(function.handler)' is registered; registered handlers: \(known)"
                 )
             }
+            if let kept = previous?.functions[name], kept.configuration == function {
+                functions[name] = kept
+                continue
+            }
             functions[name] = Function(
                 name: name,
                 configuration: function,
@@ -49,6 +62,7 @@ public struct Deployment: Sendable {
         }
         self.configuration = configuration
         self.functions = functions
+        self.routes = RouteTable(configuration: configuration)
     }
 }
 

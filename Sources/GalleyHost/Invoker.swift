@@ -67,6 +67,10 @@ public final class Invoker: Sendable {
     }
 
     /// Checks that the function exists and the payload is acceptable, without running anything.
+    public func validate(_ invocation: Invocation) throws(InvokeError) {
+        _ = try resolve(invocation)
+    }
+
     func resolve(_ invocation: Invocation) throws(InvokeError) -> Deployment.Function {
         guard let function = deployment.functions[invocation.function] else {
             throw InvokeError(
@@ -112,7 +116,7 @@ public final class Invoker: Sendable {
         let log = InvocationLog(writer: logWriter, requestID: requestID, capture: invocation.wantsLogTail)
         let configuration = function.configuration
         let stores = self.stores(function)
-        log.append(Report.start(requestID, format: format))
+        log.append(Report.start(requestID, format: format), flush: false)
         let started = ContinuousClock.now
 
         var environment = reserved
@@ -156,14 +160,14 @@ public final class Invoker: Sendable {
         switch outcome {
         case .success(let payload):
             function.pool.release(environment)
-            log.append(Report.end(requestID, format: format))
+            log.append(Report.end(requestID, format: format), flush: false)
             result = InvocationResult(requestID: requestID, payload: payload, isFunctionError: false)
         case .failure(let error as DeadlineExceeded):
             _ = error
             function.pool.release(nil)  // the environment is reset: the next invocation is a cold start
             status = "timeout"
-            log.append(Report.end(requestID, format: format))
-            log.append(Report.timedOut(requestID, after: configuration.timeout, format: format))
+            log.append(Report.end(requestID, format: format), flush: false)
+            log.append(Report.timedOut(requestID, after: configuration.timeout, format: format), flush: false)
             let object = ErrorObject(
                 errorType: "Sandbox.Timedout",
                 errorMessage:
@@ -172,7 +176,7 @@ public final class Invoker: Sendable {
             result = InvocationResult(requestID: requestID, payload: Self.encode(object), isFunctionError: true)
         case .failure(let error):
             function.pool.release(environment)
-            log.append(Report.end(requestID, format: format))
+            log.append(Report.end(requestID, format: format), flush: false)
             result = InvocationResult(
                 requestID: requestID,
                 payload: Self.encode(ErrorObject(error)),

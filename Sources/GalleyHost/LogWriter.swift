@@ -72,31 +72,47 @@ public final class LogWriter: Sendable {
 
 /// The log of one invocation: writes through the ``LogWriter`` and keeps the last 4 KB when the
 /// caller asked for `X-Amz-Log-Type: Tail`.
+///
+/// Lines are held until the handler logs or the invocation ends, then written in one call: a quiet
+/// invocation costs one write, and the order of lines is the order they were made.
 final class InvocationLog: Sendable {
     static let tailLimit = 4096
 
     let writer: LogWriter
     let requestID: String?
-    private let captured: Mutex<[UInt8]>?
+    private struct State {
+        var pending: [String] = []
+        var captured: [UInt8]?
+    }
+    private let state: Mutex<State>
 
     init(writer: LogWriter, requestID: String?, capture: Bool) {
         self.writer = writer
         self.requestID = requestID
-        self.captured = capture ? Mutex([]) : nil
+        self.state = Mutex(State(captured: capture ? [] : nil))
     }
 
-    func append(_ line: String) {
-        writer.write(line)
-        captured?.withLock { bytes in
-            bytes.append(contentsOf: line.utf8)
-            bytes.append(UInt8(ascii: "\n"))
-            if bytes.count > 2 * Self.tailLimit { bytes.removeFirst(bytes.count - Self.tailLimit) }
+    /// Adds a line; `flush` writes it (and anything held) now.
+    func append(_ line: String, flush: Bool = true) {
+        let lines: [String] = state.withLock { state in
+            if state.captured != nil {
+                state.captured!.append(contentsOf: line.utf8)
+                state.captured!.append(UInt8(ascii: "\n"))
+                if state.captured!.count > 2 * Self.tailLimit {
+                    state.captured!.removeFirst(state.captured!.count - Self.tailLimit)
+                }
+            }
+            state.pending.append(line)
+            guard flush else { return [] }
+            defer { state.pending.removeAll(keepingCapacity: true) }
+            return state.pending
         }
+        if !lines.isEmpty { writer.write(lines.joined(separator: "\n")) }
     }
 
     /// The last 4 KB of what was written, or `nil` when capture was off.
     var tail: [UInt8]? {
-        captured?.withLock { bytes in Array(bytes.suffix(Self.tailLimit)) }
+        state.withLock { state in state.captured.map { Array($0.suffix(Self.tailLimit)) } }
     }
 }
 

@@ -5,6 +5,6 @@ struct GalleyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "galley",
         abstract: "Run and test Lambda-style functions locally.",
-        subcommands: [Invoke.self, List.self, KV.self, Events.self]
+        subcommands: [Serve.self, Invoke.self, List.self, KV.self, Events.self]
     )
 }

@@ -1,0 +1,132 @@
+import Galley
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+
+/// How `galley serve` runs; `nil` fields come from runtime.json.
+public struct HostOptions: Sendable {
+    public var configurationFile: String
+    public var host: String?
+    public var port: Int?
+    /// A Unix domain socket to listen on instead of TCP (for nginx upstreams).
+    public var socket: String?
+    public var logFormat: LogWriter.Format = .text
+    public var logLevel: Logger.Level = .info
+    /// Event-loop threads; default one per core.
+    public var eventLoops: Int?
+    /// A connection that sends nothing for this long is closed. Default 60 s.
+    public var idleTimeout: Duration = .seconds(60)
+
+    public init(configurationFile: String) {
+        self.configurationFile = configurationFile
+    }
+}
+
+/// The `galley serve` host: one Hummingbird server and its services in one `ServiceGroup`, so that
+/// SIGTERM and SIGINT stop accepting, finish running invocations and queued events, then return.
+public struct Host: Sendable {
+    public let options: HostOptions
+    public let invoker: Invoker
+    public let responder: HostResponder
+    let opener: StoreOpener
+    let events: EventQueue
+    let state: HostState
+    let logger: Logger
+    let catalog: Catalog
+
+    /// Loads and checks the configuration; nothing listens until ``run(onListening:)``.
+    public init(options: HostOptions, catalog: Catalog) throws(ConfigurationError) {
+        let configuration = try RuntimeConfiguration.load(from: options.configurationFile)
+        let deployment = try Deployment(configuration: configuration, catalog: catalog, file: options.configurationFile)
+        let writer = LogWriter.standardError(format: options.logFormat)
+        let level = options.logLevel
+        var logger = Logger(label: "galley") { _ in
+            InvocationLogHandler(log: InvocationLog(writer: writer, requestID: nil, capture: false), logLevel: level)
+        }
+        logger.logLevel = level
+        let opener = StoreOpener.sqlite(configuration, configurationFile: options.configurationFile)
+        let invoker = Invoker(
+            deployment: deployment,
+            logWriter: writer,
+            logLevel: level,
+            stores: StoreAccess.provider(opener)
+        )
+        let events = EventQueue(invoker: invoker, logger: logger)
+        let state = HostState()
+        self.options = options
+        self.invoker = invoker
+        self.opener = opener
+        self.events = events
+        self.state = state
+        self.logger = logger
+        self.catalog = catalog
+        self.responder = HostResponder(invoker: invoker, events: events, state: state, logger: logger)
+    }
+
+    /// The Hummingbird application, for tests that drive it with HummingbirdTesting.
+    public func application(
+        onListening: @escaping @Sendable (String) -> Void = { _ in }
+    ) -> Application<HostResponder> {
+        let server = invoker.deployment.configuration.server
+        let address: BindAddress =
+            options.socket.map { .unixDomainSocket(path: $0) }
+            ?? .hostname(options.host ?? server.host, port: options.port ?? server.port)
+        let group: EventLoopGroupProvider =
+            options.eventLoops.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton
+        let idle = options.idleTimeout.components.seconds
+        return Application(
+            responder: responder,
+            server: .http1(configuration: .init(idleTimeout: .seconds(idle))),
+            configuration: ApplicationConfiguration(address: address, serverName: "Galley"),
+            onServerRunning: { channel in
+                let address =
+                    switch channel.localAddress {
+                    case .unixDomainSocket: "unix:\(channel.localAddress?.pathname ?? "")"
+                    case let address?:
+                        "http://\(address.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? ""):\(address.port ?? 0)"
+                    case nil: "an unknown address"
+                    }
+                onListening(address)
+            },
+            eventLoopGroupProvider: group,
+            logger: logger
+        )
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains and returns.
+    public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
+        // Trap SIGHUP before anything listens: its default action would end the process.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        let logger = self.logger
+        let application = application { address in
+            logger.notice("listening on \(address)")
+            onListening(address)
+        }
+        let reload = ReloadService(
+            signals: hangups,
+            file: options.configurationFile,
+            catalog: catalog,
+            invoker: invoker,
+            logger: logger
+        )
+        // Shutdown runs in reverse order: draining flag, server (finishes its requests), then events.
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: events),
+                    .init(service: PurgeService(opener: opener, logger: logger)),
+                    .init(service: reload),
+                    .init(service: application),
+                    .init(service: DrainService(state: state)),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
+        logger.notice("stopped")
+    }
+}

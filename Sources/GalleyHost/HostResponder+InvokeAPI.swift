@@ -1,0 +1,208 @@
+import Galley
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// The Lambda Invoke API, as awscli and boto3 call it (`shared/LAMBDA_CONTRACTS.md` §1).
+extension HostResponder {
+    func invokeAPI(_ request: Request, path: String, query: String, deployment: Deployment) async -> Response {
+        let rest = path.dropFirst("/2015-03-31/functions".count)
+        let segments = rest.split(separator: "/", omittingEmptySubsequences: true)
+        let qualifier = Self.queryValue("Qualifier", in: query)
+        switch (request.method, segments.count, segments.last) {
+        case (.get, 0, _):
+            return listFunctions(deployment)
+        case (.post, 2, "invocations"):
+            return await invoke(request, function: segments[0], qualifier: qualifier)
+        case (.get, 1, _), (.get, 2, "configuration"):
+            guard let (name, _) = Self.functionName(segments[0], qualifier: qualifier),
+                let function = deployment.functions[name]
+            else {
+                let name = PercentEncoding.decode(segments[0])
+                return Self.serviceError(InvokeError(.functionNotFound, "Function not found: \(ARN.function(name))"))
+            }
+            let configuration = FunctionConfigurationRecord(function, lastModified: started)
+            if segments.count == 2 { return .json(.ok, configuration.json) }
+            return .json(
+                .ok,
+                #"{"Configuration":\#(configuration.json),"Code":{"RepositoryType":"S3","Location":""},"Tags":{}}"#
+            )
+        default:
+            return Self.serviceError(
+                InvokeError(.invalidParameterValue, "Galley does not serve \(request.method) \(path)")
+            )
+        }
+    }
+
+    private func listFunctions(_ deployment: Deployment) -> Response {
+        let records = deployment.functions.keys.sorted().map {
+            FunctionConfigurationRecord(deployment.functions[$0]!, lastModified: started).json
+        }
+        return .json(.ok, #"{"Functions":[\#(records.joined(separator: ","))],"NextMarker":null}"#)
+    }
+
+    private func invoke(_ request: Request, function rawName: Substring, qualifier: String?) async -> Response {
+        guard let (name, qualifier) = Self.functionName(rawName, qualifier: qualifier) else {
+            return Self.serviceError(
+                InvokeError(
+                    .invalidParameterValue,
+                    "'\(PercentEncoding.decode(rawName))' is not a function name or ARN"
+                )
+            )
+        }
+        let kindName = request.headers[.amzInvocationType] ?? "RequestResponse"
+        let kind: Invocation.Kind
+        switch kindName {
+        case "RequestResponse": kind = .requestResponse
+        case "Event": kind = .event
+        case "DryRun": kind = .dryRun
+        default:
+            return Self.serviceError(
+                InvokeError(.invalidParameterValue, "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun")
+            )
+        }
+        var clientContext: String?
+        if let encoded = request.headers[.amzClientContext] {
+            guard let data = Data(base64Encoded: encoded), (try? JSONSyntax.validate(data)) != nil else {
+                return Self.serviceError(
+                    InvokeError(.invalidRequestContent, "Client context must be a valid Base64-encoded JSON object.")
+                )
+            }
+            clientContext = String(decoding: data, as: UTF8.self)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: Invoker.maxSyncPayload + 1)
+        } catch {
+            return Self.serviceError(Self.tooLarge(Invoker.maxSyncPayload))
+        }
+        let invocation = Invocation(
+            function: name,
+            qualifier: qualifier,
+            payload: Data(body.readableBytesView),
+            kind: kind,
+            clientContext: clientContext,
+            wantsLogTail: kind == .requestResponse && request.headers[.amzLogType] == "Tail"
+        )
+        do {
+            switch kind {
+            case .event:
+                try invoker.validate(invocation)
+                events.submit(invocation)
+                return Response(status: .accepted, headers: [.amznRequestID: invocation.requestID])
+            case .dryRun:
+                try invoker.validate(invocation)
+                return Response(status: .noContent, headers: [.amznRequestID: invocation.requestID])
+            default:
+                let result = try await invoker.invoke(invocation)
+                var headers: HTTPFields = [
+                    .contentType: "application/json",
+                    .amzExecutedVersion: result.executedVersion,
+                    .amznRequestID: result.requestID,
+                    .amznRemappedContentLength: "0",
+                ]
+                if result.isFunctionError { headers[.amzFunctionError] = "Unhandled" }
+                if let tail = result.logTail { headers[.amzLogResult] = tail }
+                return Response(
+                    status: .ok,
+                    headers: headers,
+                    body: .init(byteBuffer: ByteBuffer(bytes: result.payload))
+                )
+            }
+        } catch {
+            return Self.serviceError(error, requestID: invocation.requestID)
+        }
+    }
+
+    /// A service error as botocore parses it: status, `x-amzn-ErrorType` and the modeled body.
+    static func serviceError(_ error: InvokeError, requestID: String = Invocation.makeRequestID()) -> Response {
+        var headers: HTTPFields = [.amznErrorType: error.code.exception, .amznRequestID: requestID]
+        if error.code == .tooManyRequests { headers[.retryAfter] = "1" }
+        return .json(HTTPResponse.Status(code: error.code.status), error.body, headers: headers)
+    }
+
+    static func tooLarge(_ limit: Int) -> InvokeError {
+        InvokeError(.requestTooLarge, "Request must be smaller than \(limit) bytes for the InvokeFunction operation")
+    }
+
+    /// `name`, `name:qualifier`, `123456789012:function:name[:q]` or `arn:aws:lambda:…:function:name[:q]`,
+    /// percent-encoded as botocore sends it; `nil` when it is none of these.
+    static func functionName(_ raw: Substring, qualifier: String?) -> (String, String?)? {
+        let decoded = PercentEncoding.decode(raw)
+        guard decoded.utf8.count <= 256 else { return nil }
+        var parts = decoded.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if parts.first == "arn" {
+            guard parts.count >= 7, parts[2] == "lambda", parts[5] == "function" else { return nil }
+            parts.removeFirst(6)
+        } else if parts.count >= 3, parts[1] == "function" {
+            parts.removeFirst(2)
+        }
+        guard (1...2).contains(parts.count), FunctionName.isValid(parts[0]) else { return nil }
+        let inline = parts.count == 2 ? parts[1] : nil
+        if let inline, let qualifier, inline != qualifier { return nil }
+        return (parts[0], inline ?? qualifier)
+    }
+
+    static func queryValue(_ name: String, in query: String) -> String? {
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if PercentEncoding.decode(parts[0]) == name {
+                return parts.count > 1 ? PercentEncoding.decode(parts[1], plusIsSpace: true) : ""
+            }
+        }
+        return nil
+    }
+}
+
+/// The minimal `FunctionConfiguration` of ListFunctions and GetFunction.
+struct FunctionConfigurationRecord: Encodable {
+    var FunctionName: String
+    var FunctionArn: String
+    var Runtime = "provided.al2023"
+    var Role: String
+    var Handler: String
+    var CodeSize: Int64 = 0
+    var Description: String
+    var Timeout: Int
+    var MemorySize: Int
+    var LastModified: String
+    var CodeSha256: String
+    var Version = "$LATEST"
+    var State = "Active"
+    var LastUpdateStatus = "Successful"
+    var PackageType = "Zip"
+    var Architectures = ["x86_64"]
+    var Environment: [String: [String: String]]?
+
+    init(_ function: Deployment.Function, lastModified: Date) {
+        let configuration = function.configuration
+        FunctionName = function.name
+        FunctionArn = function.arn
+        Role = "arn:aws:iam::\(ARN.account):role/galley"
+        Handler = configuration.handler
+        Description = configuration.description
+        Timeout = Int(configuration.timeout.rounded(.up))
+        MemorySize = configuration.memory
+        LastModified = Self.format(lastModified)
+        CodeSha256 = Data(configuration.handler.utf8).base64EncodedString()
+        Environment = configuration.environment.isEmpty ? nil : ["Variables": configuration.environment]
+    }
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// `2024-01-01T00:00:00.000+0000`, as Lambda writes `LastModified`.
+    static func format(_ date: Date) -> String {
+        let iso = Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)
+        return iso.replacing("Z", with: "+0000")
+    }
+}

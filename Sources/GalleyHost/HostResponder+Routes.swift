@@ -1,0 +1,159 @@
+import Galley
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// Routes for reverse proxies: a request becomes an API Gateway HTTP API (payload 2.0) event, and
+/// the function's result becomes the response by the 2.0 rules (`shared/LAMBDA_CONTRACTS.md` §4).
+extension HostResponder {
+    func route(
+        _ request: Request,
+        context: HostRequestContext,
+        path: String,
+        query: String,
+        deployment: Deployment
+    ) async -> Response {
+        let method = request.method.rawValue
+        guard let match = deployment.routes.match(method: method, path: path) else {
+            return .json(.notFound, #"{"message":"Not Found"}"#)
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: Invoker.maxSyncPayload)
+        } catch {
+            return .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
+        }
+        let requestID = Invocation.makeRequestID()
+        let trusted = Self.isTrusted(context.remoteAddress, deployment.configuration.server.trustedProxies)
+        var builder = HTTPEventBuilder(
+            method: method,
+            path: path,
+            query: query,
+            headers: request.headers.map { ($0.name.canonicalName, $0.value) },
+            body: body.readableBytes > 0 ? Array(body.readableBytesView) : nil,
+            sourceIP: Self.clientAddress(
+                peer: context.remoteAddress,
+                forwardedFor: trusted ? request.headers[.forwardedFor] : nil,
+                trustedProxies: deployment.configuration.server.trustedProxies
+            ),
+            requestID: requestID,
+            route: match
+        )
+        let host = (trusted ? request.headers[.forwardedHost] : nil) ?? request.head.authority ?? "localhost"
+        builder.domainName = String(host.split(separator: ":").first ?? "localhost")
+        let event: Data
+        do {
+            event = try JSONEncoder().encode(builder.build())
+        } catch {
+            return .json(.internalServerError, #"{"message":"Internal Server Error"}"#)
+        }
+        let headers: HTTPFields = [.apigwRequestID: requestID]
+        do {
+            let result = try await invoker.invoke(
+                Invocation(function: match.function, payload: event, requestID: requestID)
+            )
+            guard !result.isFunctionError else {
+                return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
+            }
+            return response(for: result.payload, headers: headers, requestID: requestID)
+        } catch {
+            switch error.code {
+            case .tooManyRequests:
+                return .json(.tooManyRequests, #"{"message":"Too Many Requests"}"#, headers: [.retryAfter: "1"])
+            case .requestTooLarge:
+                return .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
+            default:
+                logger.error("route \(match.route) could not invoke \(match.function): \(error.message)")
+                return .json(.internalServerError, #"{"message":"Internal Server Error"}"#)
+            }
+        }
+    }
+
+    /// The 2.0 response rules: a JSON object with `statusCode` is a structured response; any other
+    /// JSON is a `200` with that JSON as its body.
+    func response(for payload: Data, headers: HTTPFields, requestID: String) -> Response {
+        guard Self.looksStructured(payload) else {
+            var headers = headers
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: payload)))
+        }
+        guard let structured = try? JSONDecoder().decode(APIGatewayV2Response.self, from: payload),
+            (100...599).contains(structured.statusCode)
+        else {
+            logger.error("RequestId: \(requestID) the function returned a malformed HTTP response")
+            return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
+        }
+        var fields = headers
+        for (name, value) in structured.headers ?? [:] {
+            if let name = HTTPField.Name(name) { fields[name] = value }
+        }
+        for cookie in structured.cookies ?? [] { fields.append(HTTPField(name: .setCookie, value: cookie)) }
+        var body = ByteBuffer()
+        if let text = structured.body {
+            if structured.isBase64Encoded == true {
+                guard let bytes = Data(base64Encoded: text) else {
+                    logger.error("RequestId: \(requestID) the function's body is marked base64 but is not")
+                    return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
+                }
+                body = ByteBuffer(bytes: bytes)
+            } else {
+                body = ByteBuffer(string: text)
+            }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: structured.statusCode),
+            headers: fields,
+            body: .init(byteBuffer: body)
+        )
+    }
+
+    /// Whether a result is a JSON object with a top-level `statusCode`.
+    static func looksStructured(_ payload: Data) -> Bool {
+        guard payload.first == UInt8(ascii: "{") || payload.first == UInt8(ascii: " ") else { return false }
+        guard let members = try? JSONSyntax.members(of: Array(payload)) else { return false }
+        return members["statusCode"] != nil
+    }
+
+    /// Whether the peer is a proxy whose forwarding headers are believed: a Unix-socket peer
+    /// (on this machine) or an address in `trustedProxies`.
+    static func isTrusted(_ peer: SocketAddress?, _ trustedProxies: [String]) -> Bool {
+        guard let peer else { return false }
+        if case .unixDomainSocket = peer { return true }
+        return peer.ipAddress.map { trustedProxies.contains(normalize($0)) } ?? false
+    }
+
+    /// The client's address: the peer, or when the peer is trusted, the right-most address in
+    /// `X-Forwarded-For` that is not itself a trusted proxy.
+    static func clientAddress(peer: SocketAddress?, forwardedFor: String?, trustedProxies: [String]) -> String {
+        let peerAddress = peer?.ipAddress.map(normalize) ?? "127.0.0.1"
+        guard let forwardedFor else { return peerAddress }
+        let hops = forwardedFor.split(separator: ",").map { String(String($0).trimmingWhitespace) }.filter {
+            !$0.isEmpty
+        }
+        for hop in hops.reversed() where !trustedProxies.contains(normalize(hop)) {
+            return hop
+        }
+        return hops.first ?? peerAddress
+    }
+
+    /// `::ffff:127.0.0.1` → `127.0.0.1`.
+    static func normalize(_ address: String) -> String {
+        address.hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
+    }
+}
+
+extension String {
+    var trimmingWhitespace: Substring {
+        var text = self[...]
+        while let first = text.first, first.isWhitespace { text.removeFirst() }
+        while let last = text.last, last.isWhitespace { text.removeLast() }
+        return text
+    }
+}

@@ -1,0 +1,124 @@
+import Galley
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// Answers every request of `galley serve`: the Lambda Invoke API under `/2015-03-31/`, the host's
+/// own endpoints under `/_galley/`, and everything else through the functions' routes.
+public struct HostResponder: HTTPResponder {
+    public typealias Context = HostRequestContext
+
+    let invoker: Invoker
+    let events: EventQueue
+    let state: HostState
+    let logger: Logger
+    /// When the host started: the `LastModified` of every function.
+    let started = Date()
+
+    public func respond(to request: Request, context: HostRequestContext) async throws -> Response {
+        let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
+        let deployment = invoker.deployment
+        if path.hasPrefix("/_galley/") {
+            return management(path: path, deployment: deployment)
+        }
+        if deployment.configuration.server.invokeAPI, path.hasPrefix("/2015-03-31/functions") {
+            return await invokeAPI(request, path: path, query: query, deployment: deployment)
+        }
+        return await route(request, context: context, path: path, query: query, deployment: deployment)
+    }
+
+    // MARK: - The host's own endpoints
+
+    func management(path: String, deployment: Deployment) -> Response {
+        switch path {
+        case "/_galley/health":
+            let draining = state.isDraining
+            return .json(
+                draining ? .serviceUnavailable : .ok,
+                draining ? #"{"status":"draining"}"# : #"{"status":"ok"}"#
+            )
+        case "/_galley/functions":
+            return .json(.ok, FunctionsDocument(deployment).json)
+        default:
+            return .json(.notFound, #"{"message":"Not Found"}"#)
+        }
+    }
+}
+
+/// Whether the host is draining, for `/_galley/health`.
+final class HostState: Sendable {
+    private let draining = Mutex(false)
+    var isDraining: Bool { draining.withLock { $0 } }
+    func startDraining() { draining.withLock { $0 = true } }
+}
+
+extension Response {
+    static func json(_ status: HTTPResponse.Status, _ body: String, headers: HTTPFields = [:]) -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+extension HTTPField.Name {
+    static let amzInvocationType = Self("X-Amz-Invocation-Type")!
+    static let amzLogType = Self("X-Amz-Log-Type")!
+    static let amzClientContext = Self("X-Amz-Client-Context")!
+    static let amzExecutedVersion = Self("X-Amz-Executed-Version")!
+    static let amzFunctionError = Self("X-Amz-Function-Error")!
+    static let amzLogResult = Self("X-Amz-Log-Result")!
+    static let amznRequestID = Self("x-amzn-RequestId")!
+    static let amznErrorType = Self("x-amzn-ErrorType")!
+    static let amznRemappedContentLength = Self("x-amzn-Remapped-Content-Length")!
+    static let apigwRequestID = Self("apigw-requestid")!
+    static let forwardedFor = Self("X-Forwarded-For")!
+    static let forwardedHost = Self("X-Forwarded-Host")!
+}
+
+/// `/_galley/functions`: the loaded configuration, without environment values (they may be secrets).
+struct FunctionsDocument: Encodable {
+    struct Function: Encodable {
+        var handler: String
+        var description: String
+        var timeout: Double
+        var memory: Int
+        var concurrency: Int
+        var running: Int
+        var routes: [String]
+        var environment: [String]
+        var store: [String]
+    }
+
+    var functions: [String: Function]
+
+    init(_ deployment: Deployment) {
+        functions = deployment.functions.mapValues { function in
+            let configuration = function.configuration
+            return Function(
+                handler: configuration.handler,
+                description: configuration.description,
+                timeout: configuration.timeout,
+                memory: configuration.memory,
+                concurrency: configuration.concurrency,
+                running: function.pool.busy,
+                routes: configuration.routes.map(\.description),
+                environment: configuration.environment.keys.sorted(),
+                store: configuration.store
+            )
+        }
+    }
+
+    var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}

@@ -1,0 +1,80 @@
+import Galley
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Re-reads runtime.json on SIGHUP. A valid file takes effect for new invocations (running ones
+/// finish on the old configuration; unchanged functions stay warm); an invalid one is refused
+/// with a logged error and the running configuration stays.
+struct ReloadService: Service {
+    let signals: UnixSignalsSequence
+    let file: String
+    let catalog: Catalog
+    let invoker: Invoker
+    let logger: Logger
+
+    func run() async throws {
+        for await _ in signals.cancelOnGracefulShutdown() {
+            reload()
+        }
+    }
+
+    func reload() {
+        let current = invoker.deployment
+        do {
+            let configuration = try RuntimeConfiguration.load(from: file)
+            let deployment = try Deployment(
+                configuration: configuration,
+                catalog: catalog,
+                file: file,
+                previous: current
+            )
+            if configuration.server != current.configuration.server
+                || configuration.storage != current.configuration.storage
+            {
+                logger.warning("\(file): changes to \"server\" and \"storage\" take effect when the host restarts")
+            }
+            invoker.replaceDeployment(deployment)
+            logger.notice("reloaded \(file): \(deployment.functions.keys.sorted().joined(separator: ", "))")
+        } catch {
+            logger.error("reload refused, the running configuration stays: \(error)")
+        }
+    }
+}
+
+/// Frees the space of expired store entries once a minute, when the store is open.
+struct PurgeService: Service {
+    let opener: StoreOpener
+    let logger: Logger
+    var interval: Duration = .seconds(60)
+
+    func run() async throws {
+        while !Task.isCancelled {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                return
+            }
+            guard let store = opener.openedStore else { continue }
+            do {
+                var purged = 0
+                repeat {
+                    purged = try await store.purgeExpired(limit: 1000)
+                } while purged == 1000
+            } catch {
+                logger.warning("could not purge expired store entries: \(error)")
+            }
+        }
+    }
+}
+
+/// Marks the host as draining as soon as shutdown begins, before the server stops: listed last,
+/// it is the first service told to shut down.
+struct DrainService: Service {
+    let state: HostState
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        state.startDraining()
+    }
+}

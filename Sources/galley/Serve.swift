@@ -1,0 +1,52 @@
+import ArgumentParser
+import Functions
+import GalleyHost
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve every function over HTTP: the Lambda Invoke API and the functions' routes.",
+        discussion: """
+            SIGTERM or SIGINT stops accepting, finishes running invocations, then exits 0. SIGHUP re-reads the \
+            configuration: a valid file takes effect for new invocations, an invalid one is refused and logged.
+            """
+    )
+
+    @Option(name: .long, help: "The address to listen on (default: server.host in runtime.json, else 127.0.0.1).")
+    var host: String?
+
+    @Option(name: .long, help: "The port (default: server.port in runtime.json, else 9000; 0 picks a free one).")
+    var port: Int?
+
+    @Option(name: .long, help: "Listen on this Unix domain socket instead of TCP (for an nginx upstream).")
+    var socket: String?
+
+    @Option(name: .long, help: .hidden)
+    var eventLoops: Int?
+
+    @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var logOptions: LogOptions
+
+    func validate() throws {
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535") }
+        if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            var options = HostOptions(configurationFile: configOptions.config)
+            options.host = host
+            options.port = port
+            options.socket = socket
+            options.eventLoops = eventLoops
+            options.logFormat = logOptions.logFormat.format
+            options.logLevel = logOptions.logLevel.level
+            let host: Host
+            do throws(ConfigurationError) {
+                host = try Host(options: options, catalog: catalog)
+            } catch {
+                throw Failure(error.description)
+            }
+            try await host.run()
+        }
+    }
+}
