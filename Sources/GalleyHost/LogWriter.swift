@@ -36,19 +36,24 @@ public final class LogWriter: Sendable {
     }
 
     public let format: Format
-    private let output: @Sendable (String) -> Void
+    private let output: @Sendable ([String]) -> Void
 
-    /// Writes each line to `output` (which must add nothing but the line).
+    /// Calls `output` once per line, without the newline.
     public init(format: Format = .text, output: @escaping @Sendable (String) -> Void) {
         self.format = format
-        self.output = output
+        self.output = { lines in lines.forEach(output) }
+    }
+
+    private init(format: Format, batches: @escaping @Sendable ([String]) -> Void) {
+        self.format = format
+        self.output = batches
     }
 
     /// Writes to the process's standard error, one `write(2)` per line so lines never interleave.
     public static func standardError(format: Format = .text) -> LogWriter {
         let lock = Mutex(())
-        return LogWriter(format: format) { line in
-            var line = line + "\n"
+        return LogWriter(format: format) { (lines: [String]) in
+            var line = lines.joined(separator: "\n") + "\n"
             lock.withLock { _ in
                 line.withUTF8 { buffer in
                     var offset = 0
@@ -66,7 +71,12 @@ public final class LogWriter: Sendable {
     public static let discarding = LogWriter { _ in }
 
     func write(_ line: String) {
-        output(line)
+        output([line])
+    }
+
+    /// Writes several lines at once: one system call on stderr.
+    func write(lines: [String]) {
+        output(lines)
     }
 }
 
@@ -107,7 +117,7 @@ final class InvocationLog: Sendable {
             defer { state.pending.removeAll(keepingCapacity: true) }
             return state.pending
         }
-        if !lines.isEmpty { writer.write(lines.joined(separator: "\n")) }
+        if !lines.isEmpty { writer.write(lines: lines) }
     }
 
     /// The last 4 KB of what was written, or `nil` when capture was off.
