@@ -73,7 +73,11 @@ let package = Package(
         ),
         .testTarget(
             name: "GalleyHostTests",
-            dependencies: ["GalleyHost", "Functions", .product(name: "HummingbirdTesting", package: "hummingbird")]
+            dependencies: [
+                "GalleyHost", "Functions", "GalleyStore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "IntegrationTests",

@@ -123,7 +123,7 @@ extension HostResponder {
 
     /// Whether the peer is a proxy whose forwarding headers are believed: a Unix-socket peer
     /// (on this machine) or an address in `trustedProxies`.
-    static func isTrusted(_ peer: SocketAddress?, _ trustedProxies: [String]) -> Bool {
+    public static func isTrusted(_ peer: SocketAddress?, _ trustedProxies: [String]) -> Bool {
         guard let peer else { return false }
         if case .unixDomainSocket = peer { return true }
         return peer.ipAddress.map { trustedProxies.contains(normalize($0)) } ?? false
@@ -131,7 +131,7 @@ extension HostResponder {
 
     /// The client's address: the peer, or when the peer is trusted, the right-most address in
     /// `X-Forwarded-For` that is not itself a trusted proxy.
-    static func clientAddress(peer: SocketAddress?, forwardedFor: String?, trustedProxies: [String]) -> String {
+    public static func clientAddress(peer: SocketAddress?, forwardedFor: String?, trustedProxies: [String]) -> String {
         let peerAddress = peer?.ipAddress.map(normalize) ?? "127.0.0.1"
         guard let forwardedFor else { return peerAddress }
         let hops = forwardedFor.split(separator: ",").map { String(String($0).trimmingWhitespace) }.filter {

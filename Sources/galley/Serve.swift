@@ -40,9 +40,9 @@ struct Serve: AsyncParsableCommand {
             options.eventLoops = eventLoops
             options.logFormat = logOptions.logFormat.format
             options.logLevel = logOptions.logLevel.level
-            let host: Host
+            let host: FunctionHost
             do throws(ConfigurationError) {
-                host = try Host(options: options, catalog: catalog)
+                host = try FunctionHost(options: options, catalog: catalog)
             } catch {
                 throw Failure(error.description)
             }

@@ -27,7 +27,7 @@ public struct HostOptions: Sendable {
 
 /// The `galley serve` host: one Hummingbird server and its services in one `ServiceGroup`, so that
 /// SIGTERM and SIGINT stop accepting, finish running invocations and queued events, then return.
-public struct Host: Sendable {
+public struct FunctionHost: Sendable {
     public let options: HostOptions
     public let invoker: Invoker
     public let responder: HostResponder

@@ -1,0 +1,351 @@
+import Foundation
+import Galley
+import GalleyHost
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+/// Every status and header of `galley serve`, through HummingbirdTesting's router mode.
+struct HostRouterTests {
+    struct Slow: Handler {
+        struct Event: Decodable { var ms: Int? }
+        init(context: InitContext) {}
+        func handle(_ event: Event, context: Context) async throws -> [String: String] {
+            try await Task.sleep(for: .milliseconds(event.ms ?? 0))
+            return ["clientContext": context.clientContext ?? "", "requestId": context.requestID]
+        }
+    }
+
+    static let catalog: Catalog = [
+        .handler("Slow", Slow.self),
+        .closure("Echo") { (event: APIGatewayV2Request, _: Context) in event },
+        .closure("Fail") { (_: [String: String], _: Context) -> [String: String] in
+            throw FunctionError("secret internals", type: "Boom")
+        },
+        .closure("Structured") { (event: APIGatewayV2Request, _: Context) in
+            APIGatewayV2Response(
+                statusCode: 201,
+                headers: ["content-type": "text/plain", "x-custom": "yes"],
+                cookies: ["a=1; Max-Age=60", "b=2"],
+                body: "created \(event.pathParameters?["id"] ?? "")"
+            )
+        },
+        .closure("Binary") { (_: APIGatewayV2Request, _: Context) in
+            APIGatewayV2Response(statusCode: 200, headers: ["content-type": "image/png"], body: "iVBORw==", isBase64Encoded: true)
+        },
+        .closure("Malformed") { (_: APIGatewayV2Request, _: Context) in ["statusCode": "not a number"] },
+        .closure("Text") { (_: APIGatewayV2Request, _: Context) in "Hello" },
+    ]
+
+    let directory: URL
+    let config: String
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appending(path: "galley-host-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        config = directory.appending(path: "runtime.json").path
+        try write(invokeAPI: true)
+    }
+
+    func write(invokeAPI: Bool) throws {
+        let json = """
+            {
+              "server": { "invokeAPI": \(invokeAPI) },
+              "functions": {
+                "slow": { "handler": "Slow", "concurrency": 1, "timeout": 5 },
+                "echo": { "handler": "Echo", "routes": ["ANY /echo/{proxy+}"] },
+                "fail": { "handler": "Fail", "routes": ["GET /fail"] },
+                "structured": { "handler": "Structured", "routes": ["POST /items/{id}"] },
+                "binary": { "handler": "Binary", "routes": ["GET /logo.png"] },
+                "malformed": { "handler": "Malformed", "routes": ["GET /malformed"] },
+                "text": { "handler": "Text", "routes": ["GET /text"] }
+              }
+            }
+            """
+        try Data(json.utf8).write(to: URL(filePath: config))
+    }
+
+    func withHost(_ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+        try await withHost { client, _ in try await test(client) }
+    }
+
+    func withHost(_ test: @escaping @Sendable (any TestClientProtocol, FunctionHost) async throws -> Void) async throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let host = try FunctionHost(options: HostOptions(configurationFile: config), catalog: Self.catalog)
+        try await host.application().test(.router) { client in try await test(client, host) }
+    }
+
+    func invoke(
+        _ client: any TestClientProtocol,
+        _ name: String,
+        _ body: String = "{}",
+        headers: HTTPFields = [:]
+    ) async throws -> TestResponse {
+        try await client.execute(
+            uri: "/2015-03-31/functions/\(name)/invocations",
+            method: .post,
+            headers: headers,
+            body: ByteBuffer(string: body)
+        )
+    }
+
+    @Test func successCarriesTheLambdaHeaders() async throws {
+        try await withHost { client in
+            let response = try await invoke(client, "slow")
+            #expect(response.status == .ok)
+            #expect(response.headers[HTTPField.Name("X-Amz-Executed-Version")!] == "$LATEST")
+            #expect(response.headers[.contentType] == "application/json")
+            let requestID = try #require(response.headers[HTTPField.Name("x-amzn-RequestId")!])
+            let body = try JSONDecoder().decode([String: String].self, from: Data(buffer: response.body))
+            #expect(body["requestId"] == requestID)
+            #expect(response.headers[HTTPField.Name("X-Amz-Function-Error")!] == nil)
+        }
+    }
+
+    @Test func functionErrorIsA200WithUnhandled() async throws {
+        try await withHost { client in
+            let response = try await invoke(client, "fail")
+            #expect(response.status == .ok)
+            #expect(response.headers[HTTPField.Name("X-Amz-Function-Error")!] == "Unhandled")
+            #expect(String(buffer: response.body) == #"{"errorType":"Boom","errorMessage":"secret internals","stackTrace":[]}"#)
+        }
+    }
+
+    @Test func tailReturnsTheInvocationsLog() async throws {
+        try await withHost { client in
+            let response = try await invoke(client, "slow", headers: [HTTPField.Name("X-Amz-Log-Type")!: "Tail"])
+            let requestID = try #require(response.headers[HTTPField.Name("x-amzn-RequestId")!])
+            let encoded = try #require(response.headers[HTTPField.Name("X-Amz-Log-Result")!])
+            let log = String(decoding: try #require(Data(base64Encoded: encoded)), as: UTF8.self)
+            #expect(log.hasPrefix("START RequestId: \(requestID) Version: $LATEST"))
+            #expect(log.contains("END RequestId: \(requestID)"))
+            #expect(log.contains("REPORT RequestId: \(requestID)\tDuration: "))
+        }
+    }
+
+    @Test func clientContextReachesTheHandler() async throws {
+        try await withHost { client in
+            let context = Data(#"{"custom":{"k":"v"}}"#.utf8).base64EncodedString()
+            let response = try await invoke(client, "slow", headers: [HTTPField.Name("X-Amz-Client-Context")!: context])
+            let body = try JSONDecoder().decode([String: String].self, from: Data(buffer: response.body))
+            #expect(body["clientContext"] == #"{"custom":{"k":"v"}}"#)
+            let bad = try await invoke(client, "slow", headers: [HTTPField.Name("X-Amz-Client-Context")!: "%%%"])
+            #expect(bad.status == .badRequest)
+        }
+    }
+
+    @Test func eventIsAcceptedAndDryRunRunsNothing() async throws {
+        try await withHost { client in
+            let event = try await invoke(client, "slow", headers: [HTTPField.Name("X-Amz-Invocation-Type")!: "Event"])
+            #expect(event.status == .accepted)
+            #expect(event.body.readableBytes == 0)
+            #expect(event.headers[HTTPField.Name("x-amzn-RequestId")!] != nil)
+            let dry = try await invoke(client, "slow", headers: [HTTPField.Name("X-Amz-Invocation-Type")!: "DryRun"])
+            #expect(dry.status == .noContent)
+            let dryUnknown = try await invoke(client, "nope", headers: [HTTPField.Name("X-Amz-Invocation-Type")!: "DryRun"])
+            #expect(dryUnknown.status == .notFound)
+        }
+    }
+
+    @Test(arguments: [
+        "slow", "slow:$LATEST", "slow%3A%24LATEST", "123456789012%3Afunction%3Aslow",
+        "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aslow",
+        "arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Aslow%3A%24LATEST",
+    ])
+    func everyFormOfTheNameIsAccepted(name: String) async throws {
+        try await withHost { client in
+            let response = try await invoke(client, name)
+            #expect(response.status == .ok)
+        }
+    }
+
+    @Test func unknownFunctionIsResourceNotFound() async throws {
+        try await withHost { client in
+            let response = try await invoke(client, "nope")
+            #expect(response.status == .notFound)
+            #expect(response.headers[HTTPField.Name("x-amzn-ErrorType")!] == "ResourceNotFoundException")
+            #expect(
+                String(buffer: response.body)
+                    == #"{"Type":"User","Message":"Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope"}"#
+            )
+            let alias = try await client.execute(uri: "/2015-03-31/functions/slow/invocations?Qualifier=prod", method: .post)
+            #expect(alias.status == .notFound)
+            #expect(String(buffer: alias.body).contains("function:slow:prod"))
+        }
+    }
+
+    @Test func invalidPayloadIsInvalidRequestContent() async throws {
+        try await withHost { client in
+            let response = try await invoke(client, "slow", "{nope")
+            #expect(response.status == .badRequest)
+            #expect(response.headers[HTTPField.Name("x-amzn-ErrorType")!] == "InvalidRequestContentException")
+            let body = try JSONDecoder().decode([String: String].self, from: Data(buffer: response.body))
+            #expect(body["Type"] == "User")
+            #expect(body["message"]?.hasPrefix("Could not parse request body into json: line 1, column 2") == true)
+        }
+    }
+
+    @Test func oversizedPayloadsAreRequestTooLarge() async throws {
+        try await withHost { client in
+            let sync = try await invoke(client, "slow", "[" + String(repeating: "1,", count: 3_200_000) + "1]")
+            #expect(sync.status == .contentTooLarge)
+            #expect(sync.headers[HTTPField.Name("x-amzn-ErrorType")!] == "RequestTooLargeException")
+            let event = try await invoke(
+                client,
+                "slow",
+                "[" + String(repeating: "1,", count: 600_000) + "1]",
+                headers: [HTTPField.Name("X-Amz-Invocation-Type")!: "Event"]
+            )
+            #expect(event.status == .contentTooLarge)
+            #expect(String(buffer: event.body).contains("1048576"))
+        }
+    }
+
+    @Test func overTheConcurrencyLimitIsTooManyRequests() async throws {
+        try await withHost { client, host in
+            // Hold the only slot of `slow`, then call it over HTTP.
+            let holder = Task { try await host.invoker.invoke(Invocation(function: "slow", payload: Data(#"{"ms": 2000}"#.utf8))) }
+            let deadline = ContinuousClock.now + .seconds(5)
+            while ContinuousClock.now < deadline {
+                let functions = try await client.execute(uri: "/_galley/functions", method: .get)
+                if String(buffer: functions.body).contains(#""running":1"#) { break }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let response = try await invoke(client, "slow")
+            #expect(response.status == .tooManyRequests)
+            #expect(response.headers[HTTPField.Name("x-amzn-ErrorType")!] == "TooManyRequestsException")
+            #expect(response.headers[.retryAfter] == "1")
+            let body = try JSONDecoder().decode([String: String].self, from: Data(buffer: response.body))
+            #expect(body["Reason"] == "ReservedFunctionConcurrentInvocationLimitExceeded")
+            #expect(body["message"] == "Rate Exceeded.")
+            #expect(try await holder.value.isFunctionError == false)
+        }
+    }
+
+    @Test func listAndGetFunctionReturnConfigurations() async throws {
+        try await withHost { client in
+            let list = try await client.execute(uri: "/2015-03-31/functions", method: .get)
+            let object = try JSONSerialization.jsonObject(with: Data(buffer: list.body)) as? [String: Any]
+            let functions = try #require(object?["Functions"] as? [[String: Any]])
+            #expect(functions.map { $0["FunctionName"] as? String } == ["binary", "echo", "fail", "malformed", "slow", "structured", "text"])
+            #expect(functions[4]["Timeout"] as? Int == 5)
+            #expect(functions[4]["LastModified"] is String)
+            let get = try await client.execute(uri: "/2015-03-31/functions/slow", method: .get)
+            let function = try JSONSerialization.jsonObject(with: Data(buffer: get.body)) as? [String: Any]
+            #expect((function?["Configuration"] as? [String: Any])?["FunctionArn"] as? String == "arn:aws:lambda:us-east-1:123456789012:function:slow")
+            let missing = try await client.execute(uri: "/2015-03-31/functions/nope/configuration", method: .get)
+            #expect(missing.status == .notFound)
+        }
+    }
+
+    @Test func routeBuildsAPayloadTwoEvent() async throws {
+        try await withHost { client in
+            let response = try await client.execute(
+                uri: "/echo/a/b%20c?x=1&x=2",
+                method: .put,
+                headers: [.cookie: "s=1; t=2", HTTPField.Name("X-Thing")!: "v"],
+                body: ByteBuffer(string: "hello")
+            )
+            #expect(response.status == .ok)
+            #expect(response.headers[.contentType] == "application/json")
+            let event = try JSONDecoder().decode(APIGatewayV2Request.self, from: Data(buffer: response.body))
+            #expect(event.routeKey == "ANY /echo/{proxy+}")
+            #expect(event.pathParameters == ["proxy": "a/b c"])
+            #expect(event.queryStringParameters == ["x": "1,2"])
+            #expect(event.rawQueryString == "x=1&x=2")
+            #expect(event.cookies == ["s=1", "t=2"])
+            #expect(event.headers["x-thing"] == "v")
+            #expect(event.body == "hello")
+            #expect(event.requestContext.http.method == "PUT")
+            #expect(response.headers[HTTPField.Name("apigw-requestid")!] == event.requestContext.requestId)
+        }
+    }
+
+    @Test func structuredResponseSetsStatusHeadersAndCookies() async throws {
+        try await withHost { client in
+            let response = try await client.execute(uri: "/items/7", method: .post)
+            #expect(response.status.code == 201)
+            #expect(response.headers[.contentType] == "text/plain")
+            #expect(response.headers[HTTPField.Name("x-custom")!] == "yes")
+            #expect(response.headers[values: .setCookie] == ["a=1; Max-Age=60", "b=2"])
+            #expect(String(buffer: response.body) == "created 7")
+        }
+    }
+
+    @Test func base64BodyIsDecoded() async throws {
+        try await withHost { client in
+            let response = try await client.execute(uri: "/logo.png", method: .get)
+            #expect(Array(response.body.readableBytesView) == [0x89, 0x50, 0x4E, 0x47])
+        }
+    }
+
+    @Test func plainJSONResultIsA200() async throws {
+        try await withHost { client in
+            let response = try await client.execute(uri: "/text", method: .get)
+            #expect(response.status == .ok)
+            #expect(String(buffer: response.body) == #""Hello""#)
+        }
+    }
+
+    @Test func functionErrorOnARouteIsA502WithoutInternals() async throws {
+        try await withHost { client in
+            let failed = try await client.execute(uri: "/fail", method: .get)
+            #expect(failed.status == .badGateway)
+            #expect(String(buffer: failed.body) == #"{"message":"Internal Server Error"}"#)
+            let malformed = try await client.execute(uri: "/malformed", method: .get)
+            #expect(malformed.status == .badGateway)
+        }
+    }
+
+    @Test func unknownRouteIsA404() async throws {
+        try await withHost { client in
+            let response = try await client.execute(uri: "/nowhere", method: .get)
+            #expect(response.status == .notFound)
+            #expect(String(buffer: response.body) == #"{"message":"Not Found"}"#)
+            let wrongMethod = try await client.execute(uri: "/fail", method: .post)
+            #expect(wrongMethod.status == .notFound)
+        }
+    }
+
+    @Test func invokeAPICanBeTurnedOff() async throws {
+        try write(invokeAPI: false)
+        try await withHost { client in
+            let response = try await invoke(client, "slow")
+            #expect(response.status == .notFound)
+            #expect(String(buffer: response.body) == #"{"message":"Not Found"}"#)
+            #expect(try await client.execute(uri: "/text", method: .get).status == .ok)
+        }
+    }
+
+    @Test func healthAndFunctionsEndpoints() async throws {
+        try await withHost { client in
+            let health = try await client.execute(uri: "/_galley/health", method: .get)
+            #expect(health.status == .ok)
+            #expect(String(buffer: health.body) == #"{"status":"ok"}"#)
+            let functions = try await client.execute(uri: "/_galley/functions", method: .get)
+            let object = try JSONSerialization.jsonObject(with: Data(buffer: functions.body)) as? [String: Any]
+            let slow = (object?["functions"] as? [String: Any])?["slow"] as? [String: Any]
+            #expect(slow?["concurrency"] as? Int == 1)
+            #expect(slow?["handler"] as? String == "Slow")
+        }
+    }
+}
+
+struct ForwardingTrustTests {
+    @Test func forwardedForIsBelievedOnlyFromTrustedProxies() throws {
+        let trusted = ["127.0.0.1", "::1"]
+        let loopback = try SocketAddress(ipAddress: "127.0.0.1", port: 5000)
+        let stranger = try SocketAddress(ipAddress: "198.51.100.7", port: 5000)
+        #expect(HostResponder.isTrusted(loopback, trusted))
+        #expect(!HostResponder.isTrusted(stranger, trusted))
+        #expect(HostResponder.clientAddress(peer: loopback, forwardedFor: "203.0.113.9", trustedProxies: trusted) == "203.0.113.9")
+        #expect(
+            HostResponder.clientAddress(peer: loopback, forwardedFor: "1.1.1.1, 203.0.113.9, 127.0.0.1", trustedProxies: trusted)
+                == "203.0.113.9",
+            "the right-most hop that is not a trusted proxy"
+        )
+        #expect(HostResponder.clientAddress(peer: stranger, forwardedFor: nil, trustedProxies: trusted) == "198.51.100.7")
+    }
+}
