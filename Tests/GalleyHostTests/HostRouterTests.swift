@@ -33,7 +33,12 @@ struct HostRouterTests {
             )
         },
         .closure("Binary") { (_: APIGatewayV2Request, _: Context) in
-            APIGatewayV2Response(statusCode: 200, headers: ["content-type": "image/png"], body: "iVBORw==", isBase64Encoded: true)
+            APIGatewayV2Response(
+                statusCode: 200,
+                headers: ["content-type": "image/png"],
+                body: "iVBORw==",
+                isBase64Encoded: true
+            )
         },
         .closure("Malformed") { (_: APIGatewayV2Request, _: Context) in ["statusCode": "not a number"] },
         .closure("Text") { (_: APIGatewayV2Request, _: Context) in "Hello" },
@@ -71,7 +76,8 @@ struct HostRouterTests {
         try await withHost { client, _ in try await test(client) }
     }
 
-    func withHost(_ test: @escaping @Sendable (any TestClientProtocol, FunctionHost) async throws -> Void) async throws {
+    func withHost(_ test: @escaping @Sendable (any TestClientProtocol, FunctionHost) async throws -> Void) async throws
+    {
         defer { try? FileManager.default.removeItem(at: directory) }
         let host = try FunctionHost(options: HostOptions(configurationFile: config), catalog: Self.catalog)
         try await host.application().test(.router) { client in try await test(client, host) }
@@ -109,7 +115,10 @@ struct HostRouterTests {
             let response = try await invoke(client, "fail")
             #expect(response.status == .ok)
             #expect(response.headers[HTTPField.Name("X-Amz-Function-Error")!] == "Unhandled")
-            #expect(String(buffer: response.body) == #"{"errorType":"Boom","errorMessage":"secret internals","stackTrace":[]}"#)
+            #expect(
+                String(buffer: response.body)
+                    == #"{"errorType":"Boom","errorMessage":"secret internals","stackTrace":[]}"#
+            )
         }
     }
 
@@ -144,7 +153,11 @@ struct HostRouterTests {
             #expect(event.headers[HTTPField.Name("x-amzn-RequestId")!] != nil)
             let dry = try await invoke(client, "slow", headers: [HTTPField.Name("X-Amz-Invocation-Type")!: "DryRun"])
             #expect(dry.status == .noContent)
-            let dryUnknown = try await invoke(client, "nope", headers: [HTTPField.Name("X-Amz-Invocation-Type")!: "DryRun"])
+            let dryUnknown = try await invoke(
+                client,
+                "nope",
+                headers: [HTTPField.Name("X-Amz-Invocation-Type")!: "DryRun"]
+            )
             #expect(dryUnknown.status == .notFound)
         }
     }
@@ -170,7 +183,10 @@ struct HostRouterTests {
                 String(buffer: response.body)
                     == #"{"Type":"User","Message":"Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope"}"#
             )
-            let alias = try await client.execute(uri: "/2015-03-31/functions/slow/invocations?Qualifier=prod", method: .post)
+            let alias = try await client.execute(
+                uri: "/2015-03-31/functions/slow/invocations?Qualifier=prod",
+                method: .post
+            )
             #expect(alias.status == .notFound)
             #expect(String(buffer: alias.body).contains("function:slow:prod"))
         }
@@ -206,7 +222,9 @@ struct HostRouterTests {
     @Test func overTheConcurrencyLimitIsTooManyRequests() async throws {
         try await withHost { client, host in
             // Hold the only slot of `slow`, then call it over HTTP.
-            let holder = Task { try await host.invoker.invoke(Invocation(function: "slow", payload: Data(#"{"ms": 2000}"#.utf8))) }
+            let holder = Task {
+                try await host.invoker.invoke(Invocation(function: "slow", payload: Data(#"{"ms": 2000}"#.utf8)))
+            }
             let deadline = ContinuousClock.now + .seconds(5)
             while ContinuousClock.now < deadline {
                 let functions = try await client.execute(uri: "/_galley/functions", method: .get)
@@ -229,12 +247,19 @@ struct HostRouterTests {
             let list = try await client.execute(uri: "/2015-03-31/functions", method: .get)
             let object = try JSONSerialization.jsonObject(with: Data(buffer: list.body)) as? [String: Any]
             let functions = try #require(object?["Functions"] as? [[String: Any]])
-            #expect(functions.map { $0["FunctionName"] as? String } == ["binary", "echo", "fail", "malformed", "slow", "structured", "text"])
+            #expect(
+                functions.map { $0["FunctionName"] as? String } == [
+                    "binary", "echo", "fail", "malformed", "slow", "structured", "text",
+                ]
+            )
             #expect(functions[4]["Timeout"] as? Int == 5)
             #expect(functions[4]["LastModified"] is String)
             let get = try await client.execute(uri: "/2015-03-31/functions/slow", method: .get)
             let function = try JSONSerialization.jsonObject(with: Data(buffer: get.body)) as? [String: Any]
-            #expect((function?["Configuration"] as? [String: Any])?["FunctionArn"] as? String == "arn:aws:lambda:us-east-1:123456789012:function:slow")
+            #expect(
+                (function?["Configuration"] as? [String: Any])?["FunctionArn"] as? String
+                    == "arn:aws:lambda:us-east-1:123456789012:function:slow"
+            )
             let missing = try await client.execute(uri: "/2015-03-31/functions/nope/configuration", method: .get)
             #expect(missing.status == .notFound)
         }
@@ -340,12 +365,21 @@ struct ForwardingTrustTests {
         let stranger = try SocketAddress(ipAddress: "198.51.100.7", port: 5000)
         #expect(HostResponder.isTrusted(loopback, trusted))
         #expect(!HostResponder.isTrusted(stranger, trusted))
-        #expect(HostResponder.clientAddress(peer: loopback, forwardedFor: "203.0.113.9", trustedProxies: trusted) == "203.0.113.9")
         #expect(
-            HostResponder.clientAddress(peer: loopback, forwardedFor: "1.1.1.1, 203.0.113.9, 127.0.0.1", trustedProxies: trusted)
+            HostResponder.clientAddress(peer: loopback, forwardedFor: "203.0.113.9", trustedProxies: trusted)
+                == "203.0.113.9"
+        )
+        #expect(
+            HostResponder.clientAddress(
+                peer: loopback,
+                forwardedFor: "1.1.1.1, 203.0.113.9, 127.0.0.1",
+                trustedProxies: trusted
+            )
                 == "203.0.113.9",
             "the right-most hop that is not a trusted proxy"
         )
-        #expect(HostResponder.clientAddress(peer: stranger, forwardedFor: nil, trustedProxies: trusted) == "198.51.100.7")
+        #expect(
+            HostResponder.clientAddress(peer: stranger, forwardedFor: nil, trustedProxies: trusted) == "198.51.100.7"
+        )
     }
 }

@@ -68,10 +68,25 @@ func runGalley(
     in directory: TemporaryDirectory? = nil,
     timeout: Duration = .seconds(60)
 ) async throws -> ProcessOutput {
+    try await runProcess(Binaries.galley.path, arguments, stdin: stdin, in: directory?.url, timeout: timeout)
+}
+
+/// Runs any program (found on PATH unless `executable` is a path) and waits for it.
+func runProcess(
+    _ executable: String,
+    _ arguments: [String],
+    stdin: String = "",
+    in directory: URL? = nil,
+    environment: [String: String] = [:],
+    timeout: Duration = .seconds(60)
+) async throws -> ProcessOutput {
     let process = Process()
-    process.executableURL = Binaries.galley
+    process.executableURL = URL(filePath: executable.hasPrefix("/") ? executable : try Tools.path(of: executable))
     process.arguments = arguments
-    if let directory { process.currentDirectoryURL = directory.url }
+    if let directory { process.currentDirectoryURL = directory }
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
     let input = Pipe()
     let output = Pipe()
     let error = Pipe()
@@ -92,7 +107,7 @@ func runGalley(
     while process.isRunning {
         if ContinuousClock.now > deadline {
             process.terminate()
-            Issue.record("galley \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+            Issue.record("\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)")
             break
         }
         try await Task.sleep(for: .milliseconds(5))
@@ -101,4 +116,43 @@ func runGalley(
     let stderr = await err
     process.waitUntilExit()
     return ProcessOutput(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+}
+
+/// External programs the integration tests drive.
+enum Tools {
+    static var isCI: Bool { ProcessInfo.processInfo.environment["CI"] == "true" }
+
+    /// The program's path on PATH (or in /usr/sbin, where nginx lives).
+    static func path(of name: String) throws -> String {
+        let folders =
+            (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + [
+                "/usr/sbin", "/sbin",
+            ]
+        for folder in folders where FileManager.default.isExecutableFile(atPath: "\(folder)/\(name)") {
+            return "\(folder)/\(name)"
+        }
+        throw ToolMissing(name: name)
+    }
+
+    /// Whether a test that needs `names` should run: when they are installed, and always in CI,
+    /// where a missing tool must fail the test rather than skip it.
+    static func usable(_ names: String...) -> Bool {
+        isCI || names.allSatisfy { (try? path(of: $0)) != nil }
+    }
+
+    static func pythonHas(_ module: String) -> Bool {
+        guard let python = try? path(of: "python3") else { return false }
+        let process = Process()
+        process.executableURL = URL(filePath: python)
+        process.arguments = ["-c", "import \(module)"]
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return false }
+        process.waitUntilExit()
+        return process.terminationStatus == 0
+    }
+}
+
+struct ToolMissing: Error, CustomStringConvertible {
+    var name: String
+    var description: String { "\(name) is not installed (.ci/run installs it)" }
 }

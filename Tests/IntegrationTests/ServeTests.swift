@@ -1,0 +1,375 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `galley serve` on port 0 driven by real clients: the aws CLI, boto3, curl and nginx.
+@Suite(.serialized)
+struct ServeTests {
+    let directory: TemporaryDirectory
+    let config: String
+
+    static let configuration = """
+        {
+          "storage": { "path": "data" },
+          "functions": {
+            "hello": { "handler": "Hello", "routes": ["GET /hello/{name}"] },
+            "counter": { "handler": "Counter", "concurrency": 50, "routes": ["POST /count/{name}", "GET /count/{name}"] },
+            "inspect": { "handler": "Inspect", "concurrency": 1, "timeout": 10, "routes": ["ANY /inspect/{proxy+}"] },
+            "sleepy": { "handler": "Inspect", "concurrency": 20, "timeout": 10 }
+          }
+        }
+        """
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        config = try directory.write("runtime.json", Self.configuration)
+    }
+
+    /// The aws CLI's environment: dummy keys (it signs, Galley ignores the signature) and no user config.
+    var awsEnvironment: [String: String] {
+        [
+            "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": directory.path("aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": directory.path("aws-credentials"),
+        ]
+    }
+
+    @Test(.enabled(if: Tools.usable("aws"), "the aws CLI is not installed"))
+    func awsCLIInvokesListsAndGets() async throws {
+        let server = try await ServerProcess(config: config)
+        let endpoint = ["--endpoint-url", server.address]
+        let out = directory.path("out.json")
+        let invoke = try await runProcess(
+            "aws",
+            [
+                "lambda", "invoke", "--function-name", "hello", "--payload", #"{"name":"CLI"}"#, "--log-type", "Tail",
+                out,
+            ] + endpoint,
+            environment: awsEnvironment
+        )
+        #expect(invoke.status == 0, "\(invoke.err)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8) == #"{"message":"Hello, CLI!"}"#)
+        let summary = try JSONSerialization.jsonObject(with: invoke.stdout) as? [String: Any]
+        #expect(summary?["StatusCode"] as? Int == 200)
+        #expect(summary?["ExecutedVersion"] as? String == "$LATEST")
+        let log = String(decoding: Data(base64Encoded: summary?["LogResult"] as? String ?? "") ?? Data(), as: UTF8.self)
+        #expect(log.hasPrefix("START RequestId: ") && log.contains("REPORT RequestId: "))
+
+        let failed = try await runProcess(
+            "aws",
+            ["lambda", "invoke", "--function-name", "inspect", "--payload", #"{"fail":"nope"}"#, out] + endpoint,
+            environment: awsEnvironment
+        )
+        #expect(
+            (try JSONSerialization.jsonObject(with: failed.stdout) as? [String: Any])?["FunctionError"] as? String
+                == "Unhandled"
+        )
+
+        let list = try await runProcess("aws", ["lambda", "list-functions"] + endpoint, environment: awsEnvironment)
+        let functions =
+            (try JSONSerialization.jsonObject(with: list.stdout) as? [String: Any])?["Functions"] as? [[String: Any]]
+        #expect(functions?.compactMap { $0["FunctionName"] as? String } == ["counter", "hello", "inspect", "sleepy"])
+
+        let get = try await runProcess(
+            "aws",
+            ["lambda", "get-function", "--function-name", "hello"] + endpoint,
+            environment: awsEnvironment
+        )
+        let configuration =
+            (try JSONSerialization.jsonObject(with: get.stdout) as? [String: Any])?["Configuration"] as? [String: Any]
+        #expect(configuration?["FunctionArn"] as? String == "arn:aws:lambda:us-east-1:123456789012:function:hello")
+
+        let missing = try await runProcess(
+            "aws",
+            ["lambda", "invoke", "--function-name", "nope", out] + endpoint,
+            environment: awsEnvironment
+        )
+        #expect(missing.status == 255)
+        #expect(
+            missing.err.contains(
+                "An error occurred (ResourceNotFoundException) when calling the Invoke operation: Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope"
+            )
+        )
+        // The request ids in the log are the ones the caller got.
+        let requestIDs = server.stderr.matches(of: /START RequestId: ([-0-9a-f]{36})/).map { String($0.1) }
+        #expect(requestIDs.count >= 2)
+    }
+
+    @Test(.enabled(if: Tools.isCI || Tools.pythonHas("boto3"), "boto3 is not installed"))
+    func boto3MapsEveryErrorToItsExceptionClass() async throws {
+        let server = try await ServerProcess(config: config)
+        let script = """
+            import base64, json, sys, threading
+            import boto3
+            from botocore.config import Config
+            lam = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                               aws_access_key_id="test", aws_secret_access_key="test",
+                               config=Config(retries={"max_attempts": 0, "mode": "standard"}))
+            out = {}
+            r = lam.invoke(FunctionName="hello", Payload=b'{"name": "Boto"}', LogType="Tail")
+            out["payload"] = json.loads(r["Payload"].read())
+            out["status"] = r["StatusCode"]
+            out["log"] = base64.b64decode(r["LogResult"]).decode()
+            out["requestId"] = r["ResponseMetadata"]["RequestId"]
+            def expect(name, call):
+                try:
+                    call()
+                    out[name] = "no error"
+                except lam.exceptions.ClientError as e:
+                    out[name] = {"class": type(e).__name__, "code": e.response["Error"]["Code"],
+                                 "message": e.response["Error"].get("Message"), "reason": e.response.get("Reason"),
+                                 "status": e.response["ResponseMetadata"]["HTTPStatusCode"]}
+            expect("notFound", lambda: lam.invoke(FunctionName="nope", Payload=b"{}"))
+            expect("badJSON", lambda: lam.invoke(FunctionName="hello", Payload=b"{not json"))
+            expect("tooLarge", lambda: lam.invoke(FunctionName="hello", Payload=b'"' + b"x" * (7 * 1024 * 1024) + b'"'))
+            slow = threading.Thread(target=lambda: lam.invoke(FunctionName="inspect", Payload=b'{"sleepMs": 2500}'))
+            slow.start()
+            import time
+            deadline = time.time() + 5
+            while time.time() < deadline:
+                try:
+                    lam.invoke(FunctionName="inspect", Payload=b"{}")
+                    time.sleep(0.02)
+                except lam.exceptions.TooManyRequestsException:
+                    break
+            expect("throttled", lambda: lam.invoke(FunctionName="inspect", Payload=b"{}"))
+            slow.join()
+            counts, lock = [], threading.Lock()
+            def hammer():
+                client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                                      aws_access_key_id="test", aws_secret_access_key="test")
+                for _ in range(25):
+                    r = client.invoke(FunctionName="counter", Payload=b'{"name": "hammered"}')
+                    with lock:
+                        counts.append(json.loads(r["Payload"].read())["count"])
+            threads = [threading.Thread(target=hammer) for _ in range(16)]
+            [t.start() for t in threads]
+            [t.join() for t in threads]
+            out["counts"] = sorted(counts)
+            print(json.dumps(out))
+            """
+        let file = try directory.write("boto.py", script)
+        let run = try await runProcess("python3", [file, server.address], timeout: .seconds(120))
+        #expect(run.status == 0, "\(run.err)")
+        let out = try #require(try JSONSerialization.jsonObject(with: run.stdout) as? [String: Any])
+        #expect(out["payload"] as? [String: String] == ["message": "Hello, Boto!"])
+        #expect(out["status"] as? Int == 200)
+        let requestID = try #require(out["requestId"] as? String)
+        #expect((out["log"] as? String)?.hasPrefix("START RequestId: \(requestID)") == true)
+        func error(_ name: String) -> [String: Any] { out[name] as? [String: Any] ?? [:] }
+        #expect(error("notFound")["class"] as? String == "ResourceNotFoundException")
+        #expect(error("notFound")["status"] as? Int == 404)
+        #expect(error("badJSON")["class"] as? String == "InvalidRequestContentException")
+        #expect(error("tooLarge")["class"] as? String == "RequestTooLargeException")
+        #expect(error("tooLarge")["status"] as? Int == 413)
+        #expect(error("throttled")["class"] as? String == "TooManyRequestsException")
+        #expect(error("throttled")["reason"] as? String == "ReservedFunctionConcurrentInvocationLimitExceeded")
+        #expect(out["counts"] as? [Int] == Array(1...400), "16 threads × 25 increments, none lost or repeated")
+    }
+
+    @Test(.enabled(if: Tools.usable("nginx", "curl"), "nginx or curl is not installed"))
+    func nginxInFrontForwardsTheClientAddress() async throws {
+        let socket = directory.path("galley.sock")
+        let server = try await ServerProcess(config: config, arguments: ["--socket", socket])
+        #expect(server.address == "unix:\(socket)")
+        let port = try freePort()
+        let prefix = directory.path("nginx")
+        try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
+        let conf = try directory.write(
+            "nginx.conf",
+            """
+            daemon off;
+            worker_processes 1;
+            # The worker must be able to open galley's socket; as root nginx would switch to nobody.
+            user root;
+            pid \(prefix)/nginx.pid;
+            error_log \(prefix)/error.log;
+            events { worker_connections 64; }
+            http {
+                access_log off;
+                client_body_temp_path \(prefix)/body;
+                proxy_temp_path \(prefix)/proxy;
+                fastcgi_temp_path \(prefix)/fastcgi;
+                uwsgi_temp_path \(prefix)/uwsgi;
+                scgi_temp_path \(prefix)/scgi;
+            \(Self.nginxUpstream(socket: socket, listen: "127.0.0.1:\(port)"))
+            }
+            """
+        )
+        let nginx = Process()
+        nginx.executableURL = URL(filePath: try Tools.path(of: "nginx"))
+        nginx.arguments = ["-c", conf, "-p", prefix, "-e", "\(prefix)/error.log"]
+        nginx.standardError = FileHandle.nullDevice
+        try nginx.run()
+        defer { stop(nginx) }
+        let base = "http://127.0.0.1:\(port)"
+        var ready = false
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !ready && ContinuousClock.now < deadline {
+            ready = (try? await curl(["--fail", "-o", "/dev/null", "\(base)/_galley/health"]))?.status == 0
+            if !ready { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(
+            ready,
+            "nginx did not come up: \((try? String(contentsOfFile: "\(prefix)/error.log", encoding: .utf8)) ?? "")"
+        )
+        let hello = try await curl(["\(base)/hello/Nginx"])
+        #expect(hello.out == #"{"message":"Hello, Nginx!"}"#)
+        let inspected = try await curl([
+            "-H", "Host: api.example.com", "-H", "X-Forwarded-For: 203.0.113.9", "-H", "Cookie: a=1",
+            "-X", "POST", "--data", "body", "\(base)/inspect/some/path?q=1",
+        ])
+        let event =
+            (try JSONSerialization.jsonObject(with: inspected.stdout) as? [String: Any])?["event"] as? [String: Any]
+        let http = (event?["requestContext"] as? [String: Any])?["http"] as? [String: Any]
+        #expect(http?["sourceIp"] as? String == "203.0.113.9")
+        #expect(http?["method"] as? String == "POST")
+        #expect((event?["requestContext"] as? [String: Any])?["domainName"] as? String == "api.example.com")
+        #expect(event?["pathParameters"] as? [String: String] == ["proxy": "some/path"])
+        #expect(event?["cookies"] as? [String] == ["a=1"])
+        #expect(event?["body"] as? String == "body")
+        let direct = try await curl(["\(base)/inspect/x"])
+        let directEvent =
+            (try JSONSerialization.jsonObject(with: direct.stdout) as? [String: Any])?["event"] as? [String: Any]
+        let directHTTP = (directEvent?["requestContext"] as? [String: Any])?["http"] as? [String: Any]
+        #expect(
+            directHTTP?["sourceIp"] as? String == "127.0.0.1",
+            "without a forwarded address, the client is nginx's peer"
+        )
+    }
+
+    /// The nginx `upstream` and `server` blocks the README shows.
+    static func nginxUpstream(socket: String, listen: String) -> String {
+        """
+            upstream galley {
+                server unix:\(socket);
+                keepalive 16;
+            }
+            server {
+                listen \(listen);
+                client_max_body_size 6m;
+                location / {
+                    proxy_pass http://galley;
+                    proxy_http_version 1.1;
+                    proxy_set_header Connection "";
+                    proxy_set_header Host $host;
+                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+                    proxy_set_header X-Forwarded-Host $host;
+                    proxy_read_timeout 900s;
+                }
+            }
+        """
+    }
+
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func sigtermAnswersEveryRequestInFlightThenExitsZero() async throws {
+        let server = try await ServerProcess(config: config)
+        let url = "\(server.address)/2015-03-31/functions/sleepy/invocations"
+        let calls = (0..<5).map { _ in
+            Task { try await curl(["-X", "POST", "--data", #"{"sleepMs": 1500}"#, "-w", "\n%{http_code}", url]) }
+        }
+        // Wait until all five are running, then ask the host to stop.
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            let functions = try await curl(["\(server.address)/_galley/functions"])
+            if functions.out.contains(#""running":5"#) { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        server.signal(SIGTERM)
+        for call in calls {
+            let output = try await call.value
+            #expect(output.out.hasSuffix("\n200"), "\(output.out) \(output.err)")
+            #expect(output.out.contains(#""functionName":"sleepy""#))
+        }
+        #expect(try await server.waitForExit() == 0)
+        #expect(server.stderr.components(separatedBy: "REPORT RequestId:").count - 1 == 5)
+    }
+
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func sighupLoadsAValidFileAndRefusesAnInvalidOne() async throws {
+        let server = try await ServerProcess(config: config)
+        #expect(try await curl(["\(server.address)/hello/A"]).out == #"{"message":"Hello, A!"}"#)
+        try directory.write(
+            "runtime.json",
+            #"{"storage": {"path": "data"}, "functions": {"hello": {"handler": "Hello", "environment": {"GREETING": "Hi"}, "routes": ["GET /hello/{name}", "GET /hi/{name}"]}}}"#
+        )
+        server.signal(SIGHUP)
+        #expect(try await server.waitForLog { $0.contains("reloaded") })
+        #expect(try await curl(["\(server.address)/hi/B"]).out == #"{"message":"Hi, B!"}"#)
+        #expect(try await curl(["\(server.address)/count/x", "-X", "POST"]).out == #"{"message":"Not Found"}"#)
+        try directory.write("runtime.json", #"{"functions": {"hello": {"handler": "Hello", "timeout": -1}}}"#)
+        server.signal(SIGHUP)
+        #expect(try await server.waitForLog { $0.contains("reload refused") && $0.contains("functions.hello.timeout") })
+        #expect(
+            try await curl(["\(server.address)/hi/C"]).out == #"{"message":"Hi, C!"}"#,
+            "the old configuration stays"
+        )
+        #expect(server.process.isRunning)
+    }
+
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func slowlorisAndAHugeBodyDoNotHurtOtherCallers() async throws {
+        let server = try await ServerProcess(config: config)
+        let port = try #require(Int(server.address.split(separator: ":").last ?? ""))
+        // 40 connections that dribble a request header one byte at a time and never finish it.
+        let slow = Task {
+            await Blocking.run {
+                let sockets = (0..<40).compactMap { _ in try? connectLoopback(port: port) }
+                let header = Array("GET /hello/slow HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".utf8)
+                for byte in header { for s in sockets { var b = byte; _ = send(s, &b, 1, Int32(MSG_NOSIGNAL)) } }
+                for _ in 0..<30 {
+                    for s in sockets { var b = UInt8(ascii: "a"); _ = send(s, &b, 1, Int32(MSG_NOSIGNAL)) }
+                    usleep(100_000)
+                }
+                sockets.forEach { close($0) }
+                return sockets.count
+            }
+        }
+        let huge = directory.path("huge.json")
+        try Data(("\"" + String(repeating: "x", count: 7 * 1024 * 1024) + "\"").utf8).write(to: URL(filePath: huge))
+        let tooLarge = try await curl([
+            "-X", "POST", "--data-binary", "@\(huge)", "-w", "\n%{http_code}",
+            "\(server.address)/2015-03-31/functions/hello/invocations",
+        ])
+        #expect(tooLarge.out.hasSuffix("\n413"), "\(tooLarge.out.suffix(200))")
+        for index in 0..<20 {
+            let started = ContinuousClock.now
+            let response = try await curl(["\(server.address)/hello/\(index)"])
+            #expect(response.out == #"{"message":"Hello, \#(index)!"}"#)
+            #expect(ContinuousClock.now - started < .seconds(2))
+        }
+        #expect(await slow.value == 40)
+    }
+}
+
+/// A TCP connection to 127.0.0.1:`port`.
+func connectLoopback(port: Int) throws -> Int32 {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    let connected = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    guard connected else {
+        close(descriptor)
+        throw POSIXError(.ECONNREFUSED)
+    }
+    return descriptor
+}
+
+/// Stops a helper process: SIGTERM, then SIGKILL if it is still there after 5 s.
+func stop(_ process: Process) {
+    guard process.isRunning else { return }
+    kill(process.processIdentifier, SIGTERM)
+    let deadline = ContinuousClock.now + .seconds(5)
+    while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+}

@@ -1,0 +1,123 @@
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A running `galley serve`, on port 0 or a Unix socket, with its stderr collected.
+final class ServerProcess: Sendable {
+    /// Bytes appended by a reader thread.
+    final class Buffer: Sendable {
+        private let data = Mutex(Data())
+        func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
+        var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
+    }
+
+    let process: Process
+    private let log = Buffer()
+    /// `http://127.0.0.1:PORT`, or `unix:PATH`.
+    let address: String
+
+    init(config: String, arguments: [String] = ["--port", "0"], timeout: Duration = .seconds(30)) async throws {
+        let process = Process()
+        process.executableURL = Binaries.galley
+        process.arguments = ["serve", "--config", config] + arguments
+        let error = Pipe()
+        process.standardError = error
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        let log = self.log
+        Thread.detachNewThread {
+            let reader = error.fileHandleForReading
+            while true {
+                let chunk = reader.availableData
+                if chunk.isEmpty { return }
+                log.append(chunk)
+            }
+        }
+        // Wait for the line that says where it listens.
+        let deadline = ContinuousClock.now + timeout
+        var found: String?
+        while found == nil {
+            let text = log.text
+            if let match = text.firstMatch(of: /listening on (http:\/\/[0-9.]+:\d+|unix:\S+)/) {
+                found = String(match.1)
+            }
+            guard found == nil else { break }
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                process.terminate()
+                throw ServerFailed(log: text)
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        address = found!
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    var stderr: String { log.text }
+
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+
+    /// Waits for the process to exit; returns its status.
+    func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("galley serve did not exit within \(timeout)")
+                return -1
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return process.terminationStatus
+    }
+
+    /// Polls until `condition` holds on the collected stderr.
+    func waitForLog(timeout: Duration = .seconds(10), _ condition: (String) -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition(stderr) { return true }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+}
+
+struct ServerFailed: Error, CustomStringConvertible {
+    var log: String
+    var description: String { "galley serve did not start:\n\(log)" }
+}
+
+/// curl, the way a user would call a route.
+func curl(_ arguments: [String], timeout: Duration = .seconds(30)) async throws -> ProcessOutput {
+    try await runProcess("curl", ["--silent", "--show-error", "--max-time", "20"] + arguments, timeout: timeout)
+}
+
+/// A TCP port that was free a moment ago, for programs that cannot bind port 0 and report it (nginx).
+func freePort() throws -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+        }
+    }
+    guard bound else { throw POSIXError(.EADDRINUSE) }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
