@@ -59,7 +59,16 @@ let package = Package(
         // Benchmarks: `swift run -c release galley-bench`.
         .executableTarget(
             name: "galley-bench",
-            dependencies: ["galley", "bench-echo", "Galley", "GalleyStore", "CSQLite"]
+            dependencies: ["galley", "bench-echo", "bench-hummingbird", "Galley", "GalleyStore", "CSQLite"]
+        ),
+        // The baseline for HTTP: a bare Hummingbird server doing the same JSON work.
+        .executableTarget(
+            name: "bench-hummingbird",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         // The baseline for start-up: decode stdin JSON, re-encode it, nothing else.
         .executableTarget(name: "bench-echo", dependencies: []),

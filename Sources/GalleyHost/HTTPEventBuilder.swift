@@ -1,5 +1,9 @@
 import Galley
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -54,66 +58,83 @@ public struct HTTPEventBuilder: Sendable {
         return (String(target[..<mark]), String(target[target.index(after: mark)...]))
     }
 
+    /// The event as a value: what ``encode()`` writes, decoded.
     public func build() -> APIGatewayV2Request {
-        var headerValues: [String: String] = [:]
+        // The encoder below is the one source of the event; it writes only valid events.
+        try! JSONDecoder().decode(APIGatewayV2Request.self, from: Data(encode()))
+    }
+
+    /// The event as JSON, written directly (no `JSONEncoder`): this runs for every routed request.
+    public func encode() -> [UInt8] {
+        var headerValues: [(String, String)] = []
+        var headerIndex: [String: Int] = [:]
         var cookies: [String] = []
         for (name, value) in headers {
             let name = name.lowercased()
             if name == "cookie" {
                 cookies += value.split(separator: ";").map { String($0.drop { $0 == " " }) }.filter { !$0.isEmpty }
-                continue
+            } else if let index = headerIndex[name] {
+                headerValues[index].1 += "," + value
+            } else {
+                headerIndex[name] = headerValues.count
+                headerValues.append((name, value))
             }
-            headerValues[name] = headerValues[name].map { "\($0),\(value)" } ?? value
         }
-        var queryValues: [String: String] = [:]
+        var queryValues: [(String, String)] = []
+        var queryIndex: [String: Int] = [:]
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = PercentEncoding.decode(parts[0], plusIsSpace: true)
             let value = parts.count > 1 ? PercentEncoding.decode(parts[1], plusIsSpace: true) : ""
-            queryValues[name] = queryValues[name].map { "\($0),\(value)" } ?? value
+            if let index = queryIndex[name] {
+                queryValues[index].1 += "," + value
+            } else {
+                queryIndex[name] = queryValues.count
+                queryValues.append((name, value))
+            }
         }
         var bodyText: String?
         var isBase64 = false
         if let body, !body.isEmpty {
-            if let text = String(validating: body, as: UTF8.self), !Self.looksBinary(headerValues["content-type"]) {
+            let contentType = headerIndex["content-type"].map { headerValues[$0].1 }
+            if let text = String(validating: body, as: UTF8.self), !Self.looksBinary(contentType) {
                 bodyText = text
             } else {
                 bodyText = Data(body).base64EncodedString()
                 isBase64 = true
             }
         }
-        let now = time ?? Date()
+        let milliseconds = time.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Self.nowMilliseconds()
         let routeKey = route.map { $0.route.description } ?? "$default"
         let prefix = domainName.split(separator: ".").first.map(String.init) ?? domainName
-        return APIGatewayV2Request(
-            routeKey: routeKey,
-            rawPath: path,
-            rawQueryString: query,
-            cookies: cookies.isEmpty ? nil : cookies,
-            headers: headerValues,
-            queryStringParameters: queryValues.isEmpty ? nil : queryValues,
-            pathParameters: route.flatMap { $0.pathParameters.isEmpty ? nil : $0.pathParameters },
-            requestContext: .init(
-                accountId: ARN.account,
-                apiId: "galley",
-                domainName: domainName,
-                domainPrefix: prefix,
-                http: .init(
-                    method: method,
-                    path: PercentEncoding.decode(path[...]),
-                    protocol: "HTTP/1.1",
-                    sourceIp: sourceIP,
-                    userAgent: headerValues["user-agent"] ?? ""
-                ),
-                requestId: requestID,
-                routeKey: routeKey,
-                stage: "$default",
-                time: Self.format(now),
-                timeEpoch: Int64((now.timeIntervalSince1970 * 1000).rounded())
-            ),
-            body: bodyText,
-            isBase64Encoded: isBase64
-        )
+        let userAgent = headerIndex["user-agent"].map { headerValues[$0].1 } ?? ""
+        let quote = JSONString.quote
+        func object(_ pairs: [(String, String)]) -> String {
+            "{" + pairs.map { quote($0.0) + ":" + quote($0.1) }.joined(separator: ",") + "}"
+        }
+        var json = #"{"version":"2.0","routeKey":\#(quote(routeKey)),"rawPath":\#(quote(path)),"#
+        json += #""rawQueryString":\#(quote(query)),"#
+        if !cookies.isEmpty { json += #""cookies":[\#(cookies.map(quote).joined(separator: ","))],"# }
+        json += #""headers":\#(object(headerValues)),"#
+        if !queryValues.isEmpty { json += #""queryStringParameters":\#(object(queryValues)),"# }
+        if let parameters = route?.pathParameters, !parameters.isEmpty {
+            json += #""pathParameters":\#(object(parameters.sorted { $0.key < $1.key })),"#
+        }
+        json += #""requestContext":{"accountId":"\#(ARN.account)","apiId":"galley","#
+        json += #""domainName":\#(quote(domainName)),"domainPrefix":\#(quote(prefix)),"#
+        json += #""http":{"method":\#(quote(method)),"path":\#(quote(PercentEncoding.decode(path[...]))),"#
+        json += #""protocol":"HTTP/1.1","sourceIp":\#(quote(sourceIP)),"userAgent":\#(quote(userAgent))},"#
+        json += #""requestId":\#(quote(requestID)),"routeKey":\#(quote(routeKey)),"stage":"$default","#
+        json += #""time":"\#(Self.format(milliseconds: milliseconds))","timeEpoch":\#(milliseconds)},"#
+        if let bodyText { json += #""body":\#(quote(bodyText)),"# }
+        json += #""isBase64Encoded":\#(isBase64)}"#
+        return Array(json.utf8)
+    }
+
+    static func nowMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
     /// Content types whose bodies are sent base64-encoded even when they happen to be valid UTF-8.
@@ -128,14 +149,13 @@ public struct HTTPEventBuilder: Sendable {
     }
 
     /// `12/Mar/2020:19:03:58 +0000`, as API Gateway writes `requestContext.time`.
-    static func format(_ date: Date) -> String {
+    static func format(milliseconds: Int64) -> String {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        let components = Calendar(identifier: .gregorian).dateComponents(in: .gmt, from: date)
-        func pad(_ value: Int?) -> String {
-            let value = value ?? 0
-            return value < 10 ? "0\(value)" : "\(value)"
-        }
-        return "\(pad(components.day))/\(months[(components.month ?? 1) - 1])/\(components.year ?? 1970)"
-            + ":\(pad(components.hour)):\(pad(components.minute)):\(pad(components.second)) +0000"
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        return "\(pad(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900)"
+            + ":\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)) +0000"
     }
 }

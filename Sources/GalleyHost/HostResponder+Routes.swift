@@ -48,12 +48,7 @@ extension HostResponder {
         )
         let host = (trusted ? request.headers[.forwardedHost] : nil) ?? request.head.authority ?? "localhost"
         builder.domainName = String(host.split(separator: ":").first ?? "localhost")
-        let event: Data
-        do {
-            event = try JSONEncoder().encode(builder.build())
-        } catch {
-            return .json(.internalServerError, #"{"message":"Internal Server Error"}"#)
-        }
+        let event = Data(builder.encode())
         let headers: HTTPFields = [.apigwRequestID: requestID]
         do {
             let result = try await invoker.invoke(

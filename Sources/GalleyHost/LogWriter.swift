@@ -228,10 +228,17 @@ enum Timestamp {
 }
 
 enum ResourceUsage {
-    /// The process's peak resident set size in MB, rounded up.
+    private static let cache = Mutex<(read: ContinuousClock.Instant, megabytes: Int)?>(nil)
+
+    /// The process's peak resident set size in MB, rounded up; read again at most every 50 ms
+    /// (`getrusage` sums over every thread, which costs on a busy host).
     static func peakMemoryMB() -> Int {
+        let now = ContinuousClock.now
+        if let cached = cache.withLock({ $0 }), now - cached.read < .milliseconds(50) { return cached.megabytes }
         var usage = rusage()
         guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
-        return (Int(usage.ru_maxrss) + 1023) / 1024  // ru_maxrss is in KB on Linux
+        let megabytes = (Int(usage.ru_maxrss) + 1023) / 1024  // ru_maxrss is in KB on Linux
+        cache.withLock { $0 = (now, megabytes) }
+        return megabytes
     }
 }

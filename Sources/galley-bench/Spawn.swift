@@ -23,13 +23,14 @@ func timeProcess(_ path: String, _ arguments: [String], stdinFile: String) -> Du
     return elapsed
 }
 
-/// Starts a program with no stdin and its output discarded; returns its pid.
+/// Starts a program with no stdin and its output (stdout and stderr) discarded; returns its pid.
 func spawnProcess(_ path: String, _ arguments: [String]) -> pid_t {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
     let argv = ([path] + arguments).map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid = pid_t()

@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `galley serve` against a bare Hummingbird server, both pinned to core 0 with one event loop,
+/// loaded by wrk pinned to core 1: warm `hello` through the Invoke API and through a route.
+struct HTTPBenchmark {
+    let binaries: String
+    let workDirectory: String
+    var seconds = 10
+    var rounds = 2
+    var connections = 32
+
+    struct Result {
+        var requestsPerSecond: Double
+        var p50: Double
+        var p99: Double
+    }
+
+    func run() throws -> String {
+        guard let wrk = which("wrk"), let taskset = which("taskset") else {
+            return "### HTTP\n\nSkipped: wrk and taskset are needed (`apt-get install -y wrk util-linux`).\n"
+        }
+        let config = "\(workDirectory)/http-runtime.json"
+        write(file: config, #"{"functions": {"hello": {"handler": "Hello", "concurrency": 1000, "routes": ["GET /hello/{name}"]}}}"#)
+        let script = "\(workDirectory)/post.lua"
+        write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
+        let scenarios: [(name: String, path: String, lua: String?)] = [
+            ("Invoke API: `POST /2015-03-31/functions/hello/invocations`", "/2015-03-31/functions/hello/invocations", script),
+            ("route: `GET /hello/Ada`", "/hello/Ada", nil),
+        ]
+        var text = """
+            ### HTTP: warm `hello`, \(connections) connections, \(seconds) s per run, \(rounds) alternating rounds
+
+            Servers pinned to core 0 with one event loop (`taskset -c 0`), wrk pinned to core 1
+            (`wrk -t1 -c\(connections) -d\(seconds)s --latency`). Galley's logs go to /dev/null (still written).
+            Figures: the median run; ratios against the bare Hummingbird server in the same run.
+
+            | scenario | server | req/s | p50 ms | p99 ms | throughput ratio | p99 ratio |
+            |---|---|---|---|---|---|---|
+
+            """
+        for scenario in scenarios {
+            var galley: [Result] = []
+            var bare: [Result] = []
+            for round in 0..<rounds {
+                let measureGalley = {
+                    galley.append(
+                        try measure(
+                            server: [taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops", "1", "--port"],
+                            path: scenario.path,
+                            lua: scenario.lua,
+                            wrk: wrk,
+                            taskset: taskset
+                        )
+                    )
+                }
+                let measureBare = {
+                    bare.append(
+                        try measure(
+                            server: [taskset, "-c", "0", "\(binaries)/bench-hummingbird", "PORT", "1"],
+                            path: scenario.path,
+                            lua: scenario.lua,
+                            wrk: wrk,
+                            taskset: taskset
+                        )
+                    )
+                }
+                if round % 2 == 0 {
+                    try measureGalley()
+                    try measureBare()
+                } else {
+                    try measureBare()
+                    try measureGalley()
+                }
+            }
+            let g = median(galley)
+            let b = median(bare)
+            text += "| \(scenario.name) | Galley | \(format(g.requestsPerSecond, 0)) | \(format(g.p50)) | \(format(g.p99)) "
+            text += "| **\(format(g.requestsPerSecond / b.requestsPerSecond))x** (target ≥ 0.8x) | **\(format(g.p99 / b.p99))x** (target ≤ 1.25x) |\n"
+            text += "| | bare Hummingbird | \(format(b.requestsPerSecond, 0)) | \(format(b.p50)) | \(format(b.p99)) | | |\n"
+        }
+        return text
+    }
+
+    func median(_ results: [Result]) -> Result {
+        results.sorted { $0.requestsPerSecond < $1.requestsPerSecond }[results.count / 2]
+    }
+
+    /// Starts the server on a free port, waits for it, warms it, runs wrk, stops the server.
+    func measure(server: [String], path: String, lua: String?, wrk: String, taskset: String) throws -> Result {
+        let port = freePort()
+        var arguments = server
+        if let index = arguments.firstIndex(of: "PORT") { arguments[index] = String(port) } else { arguments.append(String(port)) }
+        let pid = spawnProcess(arguments[0], Array(arguments.dropFirst()))
+        defer {
+            kill(pid, SIGTERM)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        guard waitUntilListening(port: port) else { fatalError("\(arguments) did not start listening") }
+        let url = "http://127.0.0.1:\(port)\(path)"
+        var wrkArguments = ["-c", "1", wrk, "-t1", "-c\(connections)", "--latency"]
+        if let lua { wrkArguments += ["-s", lua] }
+        _ = capture(taskset, wrkArguments + ["-d2s", url])  // warm-up
+        let output = capture(taskset, wrkArguments + ["-d\(seconds)s", url])
+        return Result(
+            requestsPerSecond: number(after: "Requests/sec:", in: output),
+            p50: latency("50%", in: output),
+            p99: latency("99%", in: output)
+        )
+    }
+
+    func number(after label: String, in text: String) -> Double {
+        guard let line = text.split(separator: "\n").first(where: { $0.contains(label) }) else {
+            fatalError("wrk printed no \(label):\n\(text)")
+        }
+        return Double(line.split(separator: " ").last ?? "") ?? 0
+    }
+
+    /// A latency percentile in milliseconds from wrk's `--latency` table.
+    func latency(_ percentile: String, in text: String) -> Double {
+        guard let line = text.split(separator: "\n").first(where: { $0.trimmingPrefix(while: { $0 == " " }).hasPrefix(percentile) }),
+            let value = line.split(separator: " ").last
+        else { fatalError("wrk printed no \(percentile) latency:\n\(text)") }
+        let units: [(String, Double)] = [("us", 0.001), ("ms", 1), ("s", 1000)]
+        for (unit, scale) in units where value.hasSuffix(unit) {
+            return (Double(value.dropLast(unit.count)) ?? 0) * scale
+        }
+        return 0
+    }
+
+    private func write(file: String, _ text: String) {
+        guard let handle = fopen(file, "w") else { fatalError("cannot write \(file)") }
+        fputs(text, handle)
+        fclose(handle)
+    }
+}
+
+/// A TCP port that was free a moment ago.
+func freePort() -> Int {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Polls until something accepts connections on the port (at most 30 s).
+func waitUntilListening(port: Int) -> Bool {
+    for _ in 0..<3000 {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+        close(descriptor)
+        if connected { return true }
+        usleep(10_000)
+    }
+    return false
+}
+
+/// The full path of a program on PATH.
+func which(_ name: String) -> String? {
+    let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+    for folder in path.split(separator: ":") where access("\(folder)/\(name)", X_OK) == 0 {
+        return "\(folder)/\(name)"
+    }
+    return nil
+}
+
+/// Runs a program and returns its stdout.
+func capture(_ path: String, _ arguments: [String]) -> String {
+    var pipe: [Int32] = [0, 0]
+    guard Glibc.pipe(&pipe) == 0 else { fatalError("pipe failed") }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, pipe[1], 1)
+    posix_spawn_file_actions_addclose(&actions, pipe[0])
+    let argv = ([path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid = pid_t()
+    guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { fatalError("cannot start \(path)") }
+    close(pipe[1])
+    var output: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = read(pipe[0], &buffer, buffer.count)
+        if count <= 0 { break }
+        output += buffer[..<count]
+    }
+    close(pipe[0])
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return String(decoding: output, as: UTF8.self)
+}
