@@ -7,9 +7,9 @@ import Synchronization
 
 /// One thread that fires every invocation's deadline, instead of a timer task per invocation.
 ///
-/// Deadlines are kept in a min-heap and fired in batches, rounded up to the next 10 ms, so the
-/// thread wakes at most about 100 times a second however busy the host is. A cancelled ticket
-/// stays in the heap until its time and is then dropped.
+/// Deadlines go into 10 ms buckets (a timer wheel): scheduling appends to a bucket, and the thread
+/// wakes at most once per bucket, about 100 times a second however busy the host is, to fire a
+/// whole bucket at once. A cancelled ticket stays in its bucket until then and is dropped.
 final class Watchdog: @unchecked Sendable {
     /// A scheduled deadline; ``cancel()`` it when the work finishes first.
     final class Ticket: Sendable {
@@ -22,7 +22,11 @@ final class Watchdog: @unchecked Sendable {
     static let shared = Watchdog()
     static let granularity: Duration = .milliseconds(10)
 
-    private var heap: [(deadline: ContinuousClock.Instant, ticket: Ticket)] = []
+    /// Tickets by bucket: the deadline in 10 ms steps since `origin`, rounded up.
+    private var buckets: [Int64: [Ticket]] = [:]
+    /// The buckets' numbers, as a min-heap.
+    private var heap: [Int64] = []
+    private let origin = ContinuousClock.now
     private var mutex = pthread_mutex_t()
     private var condition = pthread_cond_t()
     private var thread = pthread_t()
@@ -43,29 +47,40 @@ final class Watchdog: @unchecked Sendable {
     /// Runs `action` at `deadline` (within 10 ms after it) unless the ticket is cancelled first.
     func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Ticket {
         let ticket = Ticket(action)
+        let bucket = self.bucket(of: deadline)
         pthread_mutex_lock(&mutex)
-        heap.append((deadline, ticket))
-        siftUp(heap.count - 1)
-        let isEarliest = heap.count == 1 || heap[0].ticket === ticket
+        var isEarliest = false
+        if buckets[bucket]?.append(ticket) == nil {
+            buckets[bucket] = [ticket]
+            heap.append(bucket)
+            siftUp(heap.count - 1)
+            isEarliest = heap[0] == bucket
+        }
         pthread_mutex_unlock(&mutex)
         if isEarliest { pthread_cond_signal(&condition) }
         return ticket
     }
 
+    private static let step = granularity.components.attoseconds / 1_000_000_000  // in nanoseconds
+
+    /// The bucket that fires at or just after `deadline`.
+    private func bucket(of instant: ContinuousClock.Instant) -> Int64 {
+        let offset = instant - origin
+        let nanoseconds = offset.components.seconds * 1_000_000_000 + offset.components.attoseconds / 1_000_000_000
+        return nanoseconds <= 0 ? 0 : (nanoseconds + Self.step - 1) / Self.step
+    }
+
     private func loop() {
         pthread_mutex_lock(&mutex)
         while true {
-            guard let earliest = heap.first?.deadline else {
+            guard let first = heap.first else {
                 pthread_cond_wait(&condition, &mutex)
                 continue
             }
+            let due = origin + .nanoseconds(first * Self.step)
             let now = ContinuousClock.now
-            if earliest > now {
-                var wait = earliest - now
-                // Coalesce: wake on the next 10 ms step so that many deadlines fire together.
-                let step = Self.granularity.components.attoseconds / 1_000_000_000
-                let nanoseconds = wait.components.attoseconds / 1_000_000_000 + wait.components.seconds * 1_000_000_000
-                wait = .nanoseconds((nanoseconds / step + 1) * step)
+            if due > now {
+                let wait = due - now
                 var spec = timespec()
                 clock_gettime(CLOCK_MONOTONIC, &spec)
                 let total = Int64(spec.tv_nsec) + wait.components.attoseconds / 1_000_000_000
@@ -74,13 +89,10 @@ final class Watchdog: @unchecked Sendable {
                 pthread_cond_timedwait(&condition, &mutex, &spec)
                 continue
             }
-            var due: [Ticket] = []
-            while let first = heap.first, first.deadline <= now {
-                due.append(first.ticket)
-                popFirst()
-            }
+            popFirst()
+            let tickets = buckets.removeValue(forKey: first) ?? []
             pthread_mutex_unlock(&mutex)
-            due.forEach { $0.fire() }
+            tickets.forEach { $0.fire() }
             pthread_mutex_lock(&mutex)
         }
     }
@@ -89,7 +101,7 @@ final class Watchdog: @unchecked Sendable {
         var child = index
         while child > 0 {
             let parent = (child - 1) / 2
-            guard heap[child].deadline < heap[parent].deadline else { return }
+            guard heap[child] < heap[parent] else { return }
             heap.swapAt(child, parent)
             child = parent
         }
@@ -103,8 +115,8 @@ final class Watchdog: @unchecked Sendable {
             let left = 2 * parent + 1
             let right = left + 1
             var smallest = parent
-            if left < heap.count, heap[left].deadline < heap[smallest].deadline { smallest = left }
-            if right < heap.count, heap[right].deadline < heap[smallest].deadline { smallest = right }
+            if left < heap.count, heap[left] < heap[smallest] { smallest = left }
+            if right < heap.count, heap[right] < heap[smallest] { smallest = right }
             guard smallest != parent else { return }
             heap.swapAt(parent, smallest)
             parent = smallest
