@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -66,8 +68,6 @@ public struct InvocationResult: Sendable {
     /// `$LATEST`: Galley deploys one version of each function.
     public var executedVersion: String { "$LATEST" }
 }
-
-import Synchronization
 
 /// Request ids without a system call each: a counter, mixed with a random key drawn once per
 /// process by SplitMix64 (a bijection, so ids never repeat within a process), formatted as a UUID.

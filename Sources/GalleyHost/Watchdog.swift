@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 
 /// One thread that fires every invocation's deadline, instead of a timer task per invocation.
 ///
@@ -16,7 +17,11 @@ final class Watchdog: @unchecked Sendable {
         fileprivate let action: Mutex<(@Sendable () -> Void)?>
         init(_ action: @escaping @Sendable () -> Void) { self.action = Mutex(action) }
         func cancel() { action.withLock { $0 = nil } }
-        fileprivate func fire() { action.withLock { action in defer { action = nil }; return action }?() }
+        fileprivate func fire() {
+            action.withLock { action in
+                defer { action = nil }; return action
+            }?()
+        }
     }
 
     static let shared = Watchdog()
@@ -38,10 +43,15 @@ final class Watchdog: @unchecked Sendable {
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         pthread_cond_init(&condition, &attributes)
         let box = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { pointer in
-            Unmanaged<Watchdog>.fromOpaque(pointer!).takeUnretainedValue().loop()
-            return nil
-        }, box)
+        pthread_create(
+            &thread,
+            nil,
+            { pointer in
+                Unmanaged<Watchdog>.fromOpaque(pointer!).takeUnretainedValue().loop()
+                return nil
+            },
+            box
+        )
     }
 
     /// Runs `action` at `deadline` (within 10 ms after it) unless the ticket is cancelled first.

@@ -17,12 +17,20 @@ router.post("/2015-03-31/functions/hello/invocations") { request, context -> Res
     let body = try await request.body.collect(upTo: 6_291_456)
     let event = try JSONDecoder().decode(Event.self, from: Data(body.readableBytesView))
     let output = try JSONEncoder().encode(Output(message: "Hello, \(event.name ?? "world")!"))
-    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: output)))
+    return Response(
+        status: .ok,
+        headers: [.contentType: "application/json"],
+        body: .init(byteBuffer: ByteBuffer(bytes: output))
+    )
 }
 // A route's work: the name in the path.
 router.get("/hello/{name}") { _, context -> Response in
     let output = try JSONEncoder().encode(Output(message: "Hello, \(context.parameters.get("name") ?? "world")!"))
-    return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: output)))
+    return Response(
+        status: .ok,
+        headers: [.contentType: "application/json"],
+        body: .init(byteBuffer: ByteBuffer(bytes: output))
+    )
 }
 let app = Application(
     router: router,

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `galley serve` against a bare Hummingbird server, both pinned to core 0 with one event loop,
@@ -22,11 +22,17 @@ struct HTTPBenchmark {
             return "### HTTP\n\nSkipped: wrk and taskset are needed (`apt-get install -y wrk util-linux`).\n"
         }
         let config = "\(workDirectory)/http-runtime.json"
-        write(file: config, #"{"functions": {"hello": {"handler": "Hello", "concurrency": 1000, "routes": ["GET /hello/{name}"]}}}"#)
+        write(
+            file: config,
+            #"{"functions": {"hello": {"handler": "Hello", "concurrency": 1000, "routes": ["GET /hello/{name}"]}}}"#
+        )
         let script = "\(workDirectory)/post.lua"
         write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
         let scenarios: [(name: String, path: String, lua: String?)] = [
-            ("Invoke API: `POST /2015-03-31/functions/hello/invocations`", "/2015-03-31/functions/hello/invocations", script),
+            (
+                "Invoke API: `POST /2015-03-31/functions/hello/invocations`", "/2015-03-31/functions/hello/invocations",
+                script
+            ),
             ("route: `GET /hello/Ada`", "/hello/Ada", nil),
         ]
         var text = """
@@ -47,7 +53,10 @@ struct HTTPBenchmark {
                 let measureGalley = {
                     galley.append(
                         try measure(
-                            server: [taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops", "1", "--port"],
+                            server: [
+                                taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops",
+                                "1", "--port",
+                            ],
                             path: scenario.path,
                             lua: scenario.lua,
                             wrk: wrk,
@@ -76,9 +85,12 @@ struct HTTPBenchmark {
             }
             let g = median(galley)
             let b = median(bare)
-            text += "| \(scenario.name) | Galley | \(format(g.requestsPerSecond, 0)) | \(format(g.p50)) | \(format(g.p99)) "
-            text += "| **\(format(g.requestsPerSecond / b.requestsPerSecond))x** (target ≥ 0.8x) | **\(format(g.p99 / b.p99))x** (target ≤ 1.25x) |\n"
-            text += "| | bare Hummingbird | \(format(b.requestsPerSecond, 0)) | \(format(b.p50)) | \(format(b.p99)) | | |\n"
+            text +=
+                "| \(scenario.name) | Galley | \(format(g.requestsPerSecond, 0)) | \(format(g.p50)) | \(format(g.p99)) "
+            text +=
+                "| **\(format(g.requestsPerSecond / b.requestsPerSecond))x** (target ≥ 0.8x) | **\(format(g.p99 / b.p99))x** (target ≤ 1.25x) |\n"
+            text +=
+                "| | bare Hummingbird | \(format(b.requestsPerSecond, 0)) | \(format(b.p50)) | \(format(b.p99)) | | |\n"
         }
         return text
     }
@@ -91,7 +103,11 @@ struct HTTPBenchmark {
     func measure(server: [String], path: String, lua: String?, wrk: String, taskset: String) throws -> Result {
         let port = freePort()
         var arguments = server
-        if let index = arguments.firstIndex(of: "PORT") { arguments[index] = String(port) } else { arguments.append(String(port)) }
+        if let index = arguments.firstIndex(of: "PORT") {
+            arguments[index] = String(port)
+        } else {
+            arguments.append(String(port))
+        }
         let pid = spawnProcess(arguments[0], Array(arguments.dropFirst()))
         defer {
             kill(pid, SIGTERM)
@@ -120,7 +136,10 @@ struct HTTPBenchmark {
 
     /// A latency percentile in milliseconds from wrk's `--latency` table.
     func latency(_ percentile: String, in text: String) -> Double {
-        guard let line = text.split(separator: "\n").first(where: { $0.trimmingPrefix(while: { $0 == " " }).hasPrefix(percentile) }),
+        guard
+            let line = text.split(separator: "\n").first(where: {
+                $0.trimmingPrefix(while: { $0 == " " }).hasPrefix(percentile)
+            }),
             let value = line.split(separator: " ").last
         else { fatalError("wrk printed no \(percentile) latency:\n\(text)") }
         let units: [(String, Double)] = [("us", 0.001), ("ms", 1), ("s", 1000)]
@@ -146,7 +165,9 @@ func freePort() -> Int {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     _ = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+        }
     }
     return Int(UInt16(bigEndian: address.sin_port))
 }

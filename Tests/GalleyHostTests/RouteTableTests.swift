@@ -100,3 +100,11 @@ struct HTTPEventBuilderTests {
         #expect(event.body == "YWJj")
     }
 }
+
+struct JSONStringTests {
+    @Test(arguments: ["plain", "", "quote \" and \\ back", "line\nbreak\ttab\r", "\u{01}control", "ünïcödé ✓"])
+    func quotedStringsDecodeBackToTheOriginal(text: String) throws {
+        let quoted = HTTPEventBuilder(method: "GET", path: "/", headers: [("x", text)]).build().headers["x"]
+        #expect(quoted == text)
+    }
+}
