@@ -8,7 +8,7 @@ struct HTTPBenchmark {
     let binaries: String
     let workDirectory: String
     var seconds = 10
-    var rounds = 2
+    var rounds = 3
     var connections = 32
 
     struct Result {
