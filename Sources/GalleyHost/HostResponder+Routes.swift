@@ -1,4 +1,5 @@
 import Galley
+import GalleyStore
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -141,14 +142,5 @@ extension HostResponder {
     /// `::ffff:127.0.0.1` → `127.0.0.1`.
     static func normalize(_ address: String) -> String {
         address.hasPrefix("::ffff:") && address.contains(".") ? String(address.dropFirst(7)) : address
-    }
-}
-
-extension String {
-    var trimmingWhitespace: Substring {
-        var text = self[...]
-        while let first = text.first, first.isWhitespace { text.removeFirst() }
-        while let last = text.last, last.isWhitespace { text.removeLast() }
-        return text
     }
 }

@@ -94,7 +94,7 @@ enum StoredValues {
 
 extension String {
     /// The text without surrounding white space.
-    var trimmingWhitespace: Substring {
+    package var trimmingWhitespace: Substring {
         var text = self[...]
         while let first = text.first, first.isWhitespace { text.removeFirst() }
         while let last = text.last, last.isWhitespace { text.removeLast() }

@@ -55,16 +55,7 @@ struct Invoke: AsyncParsableCommand {
             }
             let function = self.function!
             try checkDeployed(function, in: deployment)
-            let payload: Data
-            if let event {
-                do {
-                    payload = try Data(contentsOf: URL(filePath: event))
-                } catch {
-                    throw Failure("cannot read the event file '\(event)' (\(RuntimeConfiguration.reason(error)))")
-                }
-            } else {
-                payload = StandardStreams.readAll()
-            }
+            let payload = try StandardStreams.contents(of: event, describedAs: "the event file '\(event ?? "")'")
             let result: InvocationResult
             do throws(InvokeError) {
                 result = try await invoker.invoke(Invocation(function: function, payload: payload))

@@ -176,16 +176,7 @@ struct KV: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let data: Data
-                if let file, file != "-" {
-                    do {
-                        data = try Data(contentsOf: URL(filePath: file))
-                    } catch {
-                        throw Failure("cannot read '\(file)' (\(RuntimeConfiguration.reason(error)))")
-                    }
-                } else {
-                    data = StandardStreams.readAll()
-                }
+                let data = try StandardStreams.contents(of: file == "-" ? nil : file, describedAs: "'\(file ?? "-")'")
                 let lines = data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map(Array.init)
                 let operations: [AtomicOperation]
                 do throws(StoreTransfer.LineError) {

@@ -1,3 +1,5 @@
+import GalleyHost
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -35,6 +37,16 @@ enum StandardStreams {
     /// Writes one line to stderr.
     static func writeError(_ line: String) {
         write(Array((line + "\n").utf8), to: 2)
+    }
+
+    /// The whole of `file`, or of stdin when it is `nil`; a file that cannot be read is a one-line failure.
+    static func contents(of file: String?, describedAs description: String) throws -> Data {
+        guard let file else { return readAll() }
+        do {
+            return try Data(contentsOf: URL(filePath: file))
+        } catch {
+            throw Failure("cannot read \(description) (\(RuntimeConfiguration.reason(error)))")
+        }
     }
 
     /// All of stdin.
