@@ -24,13 +24,6 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
         self.init(entries)
     }
 
-    /// Results are encoded with sorted keys, so the same result is the same bytes in every process.
-    static func makeEncoder() -> JSONEncoder {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return encoder
-    }
-
     /// The entry registered under `name`.
     public subscript(name: String) -> Entry? {
         entries.first { $0.name == name }
@@ -50,7 +43,7 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
             Entry(name: name) { context in
                 let handler = try await H(context: context)
                 let decoder = JSONDecoder()
-                let encoder = Catalog.makeEncoder()
+                let encoder = JSONEncoder.sortingKeys()
                 return PreparedHandler { payload, context in
                     let event = try decoder.decode(H.Event.self, from: payload)
                     return try encoder.encode(try await handler.handle(event, context: context))
@@ -77,7 +70,7 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
         ) -> Entry {
             Entry(name: name) { _ in
                 let decoder = JSONDecoder()
-                let encoder = Catalog.makeEncoder()
+                let encoder = JSONEncoder.sortingKeys()
                 return PreparedHandler { payload, context in
                     let event = try decoder.decode(Event.self, from: payload)
                     return try encoder.encode(try await body(event, context))
@@ -98,5 +91,15 @@ package struct PreparedHandler: Sendable {
 
     package init(handle: @escaping @Sendable (Data, Context) async throws -> Data) {
         self.handle = handle
+    }
+}
+
+extension JSONEncoder {
+    /// A compact encoder with sorted keys, so that equal values are equal bytes in every process:
+    /// for handler results, stored values and stored metadata.
+    package static func sortingKeys() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
     }
 }

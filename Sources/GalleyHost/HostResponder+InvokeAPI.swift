@@ -194,12 +194,6 @@ struct FunctionConfigurationRecord: Encodable {
         Environment = configuration.environment.isEmpty ? nil : ["Variables": configuration.environment]
     }
 
-    var json: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    }
-
     /// `2024-01-01T00:00:00.000+0000`, as Lambda writes `LastModified`.
     static func format(_ date: Date) -> String {
         let iso = Date.ISO8601FormatStyle(includingFractionalSeconds: true).format(date)

@@ -116,9 +116,14 @@ struct FunctionsDocument: Encodable {
         }
     }
 
+}
+
+extension Encodable {
+    /// The value as JSON text with sorted keys and unescaped slashes, for the host's own documents
+    /// (`/_galley/functions`, `FunctionConfiguration`), which cannot fail to encode.
     var json: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONEncoder.sortingKeys()
+        encoder.outputFormatting.insert(.withoutEscapingSlashes)
         return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }

@@ -71,6 +71,7 @@ public final class Invoker: Sendable {
         _ = try resolve(invocation)
     }
 
+    /// The deployed function an invocation names, after checking its qualifier, size and JSON.
     func resolve(_ invocation: Invocation) throws(InvokeError) -> Deployment.Function {
         guard let function = deployment.functions[invocation.function] else {
             throw InvokeError(

@@ -49,7 +49,8 @@ public final class LogWriter: Sendable {
         self.output = batches
     }
 
-    /// Writes to the process's standard error, one `write(2)` per line so lines never interleave.
+    /// Writes to the process's standard error, one `write(2)` per batch of lines, under a lock, so
+    /// lines of concurrent invocations never interleave.
     public static func standardError(format: Format = .text) -> LogWriter {
         let lock = Mutex(())
         return LogWriter(format: format) { (lines: [String]) in

@@ -61,9 +61,7 @@ extension PutOptions {
     /// The metadata as stored: compact JSON with sorted keys.
     var encodedMetadata: String? {
         guard let metadata else { return nil }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return (try? encoder.encode(metadata)).map { String(decoding: $0, as: UTF8.self) }
+        return (try? JSONEncoder.sortingKeys().encode(metadata)).map { String(decoding: $0, as: UTF8.self) }
     }
 }
 
