@@ -2,12 +2,17 @@
 import Foundation
 import PackageDescription
 
-/// Sample event files beside the functions (`Functions/<Name>/events/*.json`) are not sources.
-let functionEventFolders: [String] = {
+/// Sample event files beside the functions (`Functions/<Name>/events/*.json`) are not sources, and
+/// neither are functions in other languages (folders without Swift files, such as `py-echo`).
+let functionNonSources: [String] = {
+    let fileManager = FileManager.default
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Functions")
-    let folders = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
-    return folders.sorted().map { "\($0)/events" }.filter {
-        FileManager.default.fileExists(atPath: root.appendingPathComponent($0).path)
+    let folders = (try? fileManager.contentsOfDirectory(atPath: root.path)) ?? []
+    return folders.sorted().flatMap { folder -> [String] in
+        let files = (try? fileManager.contentsOfDirectory(atPath: root.appendingPathComponent(folder).path)) ?? []
+        guard !files.isEmpty else { return [] }
+        if !files.contains(where: { $0.hasSuffix(".swift") }) { return [folder] }
+        return files.contains("events") ? ["\(folder)/events"] : []
     }
 }()
 
@@ -34,21 +39,24 @@ let package = Package(
         // The key-value store: SQLite on a local file, and in memory.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "GalleyStore", dependencies: ["Galley", "CSQLite"]),
+        // Linux calls Swift's Glibc module does not declare (pipe2, prlimit, posix_spawn extensions).
+        .target(name: "CGalleySystem"),
         // The runtime: configuration, dispatcher, environments, HTTP host.
         .target(
             name: "GalleyHost",
             dependencies: [
-                "Galley", "GalleyStore",
+                "Galley", "GalleyStore", "CGalleySystem",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // The user's functions and the catalog that registers them by name.
-        .target(name: "Functions", dependencies: ["Galley"], path: "Functions", exclude: functionEventFolders),
+        .target(name: "Functions", dependencies: ["Galley"], path: "Functions", exclude: functionNonSources),
         .executableTarget(
             name: "galley",
             dependencies: [

@@ -1,4 +1,5 @@
 import Galley
+import Synchronization
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -6,18 +7,34 @@ import Galley
     import Foundation
 #endif
 
-/// Answers with what it received, for checking a deployment (as httpbin does for HTTP):
-/// `{"requestId", "functionName", "remainingTimeMs", "environment", "event"}`.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Answers with what it received, for checking a deployment (as httpbin does for HTTP), and is
+/// Galley's fault lab: `{"requestId", "functionName", "remainingTimeMs", "environment", "event"}`.
 ///
-/// The event may steer it: `{"sleepMs": 500}` waits first, `{"fail": "why"}` throws a
-/// `FunctionError` of type `InspectError`, `{"log": "text"}` writes a log line.
-/// A bytes-level handler: the event comes back byte for byte.
+/// The event may steer it:
+/// - `{"sleepMs": 500}` waits first, `{"log": "text"}` writes a log line,
+///   `{"fail": "why"}` throws a `FunctionError` of type `InspectError`;
+/// - `{"crash": true}` traps (`fatalError`), `{"spin": true}` loops on the CPU without ever
+///   checking for cancellation, `{"allocateMB": N}` allocates and touches N MB,
+///   `{"exit": N}` ends the process with status N.
 struct Inspect: ByteHandler {
     struct Options: Decodable {
         var sleepMs: Int?
         var fail: String?
         var log: String?
+        var crash: Bool?
+        var spin: Bool?
+        var allocateMB: Int?
+        var exit: Int32?
     }
+
+    /// Counts the spinning loop's turns, so that the loop has an effect and is not optimised away.
+    static let spins = Atomic<Int>(0)
 
     init(context: InitContext) {}
 
@@ -26,6 +43,18 @@ struct Inspect: ByteHandler {
         if let line = options.log { context.logger.info("\(line)") }
         if let sleep = options.sleepMs { try await Task.sleep(for: .milliseconds(sleep)) }
         if let reason = options.fail { throw FunctionError(reason, type: "InspectError") }
+        if options.crash == true { fatalError("Inspect was asked to crash") }
+        if let status = options.exit { Glibc.exit(status) }
+        if options.spin == true {
+            while true { Self.spins.add(1, ordering: .relaxed) }
+        }
+        var touched = 0
+        if let megabytes = options.allocateMB, megabytes > 0 {
+            // Every byte written, so every page is resident.
+            let block = [UInt8](repeating: 1, count: megabytes << 20)
+            touched = block.count >> 20
+            withExtendedLifetime(block) {}
+        }
         let remaining = context.remainingTime.components
         let summary: [String: String] = [
             "requestId": context.requestID,
@@ -39,6 +68,7 @@ struct Inspect: ByteHandler {
             contentsOf:
                 #","remainingTimeMs":\#(remaining.seconds * 1000 + remaining.attoseconds / 1_000_000_000_000_000)"#.utf8
         )
+        if touched > 0 { object.append(contentsOf: #","allocatedMB":\#(touched)"#.utf8) }
         object.append(contentsOf: #","environment":"#.utf8)
         object.append(try encoder.encode(context.environment))
         object.append(contentsOf: #","event":"#.utf8)

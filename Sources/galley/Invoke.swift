@@ -41,36 +41,42 @@ struct Invoke: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let deployment = try configOptions.loadDeployment()
-            let invoker = Invoker(
-                deployment: deployment,
-                logWriter: .standardError(format: logOptions.logFormat.format),
-                logLevel: logOptions.logLevel.level,
-                stores: StoreAccess.provider(configOptions.storeOpener(deployment.configuration))
-            )
-            if lines {
-                let failed = try await runLines(invoker)
-                if failed { throw ExitCode(1) }
-                return
-            }
-            let function = self.function!
-            try checkDeployed(function, in: deployment)
-            let payload = try StandardStreams.contents(of: event, describedAs: "the event file '\(event ?? "")'")
-            let result: InvocationResult
-            do throws(InvokeError) {
-                result = try await invoker.invoke(Invocation(function: function, payload: payload))
+            let dispatcher = try configOptions.makeDispatcher(logOptions)
+            // Worker processes end with the command, whatever way it ends.
+            do {
+                try await invoke(dispatcher)
+                await dispatcher.shutdown()
             } catch {
-                let source = event.map { "event file '\($0)'" } ?? "event on stdin"
-                switch error.code {
-                case .invalidRequestContent:
-                    throw Failure("the \(source) is not valid JSON: \(error.reason ?? error.message)")
-                case .requestTooLarge: throw Failure("the \(source) is too large: \(error.message)")
-                default: throw Failure(error.message)
-                }
+                await dispatcher.shutdown()
+                throw error
             }
-            StandardStreams.writeLine(result.payload)
-            if result.isFunctionError { throw ExitCode(1) }
         }
+    }
+
+    private func invoke(_ dispatcher: Dispatcher) async throws {
+        let deployment = dispatcher.deployment
+        if lines {
+            let failed = try await runLines(dispatcher)
+            if failed { throw ExitCode(1) }
+            return
+        }
+        let function = self.function!
+        try checkDeployed(function, in: deployment)
+        let payload = try StandardStreams.contents(of: event, describedAs: "the event file '\(event ?? "")'")
+        let result: InvocationResult
+        do throws(InvokeError) {
+            result = try await dispatcher.invoke(Invocation(function: function, payload: payload))
+        } catch {
+            let source = event.map { "event file '\($0)'" } ?? "event on stdin"
+            switch error.code {
+            case .invalidRequestContent:
+                throw Failure("the \(source) is not valid JSON: \(error.reason ?? error.message)")
+            case .requestTooLarge: throw Failure("the \(source) is too large: \(error.message)")
+            default: throw Failure(error.message)
+            }
+        }
+        StandardStreams.writeLine(result.payload)
+        if result.isFunctionError { throw ExitCode(1) }
     }
 
     private func checkDeployed(_ function: String, in deployment: Deployment) throws {
@@ -80,9 +86,9 @@ struct Invoke: AsyncParsableCommand {
     }
 
     /// Answers stdin line by line; returns whether any line failed.
-    private func runLines(_ invoker: Invoker) async throws -> Bool {
-        if let function { try checkDeployed(function, in: invoker.deployment) }
-        let dispatcher = LineDispatcher(invoker: invoker, function: function)
+    private func runLines(_ dispatcher: Dispatcher) async throws -> Bool {
+        if let function { try checkDeployed(function, in: dispatcher.deployment) }
+        let dispatcher = LineDispatcher(dispatcher: dispatcher, function: function)
         var failed = false
         for (index, line) in StandardStreams.Lines().enumerated() {
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }

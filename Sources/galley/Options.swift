@@ -32,6 +32,20 @@ struct ConfigOptions: ParsableArguments {
         }
     }
 
+    /// The dispatcher of `galley invoke`: the same environments as `galley serve`, in this process
+    /// or in `galley worker` children of it.
+    func makeDispatcher(_ logOptions: LogOptions) throws -> Dispatcher {
+        let deployment = try loadDeployment()
+        return Dispatcher(
+            deployment: deployment,
+            logWriter: .standardError(format: logOptions.logFormat.format),
+            logLevel: logOptions.logLevel.level,
+            stores: StoreAccess.provider(storeOpener(deployment.configuration)),
+            configurationFolder: URL(filePath: config).deletingLastPathComponent().path,
+            storeFile: StoreOpener.storeFile(deployment.configuration, configurationFile: config)
+        )
+    }
+
     /// The store the configuration names, opened on first use.
     func storeOpener(_ configuration: RuntimeConfiguration) -> StoreOpener {
         StoreOpener.sqlite(configuration, configurationFile: config)

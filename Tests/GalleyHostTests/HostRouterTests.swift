@@ -59,13 +59,13 @@ struct HostRouterTests {
             {
               "server": { "invokeAPI": \(invokeAPI) },
               "functions": {
-                "slow": { "handler": "Slow", "concurrency": 1, "timeout": 5 },
-                "echo": { "handler": "Echo", "routes": ["ANY /echo/{proxy+}"] },
-                "fail": { "handler": "Fail", "routes": ["GET /fail"] },
-                "structured": { "handler": "Structured", "routes": ["POST /items/{id}"] },
-                "binary": { "handler": "Binary", "routes": ["GET /logo.png"] },
-                "malformed": { "handler": "Malformed", "routes": ["GET /malformed"] },
-                "text": { "handler": "Text", "routes": ["GET /text"] }
+                "slow": { "handler": "Slow", "isolation": "inline", "concurrency": 1, "timeout": 5 },
+                "echo": { "handler": "Echo", "isolation": "inline", "routes": ["ANY /echo/{proxy+}"] },
+                "fail": { "handler": "Fail", "isolation": "inline", "routes": ["GET /fail"] },
+                "structured": { "handler": "Structured", "isolation": "inline", "routes": ["POST /items/{id}"] },
+                "binary": { "handler": "Binary", "isolation": "inline", "routes": ["GET /logo.png"] },
+                "malformed": { "handler": "Malformed", "isolation": "inline", "routes": ["GET /malformed"] },
+                "text": { "handler": "Text", "isolation": "inline", "routes": ["GET /text"] }
               }
             }
             """
@@ -223,7 +223,7 @@ struct HostRouterTests {
         try await withHost { client, host in
             // Hold the only slot of `slow`, then call it over HTTP.
             let holder = Task {
-                try await host.invoker.invoke(Invocation(function: "slow", payload: Data(#"{"ms": 2000}"#.utf8)))
+                try await host.dispatcher.invoke(Invocation(function: "slow", payload: Data(#"{"ms": 2000}"#.utf8)))
             }
             let deadline = ContinuousClock.now + .seconds(5)
             while ContinuousClock.now < deadline {

@@ -102,7 +102,23 @@ struct RuntimeConfigurationTests {
             #"{"storage": {"durability": "maybe"}, "functions": {"h": {"handler": "Hello"}}}"#,
             "storage.durability: must be"
         ),
-        (#"{"functions": {"py": {"command": ["python3"]}}}"#, "functions.py.command: process functions"),
+        (#"{"functions": {"py": {"command": []}}}"#, "functions.py.command: must name a program"),
+        (
+            #"{"functions": {"py": {"command": ["python3"], "isolation": "inline"}}}"#,
+            "functions.py.isolation: a \"command\" always runs as a process"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "isolation": "vm"}}}"#,
+            "functions.f.isolation: must be \"process\" or \"inline\""
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "warm": 11}}}"#,
+            "functions.f.warm: must be between 0 and concurrency (10)"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "idleTimeout": 0}}}"#,
+            "functions.f.idleTimeout: must be between 0 and 86400"
+        ),
         (
             #"{"functions": {"hello": {"handler": "Hello",}}}"#,
             "runtime.json: not valid JSON at line 1, column 45: expected a string key"

@@ -38,14 +38,15 @@ struct HandlerTests {
         String, Bool
     ) {
         var function = FunctionConfiguration(handler: handler)
+        function.isolation = .inline
         function.environment = environment
         let deployment = try Deployment(
             configuration: RuntimeConfiguration(functions: ["f": function]),
             catalog: catalog,
             file: "test.json"
         )
-        let invoker = Invoker(deployment: deployment, logWriter: .discarding)
-        let result = try await invoker.invoke(Invocation(function: "f", payload: Data(payload.utf8)))
+        let dispatcher = Dispatcher(deployment: deployment, logWriter: .discarding)
+        let result = try await dispatcher.invoke(Invocation(function: "f", payload: Data(payload.utf8)))
         return (String(decoding: result.payload, as: UTF8.self), result.isFunctionError)
     }
 

@@ -6,7 +6,7 @@ import Synchronization
     import Foundation
 #endif
 
-/// One request to run a function: the value every path (CLI, Invoke API, routes) hands the ``Invoker``.
+/// One request to run a function: the value every path (CLI, Invoke API, routes) hands the ``Dispatcher``.
 public struct Invocation: Sendable {
     /// How the caller waits, as `X-Amz-Invocation-Type`.
     public struct Kind: Hashable, Sendable {

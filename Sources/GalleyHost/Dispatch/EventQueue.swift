@@ -15,11 +15,11 @@ final class EventQueue: Service, Sendable {
     }
 
     private let state = Mutex(State())
-    let invoker: Invoker
+    let dispatcher: Dispatcher
     let logger: Logger
 
-    init(invoker: Invoker, logger: Logger) {
-        self.invoker = invoker
+    init(dispatcher: Dispatcher, logger: Logger) {
+        self.dispatcher = dispatcher
         self.logger = logger
     }
 
@@ -30,7 +30,7 @@ final class EventQueue: Service, Sendable {
             var backoff: Duration = .milliseconds(50)
             while true {
                 do throws(InvokeError) {
-                    let result = try await invoker.invoke(invocation)
+                    let result = try await dispatcher.invoke(invocation)
                     if result.isFunctionError {
                         logger.warning(
                             "RequestId: \(invocation.requestID) the Event invocation of \(invocation.function) failed: \(String(decoding: result.payload, as: UTF8.self))"

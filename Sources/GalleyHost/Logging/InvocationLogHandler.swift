@@ -36,6 +36,25 @@ struct InvocationLogHandler: LogHandler {
         }
     }
 
+    /// A logger whose lines go to `log`.
+    static func logger(for log: InvocationLog, label: String, level: Logger.Level) -> Logger {
+        Logger(label: label) { _ in InvocationLogHandler(log: log, logLevel: level) }
+    }
+
+    /// The level Lambda names `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR` or `FATAL` (any case).
+    static func level(named name: String) -> Logger.Level? {
+        switch name.uppercased() {
+        case "TRACE": .trace
+        case "DEBUG": .debug
+        case "INFO": .info
+        case "NOTICE": .notice
+        case "WARN", "WARNING": .warning
+        case "ERROR": .error
+        case "FATAL", "CRITICAL": .critical
+        default: nil
+        }
+    }
+
     static func levelName(_ level: Logger.Level) -> String {
         switch level {
         case .trace: "TRACE"

@@ -6,6 +6,12 @@ import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
 /// How `galley serve` runs; `nil` fields come from runtime.json.
 public struct HostOptions: Sendable {
     public var configurationFile: String
@@ -19,6 +25,8 @@ public struct HostOptions: Sendable {
     public var eventLoops: Int?
     /// A connection that sends nothing for this long is closed. Default 60 s.
     public var idleTimeout: Duration = .seconds(60)
+    /// The `galley` binary whose `worker` command runs Swift handlers in processes; default: this one.
+    public var workerExecutable: String?
 
     public init(configurationFile: String) {
         self.configurationFile = configurationFile
@@ -29,7 +37,7 @@ public struct HostOptions: Sendable {
 /// SIGTERM and SIGINT stop accepting, finish running invocations and queued events, then return.
 public struct FunctionHost: Sendable {
     public let options: HostOptions
-    public let invoker: Invoker
+    public let dispatcher: Dispatcher
     public let responder: HostResponder
     let opener: StoreOpener
     let events: EventQueue
@@ -48,29 +56,32 @@ public struct FunctionHost: Sendable {
         }
         logger.logLevel = level
         let opener = StoreOpener.sqlite(configuration, configurationFile: options.configurationFile)
-        let invoker = Invoker(
+        let dispatcher = Dispatcher(
             deployment: deployment,
             logWriter: writer,
             logLevel: level,
-            stores: StoreAccess.provider(opener)
+            stores: StoreAccess.provider(opener),
+            workerExecutable: options.workerExecutable,
+            configurationFolder: URL(filePath: options.configurationFile).deletingLastPathComponent().path,
+            storeFile: StoreOpener.storeFile(configuration, configurationFile: options.configurationFile)
         )
-        let events = EventQueue(invoker: invoker, logger: logger)
+        let events = EventQueue(dispatcher: dispatcher, logger: logger)
         let state = HostState()
         self.options = options
-        self.invoker = invoker
+        self.dispatcher = dispatcher
         self.opener = opener
         self.events = events
         self.state = state
         self.logger = logger
         self.catalog = catalog
-        self.responder = HostResponder(invoker: invoker, events: events, state: state, logger: logger)
+        self.responder = HostResponder(dispatcher: dispatcher, events: events, state: state, logger: logger)
     }
 
     /// The Hummingbird application, for tests that drive it with HummingbirdTesting.
     public func application(
         onListening: @escaping @Sendable (String) -> Void = { _ in }
     ) -> Application<HostResponder> {
-        let server = invoker.deployment.configuration.server
+        let server = dispatcher.deployment.configuration.server
         let address: BindAddress =
             options.socket.map { .unixDomainSocket(path: $0) }
             ?? .hostname(options.host ?? server.host, port: options.port ?? server.port)
@@ -109,13 +120,18 @@ public struct FunctionHost: Sendable {
             signals: hangups,
             file: options.configurationFile,
             catalog: catalog,
-            invoker: invoker,
+            dispatcher: dispatcher,
             logger: logger
         )
-        // Shutdown runs in reverse order: draining flag, server (finishes its requests), then events.
+        if dispatcher.deployment.functions.values.contains(where: { $0.configuration.isolation == .process }) {
+            logger.notice("worker processes: memory limited by \(MemoryLimiter.shared.description)")
+        }
+        // Shutdown runs in reverse order: draining flag, server (finishes its requests), events,
+        // then every environment.
         let group = ServiceGroup(
             configuration: .init(
                 services: [
+                    .init(service: EnvironmentService(dispatcher: dispatcher)),
                     .init(service: events),
                     .init(service: PurgeService(opener: opener, logger: logger)),
                     .init(service: reload),

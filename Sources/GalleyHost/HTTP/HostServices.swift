@@ -10,7 +10,7 @@ struct ReloadService: Service {
     let signals: UnixSignalsSequence
     let file: String
     let catalog: Catalog
-    let invoker: Invoker
+    let dispatcher: Dispatcher
     let logger: Logger
 
     func run() async throws {
@@ -20,7 +20,7 @@ struct ReloadService: Service {
     }
 
     func reload() {
-        let current = invoker.deployment
+        let current = dispatcher.deployment
         do {
             let configuration = try RuntimeConfiguration.load(from: file)
             let deployment = try Deployment(
@@ -34,7 +34,7 @@ struct ReloadService: Service {
             {
                 logger.warning("\(file): changes to \"server\" and \"storage\" take effect when the host restarts")
             }
-            invoker.replaceDeployment(deployment)
+            dispatcher.replaceDeployment(deployment)
             logger.notice("reloaded \(file): \(deployment.functions.keys.sorted().joined(separator: ", "))")
         } catch {
             logger.error("reload refused, the running configuration stays: \(error)")
@@ -76,5 +76,27 @@ struct DrainService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         state.startDraining()
+    }
+}
+
+/// Starts the `warm` environments, shuts down those idle past their function's `idleTimeout`
+/// once a second, and stops every environment last when the host shuts down.
+struct EnvironmentService: Service {
+    let dispatcher: Dispatcher
+    var interval: Duration = .seconds(1)
+
+    func run() async throws {
+        dispatcher.prewarm()
+        while true {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            } catch {
+                break
+            }
+            for function in dispatcher.deployment.functions.values {
+                function.pool.reap(idleFor: .milliseconds(Int64(function.configuration.idleTimeout * 1000)))
+            }
+        }
+        await dispatcher.shutdown()
     }
 }

@@ -27,7 +27,7 @@ extension HostResponder {
         }
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: Invoker.maxSyncPayload)
+            body = try await request.body.collect(upTo: Dispatcher.maxSyncPayload)
         } catch {
             return .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
         }
@@ -52,7 +52,7 @@ extension HostResponder {
         let event = Data(builder.encode())
         let headers: HTTPFields = [.apigwRequestID: requestID]
         do {
-            let result = try await invoker.invoke(
+            let result = try await dispatcher.invoke(
                 Invocation(function: match.function, payload: event, requestID: requestID)
             )
             guard !result.isFunctionError else {

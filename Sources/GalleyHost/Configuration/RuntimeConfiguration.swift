@@ -71,6 +71,26 @@ public struct FunctionConfiguration: Sendable, Equatable {
     public var description: String = ""
     /// Store namespaces this function may use besides its own.
     public var store: [String] = []
+    /// Where the handler runs. Default ``Isolation/process``.
+    public var isolation = Isolation.process
+    /// A program that speaks the Lambda Runtime API (e.g. `["python3", "-m", "awslambdaric",
+    /// "app.handler"]`), run instead of a Swift handler; its last argument is `_HANDLER`.
+    public var command: [String]?
+    /// The working folder of `command` (and `LAMBDA_TASK_ROOT`), relative to runtime.json's folder.
+    public var directory: String?
+    /// Environments started with the host, before any invocation. Default 0; at most `concurrency`.
+    public var warm: Int = 0
+    /// Seconds an environment may sit idle before it is shut down. Default 300.
+    public var idleTimeout: Double = 300
+
+    /// Where a function's handler runs.
+    public enum Isolation: String, Sendable, Equatable, Decodable {
+        /// A worker process per environment (the default): a crash, a spin or an allocation past
+        /// `memory` ends only that process.
+        case process
+        /// Inside the host process: fastest, for trusted functions only.
+        case inline
+    }
 
     public init(handler: String) {
         self.handler = handler
@@ -135,6 +155,32 @@ extension RuntimeConfiguration {
             }
             guard (1...1000).contains(function.concurrency) else {
                 throw fail("\(path).concurrency", "must be between 1 and 1000, found \(function.concurrency)")
+            }
+            guard (0...function.concurrency).contains(function.warm) else {
+                throw fail(
+                    "\(path).warm",
+                    "must be between 0 and concurrency (\(function.concurrency)), found \(function.warm)"
+                )
+            }
+            guard function.idleTimeout > 0, function.idleTimeout <= 86400 else {
+                throw fail(
+                    "\(path).idleTimeout",
+                    "must be between 0 and 86400 seconds, found \(Self.format(function.idleTimeout))"
+                )
+            }
+            if let command = function.command {
+                guard let program = command.first, !program.isEmpty else {
+                    throw fail(
+                        "\(path).command",
+                        "must name a program, e.g. [\"python3\", \"-m\", \"awslambdaric\", \"app.handler\"]"
+                    )
+                }
+                guard function.isolation == .process else {
+                    throw fail(
+                        "\(path).isolation",
+                        "a \"command\" always runs as a process; remove \"isolation\": \"inline\""
+                    )
+                }
             }
             for (index, namespace) in function.store.enumerated() where !FunctionName.isValid(namespace) {
                 throw fail("\(path).store[\(index)]", "'\(namespace)' is not a valid namespace name")
@@ -243,27 +289,36 @@ extension RuntimeConfiguration.Storage: Decodable {
 extension FunctionConfiguration: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case handler, timeout, memory, environment, routes, concurrency, description, store
-        case command, directory
+        case isolation, command, directory, warm, idleTimeout
     }
 
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        if container.contains(.command) {
-            throw DecodingError.dataCorruptedError(
-                forKey: .command,
-                in: container,
-                debugDescription: "process functions (\"command\") are not supported by this version of Galley; "
-                    + "register a Swift handler in Functions/Catalog.swift and name it in \"handler\""
-            )
-        }
-        guard container.contains(.handler) else {
+        command = try container.decodeIfPresent([String].self, forKey: .command)
+        directory = try container.decodeIfPresent(String.self, forKey: .directory)
+        guard container.contains(.handler) || command != nil else {
             throw DecodingError.keyNotFound(
                 CodingKeys.handler,
-                .init(codingPath: decoder.codingPath, debugDescription: "every function needs a handler")
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "every function needs a \"handler\" (a Swift handler) or a \"command\""
+                )
             )
         }
-        handler = try container.decode(String.self, forKey: .handler)
+        handler = try container.decodeIfPresent(String.self, forKey: .handler) ?? command?.last ?? ""
+        if let text = try container.decodeIfPresent(String.self, forKey: .isolation) {
+            guard let isolation = Isolation(rawValue: text) else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .isolation,
+                    in: container,
+                    debugDescription: "must be \"process\" or \"inline\", found \"\(text)\""
+                )
+            }
+            self.isolation = isolation
+        }
+        warm = try container.decodeIfPresent(Int.self, forKey: .warm) ?? warm
+        idleTimeout = try container.decodeIfPresent(Double.self, forKey: .idleTimeout) ?? idleTimeout
         timeout = try container.decodeIfPresent(Double.self, forKey: .timeout) ?? timeout
         memory = try container.decodeIfPresent(Int.self, forKey: .memory) ?? memory
         environment = try container.decodeIfPresent([String: String].self, forKey: .environment) ?? environment

@@ -21,9 +21,16 @@ public final class StoreOpener: Sendable {
     /// The SQLite file of `configuration`: `<storage.path>/store.sqlite`, relative to the folder of
     /// the configuration file.
     public static func sqlite(_ configuration: RuntimeConfiguration, configurationFile: String) -> StoreOpener {
-        let path = storeFile(configuration, configurationFile: configurationFile)
-        let durability: SQLiteStore.Durability = configuration.storage.durability == .normal ? .normal : .full
-        return StoreOpener { try SQLiteStore(path: path, durability: durability) }
+        sqlite(
+            file: storeFile(configuration, configurationFile: configurationFile),
+            durability: configuration.storage.durability
+        )
+    }
+
+    /// The SQLite file at `file`.
+    public static func sqlite(file: String, durability: RuntimeConfiguration.Storage.Durability) -> StoreOpener {
+        let durability: SQLiteStore.Durability = durability == .normal ? .normal : .full
+        return StoreOpener { try SQLiteStore(path: file, durability: durability) }
     }
 
     /// Where the store file of `configuration` lives.

@@ -9,8 +9,9 @@ public struct Deployment: Sendable {
         public let name: String
         public let configuration: FunctionConfiguration
         public let arn: String
-        let entry: Catalog.Entry
-        let pool: FunctionPool
+        /// The Swift handler, or `nil` for a `command` function.
+        let entry: Catalog.Entry?
+        let pool: EnvironmentPool
     }
 
     public let configuration: RuntimeConfiguration
@@ -40,7 +41,8 @@ public struct Deployment: Sendable {
         }
         var functions: [String: Function] = [:]
         for (name, function) in configuration.functions.sorted(by: { $0.key < $1.key }) {
-            guard let entry = catalog[function.handler] else {
+            let entry = catalog[function.handler]
+            if function.command == nil, entry == nil {
                 let known = catalog.names.isEmpty ? "none" : catalog.names.joined(separator: ", ")
                 throw ConfigurationError(
                     file: file,
@@ -57,7 +59,7 @@ public struct Deployment: Sendable {
                 configuration: function,
                 arn: ARN.function(name),
                 entry: entry,
-                pool: FunctionPool(limit: function.concurrency)
+                pool: EnvironmentPool(limit: function.concurrency)
             )
         }
         self.configuration = configuration

@@ -13,7 +13,7 @@ final class LogLines: Sendable {
     }
 }
 
-struct InvokerTests {
+struct DispatcherTests {
     /// Counts init phases; sleeps, ignoring cancellation, when asked.
     struct Sleeper: Handler {
         struct Event: Decodable { var sleepMs: Int? }
@@ -35,8 +35,9 @@ struct InvokerTests {
         }
     }
 
-    func makeInvoker(timeout: Double = 1, concurrency: Int = 10, log: LogLines) throws -> Invoker {
+    func makeDispatcher(timeout: Double = 1, concurrency: Int = 10, log: LogLines) throws -> Dispatcher {
         var function = FunctionConfiguration(handler: "Sleeper")
+        function.isolation = .inline
         function.timeout = timeout
         function.memory = 256
         function.concurrency = concurrency
@@ -45,15 +46,15 @@ struct InvokerTests {
             catalog: [.handler("Sleeper", Sleeper.self)],
             file: "runtime.json"
         )
-        return Invoker(deployment: deployment, logWriter: log.writer())
+        return Dispatcher(deployment: deployment, logWriter: log.writer())
     }
 
     func payload(_ text: String) -> Data { Data(text.utf8) }
 
     @Test func reportLineHasLambdaFields() async throws {
         let log = LogLines()
-        let invoker = try makeInvoker(log: log)
-        let result = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        let dispatcher = try makeDispatcher(log: log)
+        let result = try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}")))
         #expect(!result.isFunctionError)
         let lines = log.all
         // Init-phase lines come first, as in Lambda; then the invocation's own block.
@@ -74,8 +75,8 @@ struct InvokerTests {
 
     @Test func handlerLogLinesCarryTheRequestID() async throws {
         let log = LogLines()
-        let invoker = try makeInvoker(log: log)
-        let result = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        let dispatcher = try makeDispatcher(log: log)
+        let result = try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}")))
         let line = try #require(log.all.first { $0.contains("sleeping") })
         #expect(
             line.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\t[-0-9a-f]{36}\tINFO\tsleeping ms=0/) != nil
@@ -85,9 +86,9 @@ struct InvokerTests {
 
     @Test func initRunsOncePerEnvironment() async throws {
         let log = LogLines()
-        let invoker = try makeInvoker(log: log)
+        let dispatcher = try makeDispatcher(log: log)
         let before = Sleeper.inits.withLock { $0 }
-        for _ in 0..<3 { _ = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}"))) }
+        for _ in 0..<3 { _ = try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}"))) }
         let reports = log.all.filter { $0.hasPrefix("REPORT") }
         #expect(reports.count == 3)
         #expect(reports.filter { $0.contains("Init Duration") }.count == 1)
@@ -96,10 +97,12 @@ struct InvokerTests {
 
     @Test func timeoutEndsTheInvocationOnTimeAndResetsTheEnvironment() async throws {
         let log = LogLines()
-        let invoker = try makeInvoker(timeout: 0.2, log: log)
-        _ = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))  // warm it up
+        let dispatcher = try makeDispatcher(timeout: 0.2, log: log)
+        _ = try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}")))  // warm it up
         let started = ContinuousClock.now
-        let result = try await invoker.invoke(Invocation(function: "sleeper", payload: payload(#"{"sleepMs": 3000}"#)))
+        let result = try await dispatcher.invoke(
+            Invocation(function: "sleeper", payload: payload(#"{"sleepMs": 3000}"#))
+        )
         #expect(
             ContinuousClock.now - started < .seconds(2),
             "the caller waited for a handler that ignores cancellation"
@@ -114,7 +117,7 @@ struct InvokerTests {
             lines.contains { $0.hasPrefix("REPORT RequestId: \(result.requestID)") && $0.contains("Status: timeout") }
         )
         // The next invocation is a cold start.
-        let next = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        let next = try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}")))
         #expect(
             log.all.contains { $0.hasPrefix("REPORT RequestId: \(next.requestID)") && $0.contains("Init Duration") }
         )
@@ -122,9 +125,9 @@ struct InvokerTests {
 
     @Test func concurrencyLimitThrottlesAtOnce() async throws {
         let log = LogLines()
-        let invoker = try makeInvoker(timeout: 5, concurrency: 1, log: log)
+        let dispatcher = try makeDispatcher(timeout: 5, concurrency: 1, log: log)
         let slow = Task {
-            try await invoker.invoke(Invocation(function: "sleeper", payload: payload(#"{"sleepMs": 400}"#)))
+            try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload(#"{"sleepMs": 400}"#)))
         }
         // Wait until the slow one holds the only slot.
         let deadline = ContinuousClock.now + .seconds(5)
@@ -132,10 +135,10 @@ struct InvokerTests {
             try await Task.sleep(for: .milliseconds(2))
         }
         await #expect(throws: InvokeError.self) {
-            try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+            try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}")))
         }
         do {
-            _ = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+            _ = try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}")))
         } catch {
             #expect(error.code == .tooManyRequests)
             #expect(error.reason == "ReservedFunctionConcurrentInvocationLimitExceeded")
@@ -150,9 +153,9 @@ struct InvokerTests {
     ])
     func refusedInvocationsRunNothing(function: String, body: String, code: InvokeError.Code) async throws {
         let log = LogLines()
-        let invoker = try makeInvoker(log: log)
+        let dispatcher = try makeDispatcher(log: log)
         do {
-            _ = try await invoker.invoke(Invocation(function: function, payload: payload(body)))
+            _ = try await dispatcher.invoke(Invocation(function: function, payload: payload(body)))
             Issue.record("expected \(code)")
         } catch {
             #expect(error.code == code)
@@ -161,16 +164,16 @@ struct InvokerTests {
     }
 
     @Test func asyncPayloadLimitIsOneMegabyte() async throws {
-        let invoker = try makeInvoker(log: LogLines())
+        let dispatcher = try makeDispatcher(log: LogLines())
         let body = "[" + String(repeating: "1,", count: 600_000) + "1]"
         await #expect(throws: InvokeError.self) {
-            try await invoker.invoke(Invocation(function: "sleeper", payload: payload(body), kind: .event))
+            try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload(body), kind: .event))
         }
     }
 
     @Test func logTailIsTheLastFourKilobytesInBase64() async throws {
-        let invoker = try makeInvoker(log: LogLines())
-        let result = try await invoker.invoke(
+        let dispatcher = try makeDispatcher(log: LogLines())
+        let result = try await dispatcher.invoke(
             Invocation(function: "sleeper", payload: payload("{}"), wantsLogTail: true)
         )
         let tail = try #require(result.logTail.flatMap { Data(base64Encoded: $0) })
@@ -183,14 +186,15 @@ struct InvokerTests {
     @Test func jsonLogFormatHasTheSameFields() async throws {
         let log = LogLines()
         var function = FunctionConfiguration(handler: "Sleeper")
+        function.isolation = .inline
         function.memory = 512
         let deployment = try Deployment(
             configuration: RuntimeConfiguration(functions: ["sleeper": function]),
             catalog: [.handler("Sleeper", Sleeper.self)],
             file: "runtime.json"
         )
-        let invoker = Invoker(deployment: deployment, logWriter: log.writer(.json))
-        let result = try await invoker.invoke(Invocation(function: "sleeper", payload: payload("{}")))
+        let dispatcher = Dispatcher(deployment: deployment, logWriter: log.writer(.json))
+        let result = try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}")))
         let objects = try log.all.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
         #expect(objects.first { $0["type"] != nil }?["type"] as? String == "platform.start")
         let report = try #require(objects.last)

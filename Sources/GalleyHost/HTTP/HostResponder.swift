@@ -16,7 +16,7 @@ import Synchronization
 public struct HostResponder: HTTPResponder {
     public typealias Context = HostRequestContext
 
-    let invoker: Invoker
+    let dispatcher: Dispatcher
     let events: EventQueue
     let state: HostState
     let logger: Logger
@@ -25,7 +25,7 @@ public struct HostResponder: HTTPResponder {
 
     public func respond(to request: Request, context: HostRequestContext) async throws -> Response {
         let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
-        let deployment = invoker.deployment
+        let deployment = dispatcher.deployment
         if path.hasPrefix("/_galley/") {
             return management(path: path, deployment: deployment)
         }

@@ -78,9 +78,9 @@ extension HostResponder {
         }
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: Invoker.maxSyncPayload + 1)
+            body = try await request.body.collect(upTo: Dispatcher.maxSyncPayload + 1)
         } catch {
-            return Self.serviceError(Self.tooLarge(Invoker.maxSyncPayload))
+            return Self.serviceError(Self.tooLarge(Dispatcher.maxSyncPayload))
         }
         let invocation = Invocation(
             function: name,
@@ -93,14 +93,14 @@ extension HostResponder {
         do {
             switch kind {
             case .event:
-                try invoker.validate(invocation)
+                try dispatcher.validate(invocation)
                 events.submit(invocation)
                 return Response(status: .accepted, headers: [.amznRequestID: invocation.requestID])
             case .dryRun:
-                try invoker.validate(invocation)
+                try dispatcher.validate(invocation)
                 return Response(status: .noContent, headers: [.amznRequestID: invocation.requestID])
             default:
-                let result = try await invoker.invoke(invocation)
+                let result = try await dispatcher.invoke(invocation)
                 var headers: HTTPFields = [
                     .contentType: "application/json",
                     .amzExecutedVersion: result.executedVersion,

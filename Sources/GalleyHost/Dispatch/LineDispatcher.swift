@@ -13,12 +13,12 @@ import Galley
 /// answer `{"function", "requestId", "result"}` or `{…, "error"}`; a line that is not an
 /// envelope is answered `{"line": N, "error": {…}}` and the stream goes on.
 public struct LineDispatcher: Sendable {
-    public let invoker: Invoker
+    public let dispatcher: Dispatcher
     /// The function every line goes to, or `nil` for envelopes.
     public let function: String?
 
-    public init(invoker: Invoker, function: String?) {
-        self.invoker = invoker
+    public init(dispatcher: Dispatcher, function: String?) {
+        self.dispatcher = dispatcher
         self.function = function
     }
 
@@ -35,7 +35,7 @@ public struct LineDispatcher: Sendable {
 
     private func answerEvent(_ payload: Data, function: String) async -> (String, Bool) {
         do {
-            let result = try await invoker.invoke(Invocation(function: function, payload: payload))
+            let result = try await dispatcher.invoke(Invocation(function: function, payload: payload))
             return (Self.json(result.payload), result.isFunctionError)
         } catch {
             return (Self.error(type: error.code.exception, message: error.message), true)
@@ -63,7 +63,7 @@ public struct LineDispatcher: Sendable {
         let invocation = Invocation(function: name, payload: event)
         let head = #"{"function":\#(JSONString.quote(name)),"requestId":"\#(invocation.requestID)""#
         do {
-            let result = try await invoker.invoke(invocation)
+            let result = try await dispatcher.invoke(invocation)
             let field = result.isFunctionError ? "error" : "result"
             return (head + #","\#(field)":"# + Self.json(result.payload) + "}", result.isFunctionError)
         } catch {
@@ -78,6 +78,6 @@ public struct LineDispatcher: Sendable {
     }
 
     static func error(type: String, message: String) -> String {
-        String(decoding: Invoker.encode(ErrorObject(errorType: type, errorMessage: message)), as: UTF8.self)
+        String(decoding: Dispatcher.encode(ErrorObject(errorType: type, errorMessage: message)), as: UTF8.self)
     }
 }

@@ -23,6 +23,9 @@ final class Once<Value: Sendable>: Sendable {
         return true
     }
 
+    /// The value, once it is set.
+    var value: Value? { state.withLock { $0.value } }
+
     /// Calls `waiter` once with the value, now if it is already set.
     func onResolve(_ waiter: @escaping @Sendable (Value) -> Void) {
         let value: Value? = state.withLock { state in

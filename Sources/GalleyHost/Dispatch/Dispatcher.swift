@@ -1,0 +1,209 @@
+import Galley
+import Logging
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// The dispatcher: every path (CLI, Invoke API, routes, the event queue) hands it an
+/// ``Invocation``. It resolves the function, throttles at its `concurrency`, hands the invocation
+/// to a warm or new environment and records START/END/REPORT.
+public final class Dispatcher: Sendable {
+    /// Sync payloads up to 6 MB, as in Lambda.
+    public static let maxSyncPayload = 6_291_456
+    /// Async (`Event`) payloads up to 1 MB, as in Lambda.
+    public static let maxAsyncPayload = 1_048_576
+
+    public let registry: DeploymentRegistry
+    let launcher: EnvironmentLauncher
+    private let logWriter: LogWriter
+
+    /// - Parameters:
+    ///   - stores: The stores an inline function may use; the default refuses every namespace.
+    ///   - workerExecutable: The `galley` binary that runs Swift handlers in worker processes;
+    ///     default: this process's own executable.
+    ///   - configurationFolder: The folder `directory` paths are relative to; default: the current one.
+    ///   - storeFile: The store file worker processes open; `nil` gives them none.
+    public init(
+        deployment: Deployment,
+        logWriter: LogWriter = .standardError(),
+        logLevel: Logger.Level = .info,
+        stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider = { _ in NoStore() },
+        workerExecutable: String? = nil,
+        configurationFolder: String = ".",
+        storeFile: String? = nil
+    ) {
+        self.registry = DeploymentRegistry(deployment)
+        self.logWriter = logWriter
+        self.launcher = EnvironmentLauncher(
+            workerExecutable: workerExecutable,
+            configurationFolder: configurationFolder,
+            storeFile: storeFile,
+            storeDurability: deployment.configuration.storage.durability,
+            writer: logWriter,
+            logLevel: logLevel,
+            stores: stores
+        )
+    }
+
+    /// The deployment new invocations use.
+    public var deployment: Deployment { registry.deployment }
+
+    /// Switches new invocations to `deployment`. Functions it changed or removed have their
+    /// environments shut down: idle ones now, running ones when their invocation finishes.
+    public func replaceDeployment(_ deployment: Deployment) {
+        let old = registry.replace(with: deployment)
+        for (name, function) in old.functions where deployment.functions[name]?.pool !== function.pool {
+            Task { await function.pool.retire() }
+        }
+        prewarm(deployment, previous: old)
+    }
+
+    /// Starts the `warm` environments of every function that has none yet.
+    public func prewarm() {
+        prewarm(deployment, previous: nil)
+    }
+
+    private func prewarm(_ deployment: Deployment, previous: Deployment?) {
+        for function in deployment.functions.values where function.configuration.warm > 0 {
+            if previous?.functions[function.name]?.pool === function.pool { continue }
+            let launcher = self.launcher
+            let writer = logWriter
+            Task {
+                for _ in 0..<function.configuration.warm {
+                    do throws(EnvironmentFailure) {
+                        function.pool.add(try await launcher.start(function))
+                    } catch {
+                        // Not retried: the next invocation runs the init phase again and reports it.
+                        writer.write(
+                            "\(Timestamp.now())\tERROR\tcould not pre-start \(function.name): "
+                                + "\(error.object.errorType): \(error.object.errorMessage)"
+                        )
+                        return
+                    }
+                }
+            }
+        }
+    }
+
+    /// Shuts down every environment, waiting for them: the last step of a host's shutdown.
+    public func shutdown() async {
+        for function in deployment.functions.values { await function.pool.retire() }
+        await ChildProcess.killAll()
+    }
+
+    /// Runs `invocation` and returns its result; a function error is a result, not a throw.
+    ///
+    /// - Throws: ``InvokeError`` when the invocation is refused before any handler runs: unknown
+    ///   function, payload not JSON or too large, concurrency limit reached.
+    public func invoke(_ invocation: Invocation) async throws(InvokeError) -> InvocationResult {
+        let function = try resolve(invocation)
+        guard invocation.kind != .dryRun else {
+            return InvocationResult(requestID: invocation.requestID, payload: Data(), isFunctionError: false)
+        }
+        guard let reservation = function.pool.reserve() else {
+            throw InvokeError(
+                .tooManyRequests,
+                "Rate Exceeded.",
+                reason: "ReservedFunctionConcurrentInvocationLimitExceeded"
+            )
+        }
+        return await run(invocation, on: function, reservation: reservation)
+    }
+
+    /// Checks that the function exists and the payload is acceptable, without running anything.
+    public func validate(_ invocation: Invocation) throws(InvokeError) {
+        _ = try resolve(invocation)
+    }
+
+    /// The deployed function an invocation names, after checking its qualifier, size and JSON.
+    func resolve(_ invocation: Invocation) throws(InvokeError) -> Deployment.Function {
+        guard let function = deployment.functions[invocation.function] else {
+            throw InvokeError(
+                .functionNotFound,
+                "Function not found: \(ARN.function(invocation.function, qualifier: invocation.qualifier))"
+            )
+        }
+        if let qualifier = invocation.qualifier, qualifier != "$LATEST" {
+            throw InvokeError(
+                .functionNotFound,
+                "Function not found: \(ARN.function(invocation.function, qualifier: qualifier)) "
+                    + "(Galley deploys only $LATEST)"
+            )
+        }
+        let limit = invocation.kind == .event ? Self.maxAsyncPayload : Self.maxSyncPayload
+        guard invocation.payload.count <= limit else {
+            throw InvokeError(
+                .requestTooLarge,
+                "Request must be smaller than \(limit) bytes for the InvokeFunction operation"
+            )
+        }
+        if !invocation.payload.isEmpty {
+            do {
+                try JSONSyntax.validate(invocation.payload)
+            } catch {
+                throw InvokeError(
+                    .invalidRequestContent,
+                    "Could not parse request body into json: \(error)",
+                    reason: error.description
+                )
+            }
+        }
+        return function
+    }
+
+    private func run(
+        _ invocation: Invocation,
+        on function: Deployment.Function,
+        reservation: EnvironmentPool.Reservation
+    ) async -> InvocationResult {
+        let record = InvocationRecord(invocation: invocation, function: function, writer: logWriter)
+        let environment: any ExecutionEnvironment
+        switch reservation {
+        case .warm(let warm):
+            environment = warm
+        case .cold:
+            do {
+                environment = try await launcher.start(function)
+                record.initFinished()
+            } catch {
+                record.initFinished()
+                function.pool.release(nil, keep: false)
+                return record.finish(
+                    EnvironmentOutcome(
+                        payload: error.payload,
+                        isFunctionError: true,
+                        status: "error",
+                        errorType: error.object.errorType,
+                        keepsEnvironment: false
+                    ),
+                    peakMemoryMB: 0
+                )
+            }
+        }
+        let deadline = ContinuousClock.now + .milliseconds(Int64(function.configuration.timeout * 1000))
+        let outcome = await environment.invoke(
+            EnvironmentRequest(invocation: invocation, function: function, deadline: deadline, log: record.log)
+        )
+        function.pool.release(environment, keep: outcome.keepsEnvironment)
+        return record.finish(outcome, peakMemoryMB: environment.peakMemoryMB)
+    }
+
+    static func encode(_ object: ErrorObject) -> Data {
+        // Field order as the Lambda runtimes write it.
+        Data(
+            (#"{"errorType":\#(JSONString.quote(object.errorType)),"errorMessage":\#(JSONString.quote(object.errorMessage)),"#
+                + #""stackTrace":[\#(object.stackTrace.map(JSONString.quote).joined(separator: ","))]}"#).utf8
+        )
+    }
+}
+
+/// The store access of a host without a store: every namespace is refused.
+public struct NoStore: StoreProvider {
+    public init() {}
+    public func store(namespace: String) throws -> any KeyValueStore {
+        throw StoreError(.unavailable, "no key-value store is configured for this host")
+    }
+}

@@ -1,0 +1,162 @@
+import Galley
+import Logging
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Makes a function's environments: inline in the host, or a worker process per environment.
+public struct EnvironmentLauncher: Sendable {
+    /// The init phase ends with an error after 10 s, as in Lambda.
+    static let initTimeout: Duration = .seconds(10)
+
+    /// The `galley` binary whose hidden `worker` command runs Swift handlers in a process.
+    public var workerExecutable: String
+    /// The folder of runtime.json: `directory` and `storage.path` are relative to it.
+    public var configurationFolder: String
+    /// The store file and durability handed to workers, or `nil` for none.
+    public var storeFile: String?
+    public var storeDurability: RuntimeConfiguration.Storage.Durability = .full
+    var writer: LogWriter
+    var logLevel: Logger.Level
+    var stores: @Sendable (Deployment.Function) -> any StoreProvider
+
+    init(
+        workerExecutable: String?,
+        configurationFolder: String,
+        storeFile: String?,
+        storeDurability: RuntimeConfiguration.Storage.Durability,
+        writer: LogWriter,
+        logLevel: Logger.Level,
+        stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider
+    ) {
+        self.workerExecutable = workerExecutable ?? Self.currentExecutable
+        self.configurationFolder = configurationFolder
+        self.storeFile = storeFile
+        self.storeDurability = storeDurability
+        self.writer = writer
+        self.logLevel = logLevel
+        self.stores = stores
+    }
+
+    /// The running binary's own path.
+    public static let currentExecutable: String = {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+
+    /// Runs the init phase of a new environment for `function`.
+    func start(_ function: Deployment.Function) async throws(EnvironmentFailure) -> any ExecutionEnvironment {
+        let deadline = ContinuousClock.now + Self.initTimeout
+        switch function.configuration.isolation {
+        case .inline:
+            guard let entry = function.entry else {
+                throw EnvironmentFailure(
+                    object: ErrorObject(
+                        errorType: "Runtime.InvalidEntrypoint",
+                        errorMessage: "no handler to run inline"
+                    )
+                )
+            }
+            return try await InlineEnvironment.start(
+                function,
+                entry: entry,
+                stores: stores(function),
+                writer: writer,
+                logLevel: logLevel,
+                deadline: deadline
+            )
+        default:
+            return try await ProcessEnvironment.start(
+                function,
+                launch: launch(function),
+                writer: writer,
+                deadline: deadline
+            )
+        }
+    }
+
+    /// The command line, folder and environment variables of `function`'s worker processes.
+    func launch(_ function: Deployment.Function) -> WorkerLaunch {
+        let configuration = function.configuration
+        let directory = configuration.directory.map { folder in
+            folder.hasPrefix("/") ? folder : URL(filePath: configurationFolder).appending(path: folder).path
+        }
+        let arguments = configuration.command ?? [workerExecutable, "worker"]
+        let handler = configuration.command == nil ? configuration.handler : (configuration.command?.last ?? "")
+        var environment: [String: String] = [:]
+        let inherited = ProcessInfo.processInfo.environment
+        for name in WorkerLaunch.inherited { environment[name] = inherited[name] }
+        // A crash report takes half a second of the worker's life; opt in with SWIFT_BACKTRACE=enable=yes.
+        environment["SWIFT_BACKTRACE"] = inherited["SWIFT_BACKTRACE"] ?? "enable=no"
+        environment.merge([
+            "_HANDLER": handler,
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": String(configuration.memory),
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": RuntimeConfiguration.format(configuration.timeout),
+            "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/\(function.name)",
+            "AWS_LAMBDA_LOG_STREAM_NAME": WorkerLaunch.logStreamName(),
+            "AWS_LAMBDA_LOG_FORMAT": writer.format == .json ? "JSON" : "Text",
+            "AWS_LAMBDA_LOG_LEVEL": InvocationLogHandler.levelName(logLevel),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": ARN.region,
+            "AWS_DEFAULT_REGION": ARN.region,
+            "LAMBDA_TASK_ROOT": directory ?? configurationFolder,
+            "LAMBDA_RUNTIME_DIR": URL(filePath: workerExecutable).deletingLastPathComponent().path,
+            "TZ": "UTC",
+            "LANG": "en_US.UTF-8",
+            WorkerLaunch.environmentKeys: configuration.environment.keys.sorted().joined(separator: ","),
+        ]) { _, new in new }
+        if let storeFile {
+            environment[WorkerLaunch.storeFile] = storeFile
+            environment[WorkerLaunch.storeDurability] = storeDurability.rawValue
+            environment[WorkerLaunch.storeGrants] = configuration.store.joined(separator: ",")
+        }
+        environment.merge(configuration.environment) { _, own in own }
+        return WorkerLaunch(arguments: arguments, directory: directory, environment: environment)
+    }
+}
+
+/// How a worker process is started.
+struct WorkerLaunch: Sendable {
+    var arguments: [String]
+    var directory: String?
+    var environment: [String: String]
+
+    /// Host variables a worker keeps, so that interpreters and credentials resolve as in a shell.
+    static let inherited = [
+        "PATH", "HOME", "USER", "PYENV_ROOT", "PYENV_VERSION", "VIRTUAL_ENV", "PYTHONPATH", "LD_LIBRARY_PATH",
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    ]
+    /// Galley's own variables for `galley worker`: which `environment` names are the function's,
+    /// and the store it may use.
+    static let environmentKeys = "GALLEY_ENVIRONMENT_KEYS"
+    static let storeFile = "GALLEY_STORE_FILE"
+    static let storeDurability = "GALLEY_STORE_DURABILITY"
+    static let storeGrants = "GALLEY_STORE_GRANTS"
+
+    /// `2024/01/15/[$LATEST]<32 hex>`, as Lambda names log streams.
+    static func logStreamName() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+        let date = "\(parts.tm_year + 1900)/\(pad(parts.tm_mon + 1))/\(pad(parts.tm_mday))"
+        var generator = SystemRandomNumberGenerator()
+        let hex = (0..<2).map { _ in String(generator.next() as UInt64, radix: 16) }.joined()
+        return "\(date)/[$LATEST]\(hex)"
+    }
+}

@@ -1,0 +1,152 @@
+import CGalleySystem
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// How a function's `memory` is enforced on its worker processes: a memory cgroup per
+/// environment when the host can create one (cgroup v2, else v1), else `RLIMIT_DATA`.
+///
+/// In a cgroup, a worker past its limit is killed by the kernel's OOM killer and the host can
+/// tell (`oom_kill` in the cgroup's events), so the caller gets `Runtime.OutOfMemory`. Under
+/// `RLIMIT_DATA` allocations past the limit fail inside the worker, which ends it with a crash
+/// (`Runtime.ExitError`) or, in Python, a `MemoryError`.
+final class MemoryLimiter: Sendable {
+    enum Mechanism: Sendable, Equatable {
+        case cgroupV2
+        case cgroupV1
+        case rlimit
+    }
+
+    let mechanism: Mechanism
+    /// The host's own cgroup folder, under which each environment gets one.
+    let folder: String?
+    private let counter = Atomic<Int>(0)
+
+    /// One limiter per process: the host's cgroup folder is made once and removed at exit.
+    static let shared = MemoryLimiter.detect()
+
+    /// What is in force, for the log line at start and the README: `cgroup v2`, `cgroup v1`, `RLIMIT_DATA`.
+    var description: String {
+        switch mechanism {
+        case .cgroupV2: "cgroup v2 (\(folder ?? ""))"
+        case .cgroupV1: "cgroup v1 (\(folder ?? ""))"
+        case .rlimit: "RLIMIT_DATA"
+        }
+    }
+
+    private init(mechanism: Mechanism, folder: String?) {
+        self.mechanism = mechanism
+        self.folder = folder
+    }
+
+    private static func detect() -> MemoryLimiter {
+        guard let lines = try? ProcFile.read("/proc/self/cgroup") else {
+            return MemoryLimiter(mechanism: .rlimit, folder: nil)
+        }
+        let name = "galley-\(getpid())"
+        for line in lines.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            let own = String(parts[2]).trimmingSuffix("/")
+            if parts[0] == "0", parts[1].isEmpty {
+                for mount in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+                    let base = mount + own
+                    guard let controllers = try? ProcFile.read(base + "/cgroup.controllers"),
+                        controllers.split(separator: " ").contains(where: { $0.hasPrefix("memory") })
+                    else { continue }
+                    if let folder = makeFolder(base + "/" + name, probe: "memory.max") {
+                        _ = ProcFile.write(folder + "/cgroup.subtree_control", "+memory")
+                        return MemoryLimiter(mechanism: .cgroupV2, folder: folder)
+                    }
+                }
+            } else if parts[1].split(separator: ",").contains("memory") {
+                if let folder = makeFolder("/sys/fs/cgroup/memory" + own + "/" + name, probe: "memory.limit_in_bytes") {
+                    return MemoryLimiter(mechanism: .cgroupV1, folder: folder)
+                }
+            }
+        }
+        return MemoryLimiter(mechanism: .rlimit, folder: nil)
+    }
+
+    private static func makeFolder(_ path: String, probe: String) -> String? {
+        guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
+        guard access(path + "/" + probe, W_OK) == 0 else {
+            rmdir(path)
+            return nil
+        }
+        atexit { MemoryLimiter.removeFolder() }
+        return path
+    }
+
+    private static func removeFolder() {
+        guard let folder = shared.folder else { return }
+        rmdir(folder)
+    }
+
+    /// Limits `pid` to `megabytes`; returns the cgroup it was put in, if any.
+    func limit(_ pid: pid_t, megabytes: Int) -> MemoryCage? {
+        let bytes = megabytes * 1024 * 1024
+        guard let folder else {
+            _ = galley_set_limit(pid, Int32(RLIMIT_DATA.rawValue), UInt64(bytes))
+            return nil
+        }
+        let cage = MemoryCage(
+            path: folder + "/env-\(counter.add(1, ordering: .relaxed).newValue)",
+            mechanism: mechanism
+        )
+        guard mkdir(cage.path, 0o755) == 0 || errno == EEXIST else { return nil }
+        switch mechanism {
+        case .cgroupV2:
+            _ = ProcFile.write(cage.path + "/memory.max", "\(bytes)")
+            _ = ProcFile.write(cage.path + "/memory.swap.max", "0")
+        default:
+            // Charges made before the move count too, so the peak is the whole process's.
+            _ = ProcFile.write(cage.path + "/memory.move_charge_at_immigrate", "3")
+            _ = ProcFile.write(cage.path + "/memory.limit_in_bytes", "\(bytes)")
+            _ = ProcFile.write(cage.path + "/memory.memsw.limit_in_bytes", "\(bytes)")
+        }
+        guard ProcFile.write(cage.path + "/cgroup.procs", "\(pid)") else {
+            cage.remove()
+            return nil
+        }
+        return cage
+    }
+}
+
+/// One environment's memory cgroup.
+struct MemoryCage: Sendable {
+    let path: String
+    let mechanism: MemoryLimiter.Mechanism
+
+    /// How many times the kernel's OOM killer ended a process in it.
+    var oomKills: Int {
+        let file = mechanism == .cgroupV2 ? "/memory.events" : "/memory.oom_control"
+        guard let text = try? ProcFile.read(path + file) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
+            return Int(line.dropFirst("oom_kill ".count)) ?? 0
+        }
+        return 0
+    }
+
+    /// The peak memory of the cgroup in MB, readable after its process has exited.
+    var peakMemoryMB: Int? {
+        let file = mechanism == .cgroupV2 ? "/memory.peak" : "/memory.max_usage_in_bytes"
+        guard let text = try? ProcFile.read(path + file), let bytes = Int(text.filter(\.isNumber)) else { return nil }
+        return (bytes + (1 << 20) - 1) >> 20
+    }
+
+    /// Removes the cgroup; its processes must have exited.
+    func remove() {
+        rmdir(path)
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}

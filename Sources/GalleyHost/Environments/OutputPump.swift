@@ -1,0 +1,117 @@
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Reads (and owns) a worker's merged stdout and stderr line by line into the log of the invocation it is
+/// serving (its `sink`), or straight to the host's log between invocations (init-phase lines).
+///
+/// A thread waits for output; ``drain()`` reads whatever is already in the pipe, so that lines a
+/// runtime wrote before posting its response land before the invocation's `END`.
+final class OutputPump: Sendable {
+    private struct State {
+        var partial: [UInt8] = []
+        var sink: InvocationLog?
+        var closed = false
+    }
+
+    private let descriptor: Int32
+    private let writer: LogWriter
+    private let state = Mutex(State())
+
+    init(descriptor: Int32, writer: LogWriter) {
+        self.descriptor = descriptor
+        self.writer = writer
+        let flags = fcntl(descriptor, F_GETFL)
+        _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
+    }
+
+    /// The invocation log lines go to; `nil` writes them to the host's log at once.
+    var sink: InvocationLog? {
+        get { state.withLock { $0.sink } }
+        set { state.withLock { $0.sink = newValue } }
+    }
+
+    func start() {
+        let descriptor = self.descriptor
+        BlockingThread { [self] in
+            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            while !state.withLock({ $0.closed }) {
+                let ready = poll(&poller, 1, 1000)
+                if ready < 0 && errno != EINTR { return }
+                if ready > 0 && !drain() { return }
+            }
+        }
+        .start()
+    }
+
+    /// Reads what the pipe holds now; returns `false` at end of file.
+    @discardableResult
+    func drain() -> Bool {
+        state.withLock { state in
+            guard !state.closed else { return false }
+            var buffer = [UInt8](repeating: 0, count: 16384)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    split(buffer[..<count], into: &state)
+                    continue
+                }
+                if count < 0 && errno == EINTR { continue }
+                if count == 0 {
+                    // End of file: the worker and everything it started are gone.
+                    if !state.partial.isEmpty { emit(state.partial, to: state.sink) }
+                    state.partial = []
+                    state.closed = true
+                    close(descriptor)
+                    return false
+                }
+                return true  // EAGAIN: nothing more for now
+            }
+        }
+    }
+
+    /// Reads to the end once the process has exited (its last words before a crash).
+    func finish() {
+        var spins = 0
+        while drain() && spins < 50 {
+            // The pipe may still be held by a grandchild; give up after ~50 ms.
+            spins += 1
+            usleep(1000)
+        }
+        state.withLock { state in
+            guard !state.closed else { return }
+            if !state.partial.isEmpty { emit(state.partial, to: state.sink) }
+            state.partial = []
+            state.closed = true
+            close(descriptor)
+        }
+    }
+
+    private func split(_ bytes: ArraySlice<UInt8>, into state: inout State) {
+        var start = bytes.startIndex
+        for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") {
+            let line = state.partial + bytes[start..<index]
+            state.partial = []
+            emit(line, to: state.sink)
+            start = index + 1
+        }
+        state.partial += bytes[start...]
+        if state.partial.count > 256 * 1024 {
+            emit(state.partial, to: state.sink)
+            state.partial = []
+        }
+    }
+
+    private func emit(_ line: [UInt8], to sink: InvocationLog?) {
+        let text = String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line[...], as: UTF8.self)
+        if let sink {
+            sink.append(text, flush: false)
+        } else {
+            writer.write(text)
+        }
+    }
+}

@@ -1,0 +1,266 @@
+import Galley
+import Synchronization
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// `"isolation": "process"`: a worker process that talks the Lambda Runtime API to the host over
+/// its own loopback port (`galley worker` for Swift handlers, or any `command`).
+///
+/// A crash, a spin, a block or an allocation past `memory` ends only this process: the caller gets
+/// `Runtime.ExitError`, `Sandbox.Timedout` or `Runtime.OutOfMemory`, and the next invocation a
+/// fresh environment.
+final class ProcessEnvironment: ExecutionEnvironment {
+    /// What wakes an invocation or the init phase up.
+    private enum Signal: Sendable {
+        case runtime(RuntimeEndpoint.Event)
+        case exited(ChildProcess.Termination)
+        case deadline
+
+        var isExit: Bool {
+            if case .exited = self { return true }
+            return false
+        }
+    }
+
+    private let child: ChildProcess
+    private let server: RuntimeAPIServer
+    private let endpoint: RuntimeEndpoint
+    private let cage: MemoryCage?
+    private let output: OutputPump
+    private let waiter: Mailbox<Signal>
+    private let lastPeak = Atomic<Int>(0)
+
+    /// The grace a timed-out or retired worker gets between SIGTERM and SIGKILL.
+    static let killGrace: Duration = .milliseconds(100)
+
+    private init(
+        child: ChildProcess,
+        server: RuntimeAPIServer,
+        endpoint: RuntimeEndpoint,
+        cage: MemoryCage?,
+        output: OutputPump,
+        waiter: Mailbox<Signal>
+    ) {
+        self.child = child
+        self.server = server
+        self.endpoint = endpoint
+        self.cage = cage
+        self.output = output
+        self.waiter = waiter
+    }
+
+    /// Starts the worker and waits for its first `/next` (the end of its init phase).
+    static func start(
+        _ function: Deployment.Function,
+        launch: WorkerLaunch,
+        writer: LogWriter,
+        deadline: ContinuousClock.Instant
+    ) async throws(EnvironmentFailure) -> ProcessEnvironment {
+        // Signals go to whoever waits now; one that arrives while nobody waits is kept for the next.
+        let waiter = Mailbox<Signal>()
+        let send: @Sendable (Signal) -> Void = { signal in waiter.current.resolve(signal) }
+        let endpoint = RuntimeEndpoint { event in send(.runtime(event)) }
+        let server: RuntimeAPIServer
+        do {
+            server = try await RuntimeAPIServer.start(for: endpoint)
+        } catch {
+            throw EnvironmentFailure(object: ErrorObject(errorType: "Runtime.Unknown", errorMessage: "\(error)"))
+        }
+        var variables = launch.environment
+        variables["AWS_LAMBDA_RUNTIME_API"] = server.address
+        let child: ChildProcess
+        do {
+            child = try ChildProcess(
+                arguments: launch.arguments,
+                environment: variables,
+                directory: launch.directory
+            )
+        } catch {
+            server.stop()
+            throw EnvironmentFailure(
+                object: ErrorObject(errorType: "Runtime.InvalidEntrypoint", errorMessage: "\(error)")
+            )
+        }
+        let cage = MemoryLimiter.shared.limit(child.pid, megabytes: function.configuration.memory)
+        let output = OutputPump(descriptor: child.output, writer: writer)
+        output.start()
+        child.onExit { send(.exited($0)) }
+        let environment = ProcessEnvironment(
+            child: child,
+            server: server,
+            endpoint: endpoint,
+            cage: cage,
+            output: output,
+            waiter: waiter
+        )
+        switch await environment.wait(until: deadline) {
+        case .runtime(.ready):
+            return environment
+        case .runtime(.initError(let body, let type)):
+            await environment.shutdown()
+            let object =
+                (try? JSONDecoder().decode(ErrorObject.self, from: body))
+                ?? ErrorObject(
+                    errorType: type ?? "Runtime.Unknown",
+                    errorMessage: String(decoding: body, as: UTF8.self)
+                )
+            throw EnvironmentFailure(object: object, body: body.isEmpty ? Data?.none : body)
+        case .exited(let termination):
+            await environment.shutdown()
+            throw EnvironmentFailure(object: environment.exitError(termination, requestID: nil))
+        case .deadline:
+            await environment.shutdown()
+            throw EnvironmentFailure(object: .initTimedOut)
+        case .runtime:
+            await environment.shutdown()
+            throw EnvironmentFailure(
+                object: ErrorObject(
+                    errorType: "Runtime.Unknown",
+                    errorMessage: "the runtime answered before its first /next"
+                )
+            )
+        }
+    }
+
+    /// Waits for the next signal or `deadline`, whichever comes first.
+    private func wait(until deadline: ContinuousClock.Instant) async -> Signal {
+        let once = waiter.current
+        let ticket = Watchdog.shared.schedule(at: deadline) { once.resolve(.deadline) }
+        let signal = await withCheckedContinuation { continuation in
+            once.onResolve { continuation.resume(returning: $0) }
+        }
+        ticket.cancel()
+        // A process that exited stays exited for every later wait.
+        if !signal.isExit { waiter.renew() }
+        return signal
+    }
+
+    func invoke(_ request: EnvironmentRequest) async -> EnvironmentOutcome {
+        let invocation = request.invocation
+        let function = request.function
+        output.sink = request.log
+        defer { output.sink = nil }
+        endpoint.deliver(
+            RuntimeEndpoint.Delivery(
+                requestID: invocation.requestID,
+                payload: invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload,
+                deadlineMs: Self.epochMilliseconds(of: request.deadline),
+                functionARN: ARN.function(function.name, qualifier: invocation.qualifier),
+                traceID: Self.traceID(),
+                clientContext: invocation.clientContext
+            )
+        )
+        let signal = await wait(until: request.deadline)
+        notePeakMemory()
+        switch signal {
+        case .runtime(.response(let payload)):
+            output.drain()
+            return .success(payload)
+        case .runtime(.error(let body, let type)):
+            output.drain()
+            if body.isEmpty {
+                return .handlerError(
+                    Dispatcher.encode(ErrorObject(errorType: type ?? "Runtime.Unknown", errorMessage: ""))
+                )
+            }
+            return .handlerError(body)
+        case .exited(let termination):
+            output.finish()
+            return .fault(exitError(termination, requestID: invocation.requestID))
+        case .deadline:
+            await stop()
+            return .timedOut(invocation.requestID, after: function.configuration.timeout)
+        case .runtime(.ready), .runtime(.initError):
+            await stop()
+            return .fault(
+                ErrorObject(
+                    errorType: "Runtime.Unknown",
+                    errorMessage: "RequestId: \(invocation.requestID) Error: the runtime broke the Runtime API protocol"
+                )
+            )
+        }
+    }
+
+    /// `Runtime.OutOfMemory` when the kernel killed it for memory, else `Runtime.ExitError`.
+    private func exitError(_ termination: ChildProcess.Termination, requestID: String?) -> ErrorObject {
+        let prefix = requestID.map { "RequestId: \($0) " } ?? ""
+        let message = "\(prefix)Error: Runtime exited with error: \(termination)"
+        if let cage, cage.oomKills > 0 {
+            return ErrorObject(errorType: "Runtime.OutOfMemory", errorMessage: message)
+        }
+        return ErrorObject(errorType: "Runtime.ExitError", errorMessage: message)
+    }
+
+    private func notePeakMemory() {
+        let peak = max(child.peakMemoryMB ?? 0, cage?.peakMemoryMB ?? 0)
+        if peak > 0 { lastPeak.store(peak, ordering: .relaxed) }
+    }
+
+    var peakMemoryMB: Int { lastPeak.load(ordering: .relaxed) }
+
+    var isAlive: Bool { child.exited == nil }
+
+    var pid: pid_t { child.pid }
+
+    /// SIGTERM, then SIGKILL after ``killGrace``, and wait for the process to be collected.
+    private func stop() async {
+        if child.exited == nil {
+            child.kill(SIGTERM)
+            let child = self.child
+            let ticket = Watchdog.shared.schedule(at: .now + Self.killGrace) { child.kill(SIGKILL) }
+            _ = await child.waitForExit()
+            ticket.cancel()
+        }
+        output.finish()
+    }
+
+    func shutdown() async {
+        await stop()
+        server.stop()
+        cage?.remove()
+    }
+
+    static func epochMilliseconds(of deadline: ContinuousClock.Instant) -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let remaining = deadline - .now
+        let nowMs = Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+        return nowMs + remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+    }
+
+    /// An X-Ray trace header: `Root=1-<8 hex epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`.
+    static func traceID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        func hex(_ value: UInt64, _ digits: Int) -> String {
+            let text = String(value, radix: 16)
+            return String(repeating: "0", count: max(0, digits - text.count)) + text.suffix(digits)
+        }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return "Root=1-\(hex(UInt64(now.tv_sec), 8))-\(hex(generator.next(), 16))\(hex(generator.next(), 8));"
+            + "Parent=\(hex(generator.next(), 16));Sampled=0"
+    }
+}
+
+/// The signal an environment waits for next: the first one sent wins, and one sent while nobody
+/// waits is kept for the next wait.
+final class Mailbox<Value: Sendable>: Sendable {
+    private let slot = Mutex(Once<Value>())
+
+    var current: Once<Value> { slot.withLock { $0 } }
+
+    /// Starts a new wait.
+    func renew() {
+        slot.withLock { $0 = Once() }
+    }
+}

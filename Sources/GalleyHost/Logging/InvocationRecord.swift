@@ -1,0 +1,176 @@
+import Galley
+import Synchronization
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// One invocation's record: `START`, the handler's lines, `END`, the timeout line and `REPORT`,
+/// written as one block, and the result the caller gets (with the log tail when asked for).
+final class InvocationRecord: Sendable {
+    let log: InvocationLog
+    private let requestID: String
+    private let configuration: FunctionConfiguration
+    private let format: LogWriter.Format
+    private let started = ContinuousClock.now
+    private let initDuration = Mutex<Duration?>(nil)
+
+    init(invocation: Invocation, function: Deployment.Function, writer: LogWriter) {
+        requestID = invocation.requestID
+        configuration = function.configuration
+        format = writer.format
+        log = InvocationLog(writer: writer, requestID: invocation.requestID, capture: invocation.wantsLogTail)
+        log.append(Report.start(requestID, format: format), flush: false)
+    }
+
+    /// Marks the end of a cold start's init phase: `Init Duration` in REPORT.
+    func initFinished() {
+        let elapsed = ContinuousClock.now - started
+        initDuration.withLock { $0 = elapsed }
+    }
+
+    /// Writes `END`, the timeout line and `REPORT`, and returns what the caller gets.
+    func finish(_ outcome: EnvironmentOutcome, peakMemoryMB: Int) -> InvocationResult {
+        let initDuration = self.initDuration.withLock { $0 }
+        log.append(Report.end(requestID, format: format), flush: false)
+        if outcome.isTimeout {
+            log.append(Report.timedOut(requestID, after: configuration.timeout, format: format), flush: false)
+        }
+        let report = Report(
+            requestID: requestID,
+            duration: ContinuousClock.now - started - (initDuration ?? .zero),
+            memorySize: configuration.memory,
+            maxMemoryUsed: peakMemoryMB,
+            initDuration: initDuration,
+            status: outcome.status,
+            errorType: outcome.status == "error" ? outcome.errorType : nil
+        )
+        log.append(report.line(format: format))
+        var result = InvocationResult(
+            requestID: requestID,
+            payload: outcome.payload,
+            isFunctionError: outcome.isFunctionError
+        )
+        if let tail = log.tail { result.logTail = Data(tail).base64EncodedString() }
+        return result
+    }
+}
+
+/// The log of one invocation: writes through the ``LogWriter`` and keeps the last 4 KB when the
+/// caller asked for `X-Amz-Log-Type: Tail`.
+///
+/// Lines are held until the handler logs or the invocation ends, then written in one call: a quiet
+/// invocation costs one write, and the order of lines is the order they were made.
+final class InvocationLog: Sendable {
+    static let tailLimit = 4096
+
+    let writer: LogWriter
+    let requestID: String?
+    private struct State {
+        var pending: [String] = []
+        var captured: [UInt8]?
+    }
+    private let state: Mutex<State>
+
+    init(writer: LogWriter, requestID: String?, capture: Bool) {
+        self.writer = writer
+        self.requestID = requestID
+        self.state = Mutex(State(captured: capture ? [] : nil))
+    }
+
+    /// Adds a line; `flush` writes it (and anything held) now.
+    func append(_ line: String, flush: Bool = true) {
+        let lines: [String] = state.withLock { state in
+            if state.captured != nil {
+                state.captured!.append(contentsOf: line.utf8)
+                state.captured!.append(UInt8(ascii: "\n"))
+                if state.captured!.count > 2 * Self.tailLimit {
+                    state.captured!.removeFirst(state.captured!.count - Self.tailLimit)
+                }
+            }
+            state.pending.append(line)
+            guard flush else { return [] }
+            defer { state.pending.removeAll(keepingCapacity: true) }
+            return state.pending
+        }
+        if !lines.isEmpty { writer.write(lines: lines) }
+    }
+
+    /// The last 4 KB of what was written, or `nil` when capture was off.
+    var tail: [UInt8]? {
+        state.withLock { state in state.captured.map { Array($0.suffix(Self.tailLimit)) } }
+    }
+}
+
+/// The platform lines around each invocation.
+struct Report {
+    var requestID: String
+    var duration: Duration
+    var memorySize: Int
+    var maxMemoryUsed: Int
+    var initDuration: Duration?
+    var status: String?
+    /// After `Status: error`, as Lambda writes it: `Runtime.OutOfMemory`, `Runtime.ExitError`.
+    var errorType: String?
+
+    static func start(_ requestID: String, format: LogWriter.Format) -> String {
+        switch format {
+        case .json:
+            #"{"time":"\#(Timestamp.now())","type":"platform.start","record":{"requestId":"\#(requestID)","version":"$LATEST"}}"#
+        default:
+            "START RequestId: \(requestID) Version: $LATEST"
+        }
+    }
+
+    static func end(_ requestID: String, format: LogWriter.Format) -> String {
+        switch format {
+        case .json:
+            #"{"time":"\#(Timestamp.now())","type":"platform.end","record":{"requestId":"\#(requestID)"}}"#
+        default:
+            "END RequestId: \(requestID)"
+        }
+    }
+
+    static func timedOut(_ requestID: String, after timeout: Double, format: LogWriter.Format) -> String {
+        let text = "Task timed out after \(Milliseconds.twoDecimals(timeout)) seconds"
+        switch format {
+        case .json:
+            return
+                #"{"timestamp":"\#(Timestamp.now())","level":"ERROR","requestId":"\#(requestID)","message":"\#(text)"}"#
+        default:
+            return "\(Timestamp.now()) \(requestID) \(text)"
+        }
+    }
+
+    var billedMilliseconds: Int {
+        max(1, Int(Milliseconds.of(duration).rounded(.up)))
+    }
+
+    func line(format: LogWriter.Format) -> String {
+        let duration = Milliseconds.twoDecimals(Milliseconds.of(self.duration))
+        switch format {
+        case .json:
+            var metrics =
+                #""durationMs":\#(duration),"billedDurationMs":\#(billedMilliseconds),"#
+                + #""memorySizeMB":\#(memorySize),"maxMemoryUsedMB":\#(maxMemoryUsed)"#
+            if let initDuration {
+                metrics += #","initDurationMs":\#(Milliseconds.twoDecimals(Milliseconds.of(initDuration)))"#
+            }
+            let errorField = errorType.map { #","errorType":\#(JSONString.quote($0))"# } ?? ""
+            return #"{"time":"\#(Timestamp.now())","type":"platform.report","record":{"requestId":"\#(requestID)","#
+                + #""metrics":{\#(metrics)},"status":"\#(status ?? "success")"\#(errorField)}}"#
+        default:
+            var line =
+                "REPORT RequestId: \(requestID)\tDuration: \(duration) ms\tBilled Duration: \(billedMilliseconds) ms\t"
+                + "Memory Size: \(memorySize) MB\tMax Memory Used: \(maxMemoryUsed) MB\t"
+            if let initDuration {
+                line += "Init Duration: \(Milliseconds.twoDecimals(Milliseconds.of(initDuration))) ms\t"
+            }
+            if let status { line += "Status: \(status)\t" }
+            if let errorType { line += "Error Type: \(errorType)\t" }
+            return line
+        }
+    }
+}

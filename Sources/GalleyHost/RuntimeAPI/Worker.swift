@@ -1,0 +1,167 @@
+import Galley
+import Logging
+
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// `galley worker`: a Lambda runtime for the catalog's Swift handlers.
+///
+/// It reads only the Lambda environment (`AWS_LAMBDA_RUNTIME_API`, `_HANDLER`, …), so the same
+/// binary serves Galley's worker processes and runs as a `provided.al2023` `bootstrap` on AWS
+/// Lambda. Galley adds the function's store (`GALLEY_STORE_*`) when it starts one.
+public struct Worker: Sendable {
+    public let catalog: Catalog
+    public let environment: [String: String]
+
+    public init(catalog: Catalog, environment: [String: String]) {
+        self.catalog = catalog
+        self.environment = environment
+    }
+
+    /// Runs the init phase, then serves invocations until the Runtime API goes away; returns the
+    /// process's exit status.
+    public func run() async -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
+        setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
+        let writer = LogWriter.standardError(format: environment["AWS_LAMBDA_LOG_FORMAT"] == "JSON" ? .json : .text)
+        func fail(_ message: String) -> Int32 {
+            writer.write("galley worker: \(message)")
+            return 2
+        }
+        guard let address = environment["AWS_LAMBDA_RUNTIME_API"] else {
+            return fail("AWS_LAMBDA_RUNTIME_API is not set; this command runs inside Galley or AWS Lambda")
+        }
+        let client: RuntimeAPIClient
+        do {
+            client = try RuntimeAPIClient(address: address)
+        } catch {
+            return fail(error.description)
+        }
+        let functionName = environment["AWS_LAMBDA_FUNCTION_NAME"] ?? "function"
+        let level = environment["AWS_LAMBDA_LOG_LEVEL"].flatMap(InvocationLogHandler.level(named:)) ?? .info
+        let functionEnvironment = self.functionEnvironment
+        let stores = self.stores(for: functionName)
+
+        // Init phase.
+        let handlerName = environment["_HANDLER"] ?? ""
+        guard let entry = catalog[handlerName] else {
+            let known = catalog.names.joined(separator: ", ")
+            return initError(
+                ErrorObject(
+                    errorType: "Runtime.HandlerNotFound",
+                    errorMessage: "no handler named '\(handlerName)' is registered; registered handlers: \(known)"
+                ),
+                client: client,
+                writer: writer
+            )
+        }
+        let handler: PreparedHandler
+        do {
+            handler = try await entry.prepare(
+                context: InitContext(
+                    functionName: functionName,
+                    logger: InvocationLogHandler.logger(
+                        for: InvocationLog(writer: writer, requestID: nil, capture: false),
+                        label: functionName,
+                        level: level
+                    ),
+                    environment: functionEnvironment,
+                    stores: stores
+                )
+            )
+        } catch {
+            return initError(ErrorObject(error), client: client, writer: writer)
+        }
+
+        // Invocations, one at a time.
+        while true {
+            let next: RuntimeAPIClient.Response
+            do {
+                next = try client.next()
+            } catch {
+                // The host is gone: so is this environment.
+                return 0
+            }
+            guard next.status == 200, let requestID = next.headers["lambda-runtime-aws-request-id"] else {
+                writer.write(
+                    "galley worker: /next answered \(next.status): \(String(decoding: next.body, as: UTF8.self))"
+                )
+                return 1
+            }
+            let deadlineMs = next.headers["lambda-runtime-deadline-ms"].flatMap { Int64($0) } ?? 0
+            let log = InvocationLog(writer: writer, requestID: requestID, capture: false)
+            let context = Context(
+                requestID: requestID,
+                functionName: functionName,
+                invokedFunctionARN: next.headers["lambda-runtime-invoked-function-arn"] ?? "",
+                deadline: ContinuousClock.now + .milliseconds(deadlineMs - Self.epochMilliseconds()),
+                clientContext: next.headers["lambda-runtime-client-context"],
+                logger: InvocationLogHandler.logger(for: log, label: functionName, level: level),
+                environment: functionEnvironment,
+                stores: stores
+            )
+            let answer: Result<RuntimeAPIClient.Response, RuntimeAPIClient.Failure>
+            do {
+                let result = try await handler.handle(Data(next.body), context)
+                answer = Result { () throws(RuntimeAPIClient.Failure) in
+                    try client.post("invocation/\(requestID)/response", body: Array(result))
+                }
+            } catch {
+                let object = ErrorObject(error)
+                answer = Result { () throws(RuntimeAPIClient.Failure) in
+                    try client.post(
+                        "invocation/\(requestID)/error",
+                        body: Array(Dispatcher.encode(object)),
+                        headers: [
+                            ("Content-Type", "application/json"), ("Lambda-Runtime-Function-Error-Type", "Unhandled"),
+                        ]
+                    )
+                }
+            }
+            if case .failure = answer { return 0 }
+        }
+    }
+
+    private func initError(_ object: ErrorObject, client: RuntimeAPIClient, writer: LogWriter) -> Int32 {
+        writer.write("\(Timestamp.now())\tERROR\tinit failed: \(object.errorType): \(object.errorMessage)")
+        _ = try? client.post(
+            "init/error",
+            body: Array(Dispatcher.encode(object)),
+            headers: [("Content-Type", "application/json"), ("Lambda-Runtime-Function-Error-Type", object.errorType)]
+        )
+        return 1
+    }
+
+    /// The function's own variables (the names Galley lists), or the whole environment on AWS Lambda.
+    var functionEnvironment: [String: String] {
+        guard let keys = environment[WorkerLaunch.environmentKeys] else { return environment }
+        var own: [String: String] = [:]
+        for key in keys.split(separator: ",") { own[String(key)] = environment[String(key)] }
+        return own
+    }
+
+    /// The store Galley handed this worker, or none.
+    func stores(for function: String) -> any StoreProvider {
+        guard let file = environment[WorkerLaunch.storeFile] else { return NoStore() }
+        let durability: RuntimeConfiguration.Storage.Durability =
+            environment[WorkerLaunch.storeDurability] == "normal" ? .normal : .full
+        let grants = (environment[WorkerLaunch.storeGrants] ?? "").split(separator: ",").map(String.init)
+        return StoreAccess(function: function, granted: grants, opener: .sqlite(file: file, durability: durability))
+    }
+
+    static func epochMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}
