@@ -1,0 +1,335 @@
+import Foundation
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Worker processes under a live `galley serve`: every fault stays inside its environment.
+@Suite(.serialized)
+struct EnvironmentTests {
+    let directory: TemporaryDirectory
+    let config: String
+
+    /// The repository's `Functions/py-echo`, run by awslambdaric.
+    static let pythonFunction = URL(filePath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appending(path: "Functions/py-echo").path
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        config = try directory.write(
+            "runtime.json",
+            """
+            {
+              "storage": { "path": "data" },
+              "functions": {
+                "hello": { "handler": "Hello" },
+                "faults": { "handler": "Inspect", "timeout": 1, "memory": 128, "concurrency": 2 },
+                "single": { "handler": "Inspect", "timeout": 5, "concurrency": 1 },
+                "counter": { "handler": "Counter" },
+                "py-echo": {
+                  "command": ["python3", "-m", "awslambdaric", "app.handler"],
+                  "directory": "\(Self.pythonFunction)",
+                  "environment": { "GREETING": "Hi" }
+                }
+              }
+            }
+            """
+        )
+    }
+
+    enum Fault: String, CaseIterable, Sendable {
+        case crash, exit, spin, memory
+
+        var event: String {
+            switch self {
+            case .crash: #"{"crash": true}"#
+            case .exit: #"{"exit": 3}"#
+            case .spin: #"{"spin": true}"#
+            case .memory: #"{"allocateMB": 600}"#
+            }
+        }
+    }
+
+    @Test(arguments: Fault.allCases)
+    func faultReachesTheCallerAsItsErrorTypeAndNothingElse(fault: Fault) async throws {
+        let server = try await ServerProcess(config: config)
+        async let faulted = Self.invoke(server, "faults", fault.event)
+        // While the fault runs, another function answers promptly.
+        let started = ContinuousClock.now
+        let hello = try await Self.invoke(server, "hello", #"{"name":"Ada"}"#)
+        #expect(hello.body == #"{"message":"Hello, Ada!"}"#)
+        #expect(ContinuousClock.now - started < .seconds(1))
+
+        let response = try await faulted
+        #expect(response.status == 200)
+        #expect(response.headers["X-Amz-Function-Error"] == "Unhandled")
+        let object = try JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any]
+        let type = object?["errorType"] as? String
+        let message = object?["errorMessage"] as? String ?? ""
+        switch fault {
+        case .crash:
+            #expect(type == "Runtime.ExitError")
+            #expect(message.hasSuffix("Runtime exited with error: signal: illegal instruction"), "\(message)")
+        case .exit:
+            #expect(type == "Runtime.ExitError")
+            #expect(message.hasSuffix("Runtime exited with error: exit status 3"), "\(message)")
+        case .spin:
+            #expect(type == "Sandbox.Timedout")
+            #expect(message.hasSuffix("Task timed out after 1.00 seconds"), "\(message)")
+            #expect(try await server.waitForLog { $0.contains("Status: timeout") })
+        case .memory:
+            if server.stderr.contains("memory limited by cgroup") {
+                #expect(type == "Runtime.OutOfMemory", "\(response.body)")
+                #expect(message.hasSuffix("signal: killed"))
+                #expect(try await server.waitForLog { $0.contains("Error Type: Runtime.OutOfMemory") })
+            } else {
+                // Under RLIMIT_DATA the allocation fails inside the worker, which ends it.
+                #expect(type == "Runtime.ExitError", "\(response.body)")
+            }
+        }
+        // The next invocation gets a fresh environment and works.
+        let after = try await Self.invoke(server, "faults", #"{"n": 1}"#)
+        #expect(after.headers["X-Amz-Function-Error"] == nil, "\(after.body)")
+        #expect(after.body.contains(#""event":{"n": 1}"#))
+    }
+
+    @Test func twoSpinningInvocationsLeaveHealthAnswering() async throws {
+        let server = try await ServerProcess(config: config)
+        async let first = Self.invoke(server, "faults", #"{"spin": true}"#)
+        async let second = Self.invoke(server, "faults", #"{"spin": true}"#)
+        // Both cores are busy spinning in workers; the host still answers at once.
+        for _ in 0..<5 {
+            let started = ContinuousClock.now
+            let health = try await Self.get(server, "/_galley/health")
+            #expect(health.status == 200)
+            #expect(ContinuousClock.now - started < .seconds(1))
+        }
+        let results = try await [first, second]
+        #expect(results.allSatisfy { $0.body.contains("Sandbox.Timedout") })
+    }
+
+    @Test func crashingInvocationsLeakNoDescriptorOrChild() async throws {
+        let server = try await ServerProcess(config: config)
+        let pid = server.process.processIdentifier
+        // Warm up what opens lazily: two client connections, the event loops, the watchdog.
+        async let one = Self.invoke(server, "faults", #"{"exit": 1}"#)
+        async let two = Self.invoke(server, "faults", #"{"exit": 1}"#)
+        _ = try await [one, two]
+        let descriptors = Self.openDescriptors(of: pid)
+        let count = Tools.isCI ? 1000 : 200
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<2 {
+                group.addTask {
+                    for _ in stride(from: worker, to: count, by: 2) {
+                        let response = try await Self.invoke(server, "faults", #"{"exit": 1}"#)
+                        #expect(response.body.contains("Runtime.ExitError"))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Shutting down a failed environment finishes just after its answer: poll briefly.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline,
+            Self.openDescriptors(of: pid) > descriptors || !Self.children(of: pid).isEmpty
+        {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(Self.openDescriptors(of: pid) <= descriptors)
+        #expect(Self.children(of: pid).isEmpty)
+    }
+
+    @Test func parallelCallsUseOneEnvironmentEachAndTheNextIsThrottled() async throws {
+        let server = try await ServerProcess(config: config)
+        async let first = Self.invoke(server, "faults", #"{"sleepMs": 800}"#)
+        async let second = Self.invoke(server, "faults", #"{"sleepMs": 800}"#)
+        // Wait until both are running, then a third is refused.
+        let pid = server.process.processIdentifier
+        let deadline = ContinuousClock.now + .seconds(5)
+        while Self.children(of: pid).count < 2 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(Self.children(of: pid).count == 2)
+        let third = try await Self.invoke(server, "faults", "{}")
+        #expect(third.status == 429)
+        #expect(third.headers["x-amzn-ErrorType"] == "TooManyRequestsException")
+        let results = try await [first, second]
+        let ids = Set(results.compactMap { Self.field("requestId", in: $0.body) })
+        #expect(ids.count == 2)
+        // Both environments stay warm: the next two calls start no process.
+        let before = server.stderr.components(separatedBy: "Init Duration").count
+        _ = try await [Self.invoke(server, "faults", "{}"), Self.invoke(server, "faults", "{}")]
+        #expect(server.stderr.components(separatedBy: "Init Duration").count == before)
+    }
+
+    @Test func sigtermStopsEveryWorkerAndExitsZero() async throws {
+        let server = try await ServerProcess(config: config)
+        _ = try await [Self.invoke(server, "hello", "{}"), Self.invoke(server, "faults", "{}")]
+        let pid = server.process.processIdentifier
+        let workers = Self.children(of: pid)
+        #expect(workers.count == 2)
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+        for worker in workers { #expect(kill(worker, 0) != 0, "worker \(worker) outlived the host") }
+    }
+
+    @Test func sighupReplacesTheEnvironmentsOfChangedFunctionsAfterTheirInvocationFinishes() async throws {
+        let server = try await ServerProcess(config: config)
+        let pid = server.process.processIdentifier
+        _ = try await Self.invoke(server, "hello", "{}")
+        let helloWorker = Self.children(of: pid)
+        async let running = Self.invoke(server, "single", #"{"sleepMs": 1000}"#)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while Self.children(of: pid).count < 2 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let singleWorker = Set(Self.children(of: pid)).subtracting(helloWorker)
+        // Change "single" only.
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try Data(text.replacingOccurrences(of: #""timeout": 5"#, with: #""timeout": 6"#).utf8)
+            .write(to: URL(filePath: config))
+        server.signal(SIGHUP)
+        #expect(try await server.waitForLog { $0.contains("reloaded") })
+        // The running invocation finishes in its old environment...
+        let finished = try await running
+        #expect(finished.headers["X-Amz-Function-Error"] == nil, "\(finished.body)")
+        // ...which is then shut down; hello's stays.
+        let stopped = ContinuousClock.now + .seconds(5)
+        while singleWorker.contains(where: { kill($0, 0) == 0 }) && ContinuousClock.now < stopped {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(singleWorker.allSatisfy { kill($0, 0) != 0 })
+        #expect(helloWorker.allSatisfy { kill($0, 0) == 0 })
+        let next = try await Self.invoke(server, "single", "{}")
+        #expect(next.headers["X-Amz-Function-Error"] == nil)
+    }
+
+    @Test(.enabled(if: Tools.isCI || Tools.pythonHas("awslambdaric"), "awslambdaric is not installed"))
+    func pythonFunctionRunsUnderAWSLambdaRIC() async throws {
+        let server = try await ServerProcess(config: config)
+        let ok = try await Self.invoke(server, "py-echo", #"{"a": 1}"#)
+        #expect(ok.status == 200)
+        let object = try JSONSerialization.jsonObject(with: Data(ok.body.utf8)) as? [String: Any]
+        #expect((object?["echo"] as? [String: Any])?["a"] as? Int == 1)
+        #expect(object?["functionName"] as? String == "py-echo")
+        #expect(object?["greeting"] as? String == "Hi")
+        #expect(object?["requestId"] as? String == ok.headers["x-amzn-RequestId"])
+        let failed = try await Self.invoke(server, "py-echo", #"{"fail": "nope"}"#)
+        #expect(failed.headers["X-Amz-Function-Error"] == "Unhandled")
+        #expect(failed.body.contains(#""errorType": "ValueError""#))
+        #expect(try await server.waitForLog { $0.contains("py-echo got {'a': 1}") })
+    }
+
+    @Test(.enabled(if: Tools.isCI || Tools.pythonHas("boto3"), "boto3 is not installed"))
+    func boto3InvokesThePythonFunction() async throws {
+        let server = try await ServerProcess(config: config)
+        let script = """
+            import boto3, json, sys
+            from botocore import UNSIGNED
+            from botocore.config import Config
+            client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                                  config=Config(signature_version=UNSIGNED))
+            response = client.invoke(FunctionName="py-echo", Payload=b'{"from": "boto3"}')
+            print(json.dumps({"status": response["StatusCode"], "body": json.loads(response["Payload"].read())}))
+            """
+        let output = try await runProcess("python3", ["-c", script, server.address])
+        #expect(output.status == 0, "\(output.err)")
+        let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
+        #expect(object?["status"] as? Int == 200)
+        let body = object?["body"] as? [String: Any]
+        #expect((body?["echo"] as? [String: Any])?["from"] as? String == "boto3")
+    }
+
+    @Test(.enabled(if: Tools.usable("aws"), "the aws CLI is not installed"))
+    func awsCLIInvokesThePythonFunction() async throws {
+        let server = try await ServerProcess(config: config)
+        let out = directory.path("out.json")
+        let result = try await runProcess(
+            "aws",
+            [
+                "lambda", "invoke", "--function-name", "py-echo", "--payload", #"{"from":"cli"}"#,
+                "--endpoint-url", server.address, "--no-sign-request", "--region", "us-east-1", out,
+            ],
+            environment: [
+                "AWS_CONFIG_FILE": directory.path("none"), "AWS_SHARED_CREDENTIALS_FILE": directory.path("none"),
+            ]
+        )
+        #expect(result.status == 0, "\(result.err)")
+        #expect(try String(contentsOfFile: out, encoding: .utf8).contains(#""echo": {"from": "cli"}"#))
+    }
+
+    @Test func counterInAWorkerKeepsItsStore() async throws {
+        let server = try await ServerProcess(config: config)
+        var counts: [Int] = []
+        for _ in 0..<3 {
+            let response = try await Self.invoke(server, "counter", #"{"name": "w"}"#)
+            counts.append(Int(Self.field("count", in: response.body) ?? "") ?? -1)
+        }
+        #expect(counts == [1, 2, 3])
+    }
+
+    // MARK: - Helpers
+
+    struct Answer: Sendable {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    static func invoke(_ server: ServerProcess, _ function: String, _ payload: String) async throws -> Answer {
+        var request = URLRequest(url: URL(string: "\(server.address)/2015-03-31/functions/\(function)/invocations")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data(payload.utf8)
+        request.timeoutInterval = 30
+        return try await send(request)
+    }
+
+    static func get(_ server: ServerProcess, _ path: String) async throws -> Answer {
+        var request = URLRequest(url: URL(string: "\(server.address)\(path)")!)
+        request.timeoutInterval = 5
+        return try await send(request)
+    }
+
+    private static func send(_ request: URLRequest) async throws -> Answer {
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let http = response as! HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (name, value) in http.allHeaderFields {
+            headers[String(describing: name)] = String(describing: value)
+        }
+        // Header lookups by the spelling the contract uses, whatever case the client reports.
+        for name in ["X-Amz-Function-Error", "x-amzn-ErrorType", "x-amzn-RequestId"] {
+            headers[name] = http.value(forHTTPHeaderField: name)
+        }
+        return Answer(status: http.statusCode, headers: headers, body: String(decoding: data, as: UTF8.self))
+    }
+
+    static func field(_ name: String, in json: String) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            return nil
+        }
+        return object[name].map { "\($0)" }
+    }
+
+    static func openDescriptors(of pid: pid_t) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// The live (not zombie) children of `pid`.
+    static func children(of pid: pid_t) -> [pid_t] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+        var children: [pid_t] = []
+        for task in tasks {
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/children", encoding: .utf8)) ?? ""
+            children += text.split(separator: " ").compactMap { pid_t($0) }
+        }
+        return children.filter { child in
+            let stat = (try? String(contentsOfFile: "/proc/\(child)/stat", encoding: .utf8)) ?? ""
+            return !stat.isEmpty && !stat.contains(") Z ")
+        }
+    }
+}
