@@ -21,6 +21,37 @@ struct InvokeCommandTests {
         )
     }
 
+    @Test func crashingHandlerPrintsARuntimeExitErrorAndExitsOne() async throws {
+        let output = try await runGalley(["invoke", "inspect", "--config", config], stdin: #"{"crash": true}"#)
+        #expect(output.status == 1)
+        let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
+        #expect(object?["errorType"] as? String == "Runtime.ExitError")
+        #expect((object?["errorMessage"] as? String)?.hasSuffix("signal: illegal instruction") == true)
+        #expect(output.err.contains("Fatal error: Inspect was asked to crash"))
+        #expect(output.err.contains("Status: error\tError Type: Runtime.ExitError"))
+    }
+
+    @Test func spinningHandlerTimesOutAndLeavesNoWorkerBehind() async throws {
+        // A marker in the function's environment finds its workers among every process.
+        let marker = "GALLEY_TEST_MARK=\(UUID().uuidString)"
+        let spinConfig = try directory.write(
+            "spin.json",
+            #"{"functions": {"spin": {"handler": "Inspect", "timeout": 0.5, "environment": {"GALLEY_TEST_MARK": "\#(marker.dropFirst(17))"}}}}"#
+        )
+        let started = ContinuousClock.now
+        let output = try await runGalley(["invoke", "spin", "--config", spinConfig], stdin: #"{"spin": true}"#)
+        #expect(output.status == 1)
+        #expect(output.out.contains(#""errorType":"Sandbox.Timedout""#))
+        #expect(output.out.contains("Task timed out after 0.50 seconds"))
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let processes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }
+        let survivors = processes.filter { pid in
+            let environment = (try? Data(contentsOf: URL(filePath: "/proc/\(pid)/environ"))) ?? Data()
+            return environment.split(separator: 0).contains { String(decoding: $0, as: UTF8.self) == marker }
+        }
+        #expect(survivors.isEmpty, "workers outlived galley invoke: \(survivors)")
+    }
+
     @Test func eventFromStdinPrintsOnlyTheResponseOnStdout() async throws {
         let output = try await runGalley(["invoke", "hello", "--config", config], stdin: #"{"name":"Ada"}"#)
         #expect(output.status == 0)

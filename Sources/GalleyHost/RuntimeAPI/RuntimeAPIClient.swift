@@ -8,14 +8,15 @@
 ///
 /// A worker serves one invocation at a time and does nothing while it waits for `/next`, so a
 /// plain socket is all it needs: no event loop, no threads, a few milliseconds less to start.
-public final class RuntimeAPIClient {
+/// One exchange at a time: callers must not share a client between threads at once.
+public final class RuntimeAPIClient: @unchecked Sendable {
     /// A failed exchange: the connection broke, or the answer was not HTTP.
-    public struct Failure: Error, CustomStringConvertible {
+    public struct Failure: Error, Sendable, CustomStringConvertible {
         public var description: String
     }
 
     /// One answer.
-    public struct Response {
+    public struct Response: Sendable {
         public var status: Int
         /// Header names in lower case.
         public var headers: [String: String]
