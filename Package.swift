@@ -67,7 +67,10 @@ let package = Package(
         // Benchmarks: `swift run -c release galley-bench`.
         .executableTarget(
             name: "galley-bench",
-            dependencies: ["galley", "bench-echo", "bench-hummingbird", "Galley", "GalleyStore", "CSQLite"]
+            dependencies: [
+                "galley", "bench-echo", "bench-hummingbird", "Galley", "GalleyStore", "GalleyHost", "Functions",
+                "CSQLite",
+            ]
         ),
         // The baseline for HTTP: a bare Hummingbird server doing the same JSON work.
         .executableTarget(

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-// `swift run -c release galley-bench [startup] [store] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
+// `swift run -c release galley-bench [startup] [store] [environments] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "store-worker" {
     try await StoreBenchmark.worker(Array(arguments.dropFirst()))
@@ -27,6 +27,10 @@ if selected.isEmpty || selected.contains("startup") {
 
 if selected.isEmpty || selected.contains("store") {
     print(try await StoreBenchmark(workDirectory: workDirectory, binaries: binaries).run())
+}
+
+if selected.isEmpty || selected.contains("environments") {
+    print(try await EnvironmentBenchmark(binaries: binaries, workDirectory: workDirectory).run())
 }
 
 if selected.isEmpty || selected.contains("http") {
