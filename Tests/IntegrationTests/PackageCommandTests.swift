@@ -91,6 +91,8 @@ struct PackageCommandTests {
             timeout: .seconds(30)
         )
         #expect(run.status == 0, "\(run.err)")
+        // Whatever the bootstrap did, the stand-in stops now, so reading its output ends.
+        if api.isRunning { api.terminate() }
         let posted = await Blocking.run { String(decoding: reader.readDataToEndOfFile(), as: UTF8.self) }
         #expect(posted.contains(#""path": "/2018-06-01/runtime/invocation/req-1/response""#), "\(posted)")
         #expect(posted.contains(#"{\"message\":\"Hi, Lambda!\"}"#), "\(posted)")

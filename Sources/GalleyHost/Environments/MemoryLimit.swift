@@ -73,6 +73,7 @@ final class MemoryLimiter: Sendable {
     }
 
     private static func makeFolder(_ path: String, probe: String) -> String? {
+        removeStaleFolders(besides: path)
         guard mkdir(path, 0o755) == 0 || errno == EEXIST else { return nil }
         guard access(path + "/" + probe, W_OK) == 0 else {
             rmdir(path)
@@ -80,6 +81,31 @@ final class MemoryLimiter: Sendable {
         }
         atexit { MemoryLimiter.removeFolder() }
         return path
+    }
+
+    /// Removes the empty cgroups of Galley hosts that were killed before they could clean up.
+    private static func removeStaleFolders(besides path: String) {
+        let parent = String(path[..<path.lastIndex(of: "/")!])
+        guard let directory = opendir(parent) else { return }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.hasPrefix("galley-"), let pid = Int32(name.dropFirst(7)), kill(pid, 0) != 0, errno == ESRCH
+            else { continue }
+            let stale = parent + "/" + name
+            if let environments = opendir(stale) {
+                while let child = readdir(environments) {
+                    let childName = withUnsafeBytes(of: child.pointee.d_name) {
+                        String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                    }
+                    if childName.hasPrefix("env-") { rmdir(stale + "/" + childName) }
+                }
+                closedir(environments)
+            }
+            rmdir(stale)
+        }
     }
 
     private static func removeFolder() {

@@ -39,6 +39,9 @@ final class ProcessEnvironment: ExecutionEnvironment {
     private let output: OutputPump
     private let waiter: Mailbox<Signal>
     private let lastPeak = Atomic<Int>(0)
+    /// When the peak was last read, in milliseconds since start: at most every 100 ms on the warm
+    /// path (two small file reads per invocation otherwise), always after a fault.
+    private let peakReadAt = Atomic<Int64>(-1000)
 
     /// The grace a timed-out or retired worker gets between SIGTERM and SIGKILL.
     static let killGrace: Duration = .milliseconds(100)
@@ -161,7 +164,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
             )
         )
         let signal = await wait(until: request.deadline)
-        notePeakMemory()
+        notePeakMemory(force: signal.isExit)
         switch signal {
         case .runtime(.response(let payload)):
             output.drain()
@@ -201,7 +204,12 @@ final class ProcessEnvironment: ExecutionEnvironment {
         return ErrorObject(errorType: "Runtime.ExitError", errorMessage: message)
     }
 
-    private func notePeakMemory() {
+    private func notePeakMemory(force: Bool) {
+        let now =
+            (ContinuousClock.now - Self.origin).components.seconds * 1000
+            + (ContinuousClock.now - Self.origin).components.attoseconds / 1_000_000_000_000_000
+        guard force || now - peakReadAt.load(ordering: .relaxed) >= 100 else { return }
+        peakReadAt.store(now, ordering: .relaxed)
         let peak = max(child.peakMemoryMB ?? 0, cage?.peakMemoryMB ?? 0)
         if peak > 0 { lastPeak.store(peak, ordering: .relaxed) }
     }
@@ -230,6 +238,8 @@ final class ProcessEnvironment: ExecutionEnvironment {
         cage?.remove()
     }
 
+    private static let origin = ContinuousClock.now
+
     static func epochMilliseconds(of deadline: ContinuousClock.Instant) -> Int64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
@@ -238,17 +248,16 @@ final class ProcessEnvironment: ExecutionEnvironment {
         return nowMs + remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
     }
 
-    /// An X-Ray trace header: `Root=1-<8 hex epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`.
+    /// An X-Ray trace header: `Root=1-<8 hex epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`, its
+    /// random parts taken from a request id (no system call per invocation).
     static func traceID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        func hex(_ value: UInt64, _ digits: Int) -> String {
-            let text = String(value, radix: 16)
-            return String(repeating: "0", count: max(0, digits - text.count)) + text.suffix(digits)
-        }
+        let id = Invocation.makeRequestID().filter { $0 != "-" }
+        let parent = Invocation.makeRequestID().prefix(8) + Invocation.makeRequestID().prefix(8)
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return "Root=1-\(hex(UInt64(now.tv_sec), 8))-\(hex(generator.next(), 16))\(hex(generator.next(), 8));"
-            + "Parent=\(hex(generator.next(), 16));Sampled=0"
+        let seconds = String(UInt64(now.tv_sec), radix: 16)
+        let padded = String(repeating: "0", count: max(0, 8 - seconds.count)) + seconds
+        return "Root=1-\(padded)-\(id.prefix(24));Parent=\(parent);Sampled=0"
     }
 }
 
