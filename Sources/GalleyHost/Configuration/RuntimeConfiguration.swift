@@ -45,7 +45,7 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         /// a crash of any process, but the last writes may be lost on power loss.
         public var durability = Durability.full
 
-        public enum Durability: String, Sendable, Equatable, Decodable {
+        public enum Durability: String, Sendable, Equatable, Decodable, CaseIterable {
             case full
             case normal
         }
@@ -84,7 +84,7 @@ public struct FunctionConfiguration: Sendable, Equatable {
     public var idleTimeout: Double = 300
 
     /// Where a function's handler runs.
-    public enum Isolation: String, Sendable, Equatable, Decodable {
+    public enum Isolation: String, Sendable, Equatable, Decodable, CaseIterable {
         /// A worker process per environment (the default): a crash, a spin or an allocation past
         /// `memory` ends only that process.
         case process
@@ -273,16 +273,7 @@ extension RuntimeConfiguration.Storage: Decodable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         path = try container.decodeIfPresent(String.self, forKey: .path) ?? path
-        if let text = try container.decodeIfPresent(String.self, forKey: .durability) {
-            guard let durability = Durability(rawValue: text) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .durability,
-                    in: container,
-                    debugDescription: "must be \"full\" or \"normal\", found \"\(text)\""
-                )
-            }
-            self.durability = durability
-        }
+        durability = try container.decodeChoice(Durability.self, forKey: .durability) ?? durability
     }
 }
 
@@ -307,16 +298,7 @@ extension FunctionConfiguration: Decodable {
             )
         }
         handler = try container.decodeIfPresent(String.self, forKey: .handler) ?? command?.last ?? ""
-        if let text = try container.decodeIfPresent(String.self, forKey: .isolation) {
-            guard let isolation = Isolation(rawValue: text) else {
-                throw DecodingError.dataCorruptedError(
-                    forKey: .isolation,
-                    in: container,
-                    debugDescription: "must be \"process\" or \"inline\", found \"\(text)\""
-                )
-            }
-            self.isolation = isolation
-        }
+        isolation = try container.decodeChoice(Isolation.self, forKey: .isolation) ?? isolation
         warm = try container.decodeIfPresent(Int.self, forKey: .warm) ?? warm
         idleTimeout = try container.decodeIfPresent(Double.self, forKey: .idleTimeout) ?? idleTimeout
         timeout = try container.decodeIfPresent(Double.self, forKey: .timeout) ?? timeout
@@ -365,6 +347,25 @@ extension Decoder {
                 )
             )
         }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// One of a fixed set of strings, e.g. `"full"` or `"normal"`; anything else is refused naming them.
+    func decodeChoice<Choice: RawRepresentable & CaseIterable>(
+        _ type: Choice.Type,
+        forKey key: Key
+    ) throws -> Choice? where Choice.RawValue == String {
+        guard let text = try decodeIfPresent(String.self, forKey: key) else { return nil }
+        guard let choice = Choice(rawValue: text) else {
+            let names = Choice.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or ")
+            throw DecodingError.dataCorruptedError(
+                forKey: key,
+                in: self,
+                debugDescription: "must be \(names), found \"\(text)\""
+            )
+        }
+        return choice
     }
 }
 
