@@ -30,6 +30,10 @@ struct EnvironmentTests {
                 "faults": { "handler": "Inspect", "timeout": 1, "memory": 128, "concurrency": 2 },
                 "single": { "handler": "Inspect", "timeout": 5, "concurrency": 1 },
                 "counter": { "handler": "Counter" },
+                "py-broken": {
+                  "command": ["python3", "-m", "awslambdaric", "missing_module.handler"],
+                  "directory": "\(Self.pythonFunction)"
+                },
                 "py-echo": {
                   "command": ["python3", "-m", "awslambdaric", "app.handler"],
                   "directory": "\(Self.pythonFunction)",
@@ -222,6 +226,21 @@ struct EnvironmentTests {
         #expect(failed.headers["X-Amz-Function-Error"] == "Unhandled")
         #expect(failed.body.contains(#""errorType": "ValueError""#))
         #expect(try await server.waitForLog { $0.contains("py-echo got {'a': 1}") })
+    }
+
+    @Test(.enabled(if: Tools.isCI || Tools.pythonHas("awslambdaric"), "awslambdaric is not installed"))
+    func initErrorReachesTheCallerAndIsNotRetriedOnItsOwn() async throws {
+        let server = try await ServerProcess(config: config)
+        let failed = try await Self.invoke(server, "py-broken", "{}")
+        #expect(failed.status == 200)
+        #expect(failed.headers["X-Amz-Function-Error"] == "Unhandled")
+        #expect(failed.body.contains(#""errorType": "Runtime.ImportModuleError""#), "\(failed.body)")
+        #expect(try await server.waitForLog { $0.contains("Status: error") })
+        // No worker is restarted behind the caller's back: none runs until the next invocation.
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(Self.children(of: server.process.processIdentifier).isEmpty)
+        let again = try await Self.invoke(server, "py-broken", "{}")
+        #expect(again.body.contains("Runtime.ImportModuleError"))
     }
 
     @Test(.enabled(if: Tools.isCI || Tools.pythonHas("boto3"), "boto3 is not installed"))
