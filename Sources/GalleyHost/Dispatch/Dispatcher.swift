@@ -171,16 +171,7 @@ public final class Dispatcher: Sendable {
             } catch {
                 record.initFinished()
                 function.pool.release(nil, keep: false)
-                return record.finish(
-                    EnvironmentOutcome(
-                        payload: error.payload,
-                        isFunctionError: true,
-                        status: "error",
-                        errorType: error.object.errorType,
-                        keepsEnvironment: false
-                    ),
-                    peakMemoryMB: 0
-                )
+                return record.finish(error.outcome, peakMemoryMB: 0)
             }
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(function.configuration.timeout * 1000))

@@ -126,9 +126,6 @@ final class ChildProcess: Sendable {
         for child in children { _ = await child.waitForExit() }
     }
 
-    /// How many children are running, for tests and `/_galley/functions`.
-    static var runningCount: Int { running.withLock { $0.count } }
-
     /// Sends `signal` to the child's whole process group.
     func kill(_ signal: Int32 = SIGKILL) {
         guard termination.value == nil else { return }

@@ -148,13 +148,7 @@ struct WorkerLaunch: Sendable {
 
     /// `2024/01/15/[$LATEST]<32 hex>`, as Lambda names log streams.
     static func logStreamName() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
-        let date = "\(parts.tm_year + 1900)/\(pad(parts.tm_mon + 1))/\(pad(parts.tm_mday))"
+        let date = Timestamp.now().prefix(10).replacing("-", with: "/")
         var generator = SystemRandomNumberGenerator()
         let hex = (0..<2).map { _ in String(generator.next() as UInt64, radix: 16) }.joined()
         return "\(date)/[$LATEST]\(hex)"

@@ -95,9 +95,6 @@ final class EnvironmentPool: Sendable {
     /// How many invocations are running now.
     var busy: Int { state.withLock { $0.busy } }
 
-    /// How many environments are warm and idle.
-    var idleCount: Int { state.withLock { $0.idle.count } }
-
     private static func shutDown(_ environments: [any ExecutionEnvironment]) {
         guard !environments.isEmpty else { return }
         Task {

@@ -90,5 +90,14 @@ struct EnvironmentFailure: Error, Sendable {
     /// The raw body a runtime posted to `/init/error`, passed to the caller unchanged.
     var body: Data?
 
-    var payload: Data { body ?? Dispatcher.encode(object) }
+    /// What the invocation that ran the init phase reports: the body as the runtime posted it.
+    var outcome: EnvironmentOutcome {
+        EnvironmentOutcome(
+            payload: body ?? Dispatcher.encode(object),
+            isFunctionError: true,
+            status: "error",
+            errorType: object.errorType,
+            keepsEnvironment: false
+        )
+    }
 }

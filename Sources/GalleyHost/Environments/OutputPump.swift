@@ -14,6 +14,8 @@ import Synchronization
 final class OutputPump: Sendable {
     private struct State {
         var partial: [UInt8] = []
+        /// Reused by every read: one buffer per worker, not one per invocation.
+        var buffer = [UInt8](repeating: 0, count: 16384)
         var sink: InvocationLog?
         var closed = false
     }
@@ -53,11 +55,11 @@ final class OutputPump: Sendable {
     func drain() -> Bool {
         state.withLock { state in
             guard !state.closed else { return false }
-            var buffer = [UInt8](repeating: 0, count: 16384)
             while true {
-                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                let count = state.buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
                 if count > 0 {
-                    split(buffer[..<count], into: &state)
+                    let bytes = state.buffer[..<count]
+                    split(bytes, into: &state)
                     continue
                 }
                 if count < 0 && errno == EINTR { continue }

@@ -157,7 +157,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
             RuntimeEndpoint.Delivery(
                 requestID: invocation.requestID,
                 payload: invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload,
-                deadlineMs: Self.epochMilliseconds(of: request.deadline),
+                deadlineMs: Timestamp.epochMilliseconds(at: request.deadline),
                 functionARN: ARN.function(function.name, qualifier: invocation.qualifier),
                 traceID: Self.traceID(),
                 clientContext: invocation.clientContext
@@ -205,9 +205,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
     }
 
     private func notePeakMemory(force: Bool) {
-        let now =
-            (ContinuousClock.now - Self.origin).components.seconds * 1000
-            + (ContinuousClock.now - Self.origin).components.attoseconds / 1_000_000_000_000_000
+        let now = Milliseconds.whole(ContinuousClock.now - Self.origin)
         guard force || now - peakReadAt.load(ordering: .relaxed) >= 100 else { return }
         peakReadAt.store(now, ordering: .relaxed)
         let peak = max(child.peakMemoryMB ?? 0, cage?.peakMemoryMB ?? 0)
@@ -217,8 +215,6 @@ final class ProcessEnvironment: ExecutionEnvironment {
     var peakMemoryMB: Int { lastPeak.load(ordering: .relaxed) }
 
     var isAlive: Bool { child.exited == nil }
-
-    var pid: pid_t { child.pid }
 
     /// SIGTERM, then SIGKILL after ``killGrace``, and wait for the process to be collected.
     private func stop() async {
@@ -240,22 +236,12 @@ final class ProcessEnvironment: ExecutionEnvironment {
 
     private static let origin = ContinuousClock.now
 
-    static func epochMilliseconds(of deadline: ContinuousClock.Instant) -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let remaining = deadline - .now
-        let nowMs = Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-        return nowMs + remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
-    }
-
     /// An X-Ray trace header: `Root=1-<8 hex epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`, its
     /// random parts taken from a request id (no system call per invocation).
     static func traceID() -> String {
         let id = Invocation.makeRequestID().filter { $0 != "-" }
         let parent = Invocation.makeRequestID().prefix(8) + Invocation.makeRequestID().prefix(8)
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let seconds = String(UInt64(now.tv_sec), radix: 16)
+        let seconds = String(UInt64(Timestamp.epochMilliseconds() / 1000), radix: 16)
         let padded = String(repeating: "0", count: max(0, 8 - seconds.count)) + seconds
         return "Root=1-\(padded)-\(id.prefix(24));Parent=\(parent);Sampled=0"
     }

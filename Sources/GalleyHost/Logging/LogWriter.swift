@@ -87,6 +87,11 @@ enum Milliseconds {
         return Double(seconds) * 1000 + Double(attoseconds) / 1e15
     }
 
+    /// Whole milliseconds in `duration`, rounded toward zero.
+    static func whole(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+
     /// `1234.5` → `"1234.50"`, without Foundation's formatters.
     static func twoDecimals(_ value: Double) -> String {
         let hundredths = Int((value * 100).rounded())
@@ -98,6 +103,18 @@ enum Milliseconds {
 }
 
 enum Timestamp {
+    /// Unix epoch milliseconds now, as the Runtime API's `Lambda-Runtime-Deadline-Ms` counts.
+    static func epochMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+
+    /// Unix epoch milliseconds at `instant` of the monotonic clock.
+    static func epochMilliseconds(at instant: ContinuousClock.Instant) -> Int64 {
+        epochMilliseconds() + Milliseconds.whole(instant - .now)
+    }
+
     /// The current time as ISO 8601 with milliseconds, e.g. `2026-11-21T04:03:34.123Z`.
     static func now() -> String {
         var spec = timespec()

@@ -104,7 +104,7 @@ public struct Worker: Sendable {
                 requestID: requestID,
                 functionName: functionName,
                 invokedFunctionARN: next.headers["lambda-runtime-invoked-function-arn"] ?? "",
-                deadline: ContinuousClock.now + .milliseconds(deadlineMs - Self.epochMilliseconds()),
+                deadline: ContinuousClock.now + .milliseconds(deadlineMs - Timestamp.epochMilliseconds()),
                 clientContext: next.headers["lambda-runtime-client-context"],
                 logger: InvocationLogHandler.logger(for: log, label: functionName, level: level),
                 environment: functionEnvironment,
@@ -157,11 +157,5 @@ public struct Worker: Sendable {
             environment[WorkerLaunch.storeDurability] == "normal" ? .normal : .full
         let grants = (environment[WorkerLaunch.storeGrants] ?? "").split(separator: ",").map(String.init)
         return StoreAccess(function: function, granted: grants, opener: .sqlite(file: file, durability: durability))
-    }
-
-    static func epochMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }
