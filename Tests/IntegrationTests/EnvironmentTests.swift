@@ -181,6 +181,30 @@ struct EnvironmentTests {
         for worker in workers { #expect(kill(worker, 0) != 0, "worker \(worker) outlived the host") }
     }
 
+    @Test func aSpinningWorkerEndsWhenItsHostIsKilled() async throws {
+        let server = try await ServerProcess(config: config)
+        let pid = server.process.processIdentifier
+        async let spinning = Self.invoke(server, "single", #"{"spin": true}"#)
+        let started = ContinuousClock.now + .seconds(10)
+        while Self.children(of: pid).isEmpty && ContinuousClock.now < started {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let workers = Self.children(of: pid)
+        #expect(workers.count == 1)
+        // Kill the host only once the worker is really spinning (0.2 s of CPU), past its init phase.
+        while workers.contains(where: { Self.cpuTicks(of: $0) < 20 }) && ContinuousClock.now < started {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        server.signal(SIGKILL)
+        _ = try? await spinning
+        let deadline = ContinuousClock.now + .seconds(5)
+        while workers.contains(where: { kill($0, 0) == 0 }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(workers.allSatisfy { kill($0, 0) != 0 }, "a worker outlived its killed host")
+        for worker in workers { kill(worker, SIGKILL) }  // when the test fails, leave no spinner behind
+    }
+
     @Test func sighupReplacesTheEnvironmentsOfChangedFunctionsAfterTheirInvocationFinishes() async throws {
         let server = try await ServerProcess(config: config)
         let pid = server.process.processIdentifier
@@ -336,6 +360,14 @@ struct EnvironmentTests {
 
     static func openDescriptors(of pid: pid_t) -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// User CPU time of `pid` in clock ticks (1/100 s), from `/proc/PID/stat`.
+    static func cpuTicks(of pid: pid_t) -> Int {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        guard let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 11 ? Int(fields[11]) ?? 0 : 0
     }
 
     /// The live (not zombie) children of `pid`.

@@ -31,6 +31,14 @@ public struct Worker: Sendable {
     /// process's exit status.
     public func run() async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
+        // A host killed outright cannot stop its workers, and a spinning handler never returns to
+        // notice the Runtime API is gone: a thread ends the worker once its parent has changed.
+        let parent = getppid()
+        BlockingThread {
+            while getppid() == parent { usleep(250_000) }
+            _exit(0)
+        }
+        .start()
         var noCore = rlimit(rlim_cur: 0, rlim_max: 0)
         setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &noCore)
         let writer = LogWriter.standardError(format: environment["AWS_LAMBDA_LOG_FORMAT"] == "JSON" ? .json : .text)
