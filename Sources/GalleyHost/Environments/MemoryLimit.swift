@@ -122,18 +122,25 @@ final class MemoryLimiter: Sendable {
         }
         let cage = MemoryCage(
             path: folder + "/env-\(counter.add(1, ordering: .relaxed).newValue)",
-            mechanism: mechanism
+            mechanism: mechanism,
+            limitBytes: bytes
         )
         guard mkdir(cage.path, 0o755) == 0 || errno == EEXIST else { return nil }
         switch mechanism {
         case .cgroupV2:
             _ = ProcFile.write(cage.path + "/memory.max", "\(bytes)")
             _ = ProcFile.write(cage.path + "/memory.swap.max", "0")
+            // A runtime's child processes go with it, as when Lambda ends an environment.
+            _ = ProcFile.write(cage.path + "/memory.oom.group", "1")
         default:
             // Charges made before the move count too, so the peak is the whole process's.
             _ = ProcFile.write(cage.path + "/memory.move_charge_at_immigrate", "3")
             _ = ProcFile.write(cage.path + "/memory.limit_in_bytes", "\(bytes)")
             _ = ProcFile.write(cage.path + "/memory.memsw.limit_in_bytes", "\(bytes)")
+            // Where swap is not accounted, keep the worker's pages out of it, and never inherit
+            // a disabled OOM killer: past its limit the worker ends instead of crawling on.
+            _ = ProcFile.write(cage.path + "/memory.swappiness", "0")
+            _ = ProcFile.write(cage.path + "/memory.oom_control", "0")
         }
         guard ProcFile.write(cage.path + "/cgroup.procs", "\(pid)") else {
             cage.remove()
@@ -147,15 +154,45 @@ final class MemoryLimiter: Sendable {
 struct MemoryCage: Sendable {
     let path: String
     let mechanism: MemoryLimiter.Mechanism
+    let limitBytes: Int
 
     /// How many times the kernel's OOM killer ended a process in it.
     var oomKills: Int {
         let file = mechanism == .cgroupV2 ? "/memory.events" : "/memory.oom_control"
         guard let text = try? ProcFile.read(path + file) else { return 0 }
-        for line in text.split(separator: "\n") where line.hasPrefix("oom_kill ") {
-            return Int(line.dropFirst("oom_kill ".count)) ?? 0
+        return Self.counters(text)["oom_kill"] ?? 0
+    }
+
+    /// Whether the cgroup is out of memory: its OOM killer ran or (v1) it is stuck at its limit,
+    /// (v2) an allocation was about to fail, or it hit its limit with anonymous memory filling 90%, where
+    /// the kernel reclaims the worker's own code pages over and over instead of killing it. A
+    /// worker that times out in that state was starved of memory, not slow. Read it before the
+    /// worker is stopped.
+    var isOutOfMemory: Bool {
+        let v2 = mechanism == .cgroupV2
+        if let text = try? ProcFile.read(path + (v2 ? "/memory.events" : "/memory.oom_control")),
+            Self.counters(text).contains(where: { ["oom", "oom_kill", "under_oom"].contains($0.key) && $0.value > 0 })
+        {
+            return true
         }
-        return 0
+        let limitHits =
+            v2
+            ? (try? ProcFile.read(path + "/memory.events")).flatMap { Self.counters($0)["max"] }
+            : (try? ProcFile.read(path + "/memory.failcnt")).flatMap { Int($0.filter(\.isNumber)) }
+        guard let limitHits, limitHits > 0, let text = try? ProcFile.read(path + "/memory.stat"),
+            let anonymous = Self.counters(text)[v2 ? "anon" : "rss"]
+        else { return false }
+        return anonymous >= limitBytes / 10 * 9
+    }
+
+    /// The `name value` lines of a cgroup file.
+    private static func counters(_ text: String) -> [Substring: Int] {
+        var counters: [Substring: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let value = Int(parts[1]) { counters[parts[0]] = value }
+        }
+        return counters
     }
 
     /// The peak memory of the cgroup in MB, readable after its process has exited.

@@ -181,7 +181,17 @@ final class ProcessEnvironment: ExecutionEnvironment {
             output.finish()
             return .fault(exitError(termination, requestID: invocation.requestID))
         case .deadline:
+            let starved = cage?.isOutOfMemory ?? false
             await stop()
+            if starved {
+                return .fault(
+                    ErrorObject(
+                        errorType: "Runtime.OutOfMemory",
+                        errorMessage:
+                            "RequestId: \(invocation.requestID) Error: Runtime exited with error: signal: killed"
+                    )
+                )
+            }
             return .timedOut(invocation.requestID, after: function.configuration.timeout)
         case .runtime(.ready), .runtime(.initError):
             await stop()
