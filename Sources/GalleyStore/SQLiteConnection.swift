@@ -9,12 +9,12 @@ import Galley
 
 /// One sqlite3 connection and its prepared statements. Not thread-safe: the store hands each
 /// connection to one caller at a time.
-final class SQLiteConnection: @unchecked Sendable {
-    let handle: OpaquePointer
-    let path: String
+package final class SQLiteConnection: @unchecked Sendable {
+    package let handle: OpaquePointer
+    package let path: String
     private var statements: [String: OpaquePointer] = [:]
 
-    init(path: String, readOnly: Bool = false) throws {
+    package init(path: String, readOnly: Bool = false) throws {
         var handle: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let code = sqlite3_open_v2(path, &handle, flags, nil)
@@ -34,13 +34,13 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// Runs SQL with no results (several statements allowed).
-    func execute(_ sql: String) throws {
+    package func execute(_ sql: String) throws {
         let code = sqlite3_exec(handle, sql, nil, nil, nil)
         guard code == SQLITE_OK else { throw error(code, doing: sql) }
     }
 
     /// The single value of a one-row query, such as a pragma.
-    func scalarText(_ sql: String) throws -> String? {
+    package func scalarText(_ sql: String) throws -> String? {
         var result: String?
         try withStatement(sql) { statement in
             if try statement.step() { result = statement.text(0) }
@@ -49,7 +49,7 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// A cached prepared statement, reset and cleared after `body`.
-    func withStatement<Result>(_ sql: String, _ body: (Statement) throws -> Result) throws -> Result {
+    package func withStatement<Result>(_ sql: String, _ body: (Statement) throws -> Result) throws -> Result {
         let pointer: OpaquePointer
         if let cached = statements[sql] {
             pointer = cached
@@ -68,7 +68,7 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// A ``StoreError`` for a failed call: `.corrupt` when the file is not a sound database.
-    func error(_ code: Int32, doing what: String) -> StoreError {
+    package func error(_ code: Int32, doing what: String) -> StoreError {
         let message = String(cString: sqlite3_errmsg(handle))
         switch code & 0xFF {
         case SQLITE_CORRUPT, SQLITE_NOTADB:
@@ -83,24 +83,24 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// A prepared statement being run.
-    struct Statement {
-        let pointer: OpaquePointer
-        let connection: SQLiteConnection
+    package struct Statement {
+        package let pointer: OpaquePointer
+        package let connection: SQLiteConnection
 
-        func bind(_ index: Int32, _ text: String) {
+        package func bind(_ index: Int32, _ text: String) {
             var text = text
             text.withUTF8 { buffer in
                 _ = sqlite3_bind_text(pointer, index, buffer.baseAddress, Int32(buffer.count), csqlite_transient())
             }
         }
 
-        func bind(_ index: Int32, bytes: [UInt8]) {
+        package func bind(_ index: Int32, bytes: [UInt8]) {
             bytes.withUnsafeBufferPointer { buffer in
                 _ = sqlite3_bind_text(pointer, index, buffer.baseAddress, Int32(buffer.count), csqlite_transient())
             }
         }
 
-        func bind(_ index: Int32, _ data: Data) {
+        package func bind(_ index: Int32, _ data: Data) {
             data.withUnsafeBytes { buffer in
                 // A zero-length blob must still be a blob, not NULL.
                 _ = sqlite3_bind_blob(
@@ -113,16 +113,16 @@ final class SQLiteConnection: @unchecked Sendable {
             }
         }
 
-        func bind(_ index: Int32, _ value: Int64?) {
+        package func bind(_ index: Int32, _ value: Int64?) {
             if let value { sqlite3_bind_int64(pointer, index, value) } else { sqlite3_bind_null(pointer, index) }
         }
 
-        func bind(_ index: Int32, optional text: String?) {
+        package func bind(_ index: Int32, optional text: String?) {
             if let text { bind(index, text) } else { sqlite3_bind_null(pointer, index) }
         }
 
         /// Steps once; `true` when a row is ready.
-        func step() throws -> Bool {
+        package func step() throws -> Bool {
             let code = sqlite3_step(pointer)
             switch code {
             case SQLITE_ROW: return true
@@ -131,16 +131,16 @@ final class SQLiteConnection: @unchecked Sendable {
             }
         }
 
-        func isNull(_ column: Int32) -> Bool { sqlite3_column_type(pointer, column) == SQLITE_NULL }
-        func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(pointer, column) }
-        func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
+        package func isNull(_ column: Int32) -> Bool { sqlite3_column_type(pointer, column) == SQLITE_NULL }
+        package func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(pointer, column) }
+        package func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
 
-        func text(_ column: Int32) -> String? {
+        package func text(_ column: Int32) -> String? {
             guard let bytes = sqlite3_column_text(pointer, column) else { return nil }
             return String(cString: bytes)
         }
 
-        func data(_ column: Int32) -> Data {
+        package func data(_ column: Int32) -> Data {
             let count = Int(sqlite3_column_bytes(pointer, column))
             guard count > 0, let bytes = sqlite3_column_blob(pointer, column) else { return Data() }
             return Data(bytes: bytes, count: count)

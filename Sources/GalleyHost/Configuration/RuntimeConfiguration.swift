@@ -13,12 +13,19 @@ import Galley
 public struct RuntimeConfiguration: Sendable, Equatable {
     public var server: Server
     public var storage: Storage
+    public var queue: Queue
     /// The deployed functions by name.
     public var functions: [String: FunctionConfiguration]
 
-    public init(server: Server = Server(), storage: Storage = Storage(), functions: [String: FunctionConfiguration]) {
+    public init(
+        server: Server = Server(),
+        storage: Storage = Storage(),
+        queue: Queue = Queue(),
+        functions: [String: FunctionConfiguration]
+    ) {
         self.server = server
         self.storage = storage
+        self.queue = queue
         self.functions = functions
     }
 
@@ -52,6 +59,19 @@ public struct RuntimeConfiguration: Sendable, Equatable {
 
         public init() {}
     }
+
+    /// The queue of asynchronous (`Event`) invocations, a file beside the store.
+    public struct Queue: Sendable, Equatable {
+        /// Events waiting at most; past it `Event` callers get 429. Default 100,000.
+        public var maxEvents = 100_000
+        /// Payload bytes waiting at most; past it `Event` callers get 429. Default 1 GiB.
+        public var maxBytes = 1 << 30
+        /// The share of each function's `concurrency` that queued events may use, so that they
+        /// never starve synchronous callers. Default 0.5; at least one invocation.
+        public var concurrencyShare = 0.5
+
+        public init() {}
+    }
 }
 
 /// One deployed function.
@@ -82,6 +102,19 @@ public struct FunctionConfiguration: Sendable, Equatable {
     public var warm: Int = 0
     /// Seconds an environment may sit idle before it is shut down. Default 300.
     public var idleTimeout: Double = 300
+    /// How many times a failed `Event` invocation is tried again. Default 2; 0 to 2.
+    public var retries = 2
+    /// Seconds before the first retry of an `Event` invocation, doubling for the next. Default 60.
+    public var retryDelay: Double = 60
+    /// Seconds an `Event` invocation may wait in the queue before it is a dead letter. Default
+    /// 21600 (6 hours); 1 to 21600.
+    public var maxEventAge: Double = 21600
+    /// A function sent the failure record of an `Event` invocation after its last attempt.
+    public var onFailure: String?
+    /// A function sent the success record of every `Event` invocation that succeeded.
+    public var onSuccess: String?
+    /// When the function runs on its own, e.g. `rate(5 minutes)` or `cron(0 12 * * ? *)` (UTC).
+    public var schedule: Schedule?
 
     /// Where a function's handler runs.
     public enum Isolation: String, Sendable, Equatable, Decodable, CaseIterable {
@@ -138,6 +171,21 @@ extension RuntimeConfiguration {
             throw fail("server.port", "must be between 0 and 65535, found \(server.port)")
         }
         if functions.isEmpty { throw fail("functions", "no functions are deployed") }
+        guard queue.maxEvents > 0 else {
+            throw fail("queue.maxEvents", "must be at least 1, found \(queue.maxEvents)")
+        }
+        guard queue.maxBytes >= Dispatcher.maxAsyncPayload else {
+            throw fail(
+                "queue.maxBytes",
+                "must be at least \(Dispatcher.maxAsyncPayload) (one event of the largest size), found \(queue.maxBytes)"
+            )
+        }
+        guard queue.concurrencyShare > 0, queue.concurrencyShare <= 1 else {
+            throw fail(
+                "queue.concurrencyShare",
+                "must be more than 0 and at most 1, found \(Self.format(queue.concurrencyShare))"
+            )
+        }
         var routeOwners: [String: (function: String, route: Route)] = [:]
         for (name, function) in functions.sorted(by: { $0.key < $1.key }) {
             let path = "functions.\(name)"
@@ -180,6 +228,30 @@ extension RuntimeConfiguration {
                         "\(path).isolation",
                         "a \"command\" always runs as a process; remove \"isolation\": \"inline\""
                     )
+                }
+            }
+            guard (0...2).contains(function.retries) else {
+                throw fail("\(path).retries", "must be 0, 1 or 2, as in Lambda, found \(function.retries)")
+            }
+            guard function.retryDelay > 0, function.retryDelay <= 21600 else {
+                throw fail(
+                    "\(path).retryDelay",
+                    "must be more than 0 and at most 21600 seconds, found \(Self.format(function.retryDelay))"
+                )
+            }
+            guard function.maxEventAge >= 1, function.maxEventAge <= 21600 else {
+                throw fail(
+                    "\(path).maxEventAge",
+                    "must be between 1 and 21600 seconds, found \(Self.format(function.maxEventAge))"
+                )
+            }
+            for (field, target) in [("onFailure", function.onFailure), ("onSuccess", function.onSuccess)] {
+                guard let target else { continue }
+                guard functions[target] != nil else {
+                    throw fail("\(path).\(field)", "names '\(target)', which is not a deployed function")
+                }
+                guard target != name else {
+                    throw fail("\(path).\(field)", "a function cannot be its own destination")
                 }
             }
             for (index, namespace) in function.store.enumerated() where !FunctionName.isValid(namespace) {
@@ -231,7 +303,7 @@ enum FunctionName {
 
 extension RuntimeConfiguration: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case server, storage, functions
+        case server, storage, queue, functions
     }
 
     public init(from decoder: any Decoder) throws {
@@ -239,6 +311,7 @@ extension RuntimeConfiguration: Decodable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         server = try container.decodeIfPresent(Server.self, forKey: .server) ?? Server()
         storage = try container.decodeIfPresent(Storage.self, forKey: .storage) ?? Storage()
+        queue = try container.decodeIfPresent(Queue.self, forKey: .queue) ?? Queue()
         guard container.contains(.functions) else {
             throw DecodingError.keyNotFound(
                 CodingKeys.functions,
@@ -277,10 +350,25 @@ extension RuntimeConfiguration.Storage: Decodable {
     }
 }
 
+extension RuntimeConfiguration.Queue: Decodable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxEvents, maxBytes, concurrencyShare
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        maxEvents = try container.decodeIfPresent(Int.self, forKey: .maxEvents) ?? maxEvents
+        maxBytes = try container.decodeIfPresent(Int.self, forKey: .maxBytes) ?? maxBytes
+        concurrencyShare = try container.decodeIfPresent(Double.self, forKey: .concurrencyShare) ?? concurrencyShare
+    }
+}
+
 extension FunctionConfiguration: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case handler, timeout, memory, environment, routes, concurrency, description, store
         case isolation, command, directory, warm, idleTimeout
+        case retries, retryDelay, maxEventAge, onFailure, onSuccess, schedule
     }
 
     public init(from decoder: any Decoder) throws {
@@ -307,6 +395,22 @@ extension FunctionConfiguration: Decodable {
         concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? concurrency
         description = try container.decodeIfPresent(String.self, forKey: .description) ?? description
         store = try container.decodeIfPresent([String].self, forKey: .store) ?? store
+        retries = try container.decodeIfPresent(Int.self, forKey: .retries) ?? retries
+        retryDelay = try container.decodeIfPresent(Double.self, forKey: .retryDelay) ?? retryDelay
+        maxEventAge = try container.decodeIfPresent(Double.self, forKey: .maxEventAge) ?? maxEventAge
+        onFailure = try container.decodeIfPresent(String.self, forKey: .onFailure)
+        onSuccess = try container.decodeIfPresent(String.self, forKey: .onSuccess)
+        if let text = try container.decodeIfPresent(String.self, forKey: .schedule) {
+            do {
+                schedule = try Schedule(parsing: text)
+            } catch {
+                throw ConfigurationError(
+                    file: "",
+                    path: (decoder.codingPath.map(\.stringValue) + ["schedule"]).joined(separator: "."),
+                    message: error.message
+                )
+            }
+        }
         let routeTexts = try container.decodeIfPresent([String].self, forKey: .routes) ?? []
         routes = []
         for (index, text) in routeTexts.enumerated() {

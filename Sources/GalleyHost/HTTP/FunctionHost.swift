@@ -27,6 +27,8 @@ public struct HostOptions: Sendable {
     public var idleTimeout: Duration = .seconds(60)
     /// The `galley` binary whose `worker` command runs Swift handlers in processes; default: this one.
     public var workerExecutable: String?
+    /// The clock of the async queue's due times and schedules; tests move a manual one.
+    public var queueClock: any QueueClock = SystemQueueClock()
 
     public init(configurationFile: String) {
         self.configurationFile = configurationFile
@@ -47,6 +49,7 @@ public struct FunctionHost: Sendable {
 
     /// Loads and checks the configuration; nothing listens until ``run(onListening:)``.
     public init(options: HostOptions, catalog: Catalog) throws(ConfigurationError) {
+        let file = options.configurationFile
         let configuration = try RuntimeConfiguration.load(from: options.configurationFile)
         let deployment = try Deployment(configuration: configuration, catalog: catalog, file: options.configurationFile)
         let writer = LogWriter.standardError(format: options.logFormat)
@@ -65,7 +68,13 @@ public struct FunctionHost: Sendable {
             configurationFolder: URL(filePath: options.configurationFile).deletingLastPathComponent().path,
             storeFile: StoreOpener.storeFile(configuration, configurationFile: options.configurationFile)
         )
-        let events = EventQueue(dispatcher: dispatcher, logger: logger)
+        let queueFile = EventQueue.file(configuration, configurationFile: file)
+        let events: EventQueue
+        do {
+            events = try EventQueue(path: queueFile, dispatcher: dispatcher, clock: options.queueClock, logger: logger)
+        } catch {
+            throw ConfigurationError(file: file, path: "storage.path", message: "cannot open the queue: \(error)")
+        }
         let state = HostState()
         self.options = options
         self.dispatcher = dispatcher
@@ -136,7 +145,7 @@ public struct FunctionHost: Sendable {
                     .init(service: PurgeService(opener: opener, logger: logger)),
                     .init(service: reload),
                     .init(service: application),
-                    .init(service: DrainService(state: state)),
+                    .init(service: DrainService(state: state, onDrain: { [events] in events.stopDelivering() })),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger

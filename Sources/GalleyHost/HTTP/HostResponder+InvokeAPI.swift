@@ -93,8 +93,7 @@ extension HostResponder {
         do {
             switch kind {
             case .event:
-                try dispatcher.validate(invocation)
-                events.submit(invocation)
+                try await events.submit(invocation)
                 return Response(status: .accepted, headers: [.amznRequestID: invocation.requestID])
             case .dryRun:
                 try dispatcher.validate(invocation)

@@ -47,6 +47,8 @@ public struct HostResponder: HTTPResponder {
             )
         case "/_galley/functions":
             return .json(.ok, FunctionsDocument(deployment).json)
+        case "/_galley/queue":
+            return .json(.ok, events.statusJSON())
         default:
             return .json(.notFound, #"{"message":"Not Found"}"#)
         }

@@ -72,10 +72,13 @@ struct PurgeService: Service {
 /// it is the first service told to shut down.
 struct DrainService: Service {
     let state: HostState
+    /// Also run when shutdown begins: the async queue stops starting deliveries.
+    var onDrain: @Sendable () -> Void = {}
 
     func run() async throws {
         try? await gracefulShutdown()
         state.startDraining()
+        onDrain()
     }
 }
 

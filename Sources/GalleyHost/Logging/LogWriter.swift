@@ -117,9 +117,13 @@ enum Timestamp {
 
     /// The current time as ISO 8601 with milliseconds, e.g. `2026-11-21T04:03:34.123Z`.
     static func now() -> String {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        var seconds = spec.tv_sec
+        iso8601(epochMilliseconds: epochMilliseconds())
+    }
+
+    /// Unix epoch milliseconds as ISO 8601 with milliseconds, e.g. `2026-11-21T04:03:34.123Z`.
+    static func iso8601(epochMilliseconds milliseconds: Int64) -> String {
+        var seconds = time_t(milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000)
+        let fraction = Int32(milliseconds - Int64(seconds) * 1000)
         var parts = tm()
         gmtime_r(&seconds, &parts)
         func pad(_ value: Int32, _ width: Int) -> String {
@@ -128,7 +132,7 @@ enum Timestamp {
         }
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))"
             + "T\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))"
-            + ".\(pad(Int32(spec.tv_nsec / 1_000_000), 3))Z"
+            + ".\(pad(fraction, 3))Z"
     }
 }
 
