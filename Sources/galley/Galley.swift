@@ -11,7 +11,10 @@ struct GalleyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "galley",
         abstract: "Run and test Lambda-style functions locally.",
-        subcommands: [Serve.self, Invoke.self, List.self, KV.self, Events.self, Package.self, WorkerCommand.self]
+        subcommands: [
+            Serve.self, Invoke.self, List.self, KV.self, Queue.self, DLQ.self, Events.self, Package.self,
+            WorkerCommand.self,
+        ]
     )
 
     /// Started as `bootstrap` (a Lambda custom runtime), the binary is a worker and nothing else.

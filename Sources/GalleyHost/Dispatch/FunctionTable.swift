@@ -16,10 +16,16 @@ public struct FunctionTable: Sendable {
         }
     }
 
-    /// Aligned columns under a header, without trailing spaces.
     public func render() -> String {
-        let table = [["FUNCTION", "HANDLER", "TIMEOUT", "MEMORY", "CONCURRENCY", "ROUTES"]] + rows
-        let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
+        TextTable.render([["FUNCTION", "HANDLER", "TIMEOUT", "MEMORY", "CONCURRENCY", "ROUTES"]] + rows)
+    }
+}
+
+/// The CLI's tables: aligned columns, the first row a header, without trailing spaces.
+public enum TextTable {
+    public static func render(_ table: [[String]]) -> String {
+        let columns = table.map(\.count).max() ?? 0
+        let widths = (0..<columns).map { column in table.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
         return table.map { row in
             row.enumerated().map { column, cell in
                 column == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[column] - cell.count + 2)

@@ -163,8 +163,7 @@ final class QueueFile: Sendable {
                         delivered INTEGER NOT NULL DEFAULT 0,
                         attempts INTEGER NOT NULL DEFAULT 0,
                         retries INTEGER NOT NULL DEFAULT 0,
-                        throttles INTEGER NOT NULL DEFAULT 0,
-                        dead_letters INTEGER NOT NULL DEFAULT 0
+                        throttles INTEGER NOT NULL DEFAULT 0
                     ) WITHOUT ROWID;
                     CREATE TABLE schedules (
                         function TEXT PRIMARY KEY,
@@ -437,7 +436,6 @@ final class QueueFile: Sendable {
             statement.bind(9, optional: event.clientContext)
             _ = try statement.step()
         }
-        try count(connection, event.function, "dead_letters")
     }
 
     // MARK: - Dead letters
