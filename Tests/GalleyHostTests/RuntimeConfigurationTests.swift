@@ -120,6 +120,41 @@ struct RuntimeConfigurationTests {
             "functions.f.idleTimeout: must be between 0 and 86400"
         ),
         (
+            #"{"functions": {"f": {"handler": "H", "schedule": "rate(5 minute)"}}}"#,
+            "runtime.json: functions.f.schedule: rate(5 minute): write 5 minutes"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "schedule": "cron(0 12 * * * *)"}}}"#,
+            "functions.f.schedule: cron(0 12 * * * *): exactly one of day-of-month and day-of-week must be '?'"
+        ),
+        (#"{"functions": {"f": {"handler": "H", "retries": 3}}}"#, "functions.f.retries: must be 0, 1 or 2"),
+        (#"{"functions": {"f": {"handler": "H", "retryDelay": 0}}}"#, "functions.f.retryDelay: must be more than 0"),
+        (
+            #"{"functions": {"f": {"handler": "H", "maxEventAge": 30000}}}"#,
+            "functions.f.maxEventAge: must be between 1 and 21600"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "onFailure": "g"}}}"#,
+            "functions.f.onFailure: names 'g', which is not a deployed function"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "onSuccess": "f"}}}"#,
+            "functions.f.onSuccess: a function cannot be its own"
+        ),
+        (
+            #"{"queue": {"maxEvents": 0}, "functions": {"f": {"handler": "H"}}}"#,
+            "runtime.json: queue.maxEvents: must be at least 1"
+        ),
+        (
+            #"{"queue": {"maxBytes": 10}, "functions": {"f": {"handler": "H"}}}"#,
+            "queue.maxBytes: must be at least 1048576"
+        ),
+        (
+            #"{"queue": {"concurrencyShare": 1.5}, "functions": {"f": {"handler": "H"}}}"#,
+            "queue.concurrencyShare: must be more than 0"
+        ),
+        (#"{"queue": {"maxevents": 5}, "functions": {"f": {"handler": "H"}}}"#, "queue.maxevents: unknown field"),
+        (
             #"{"functions": {"hello": {"handler": "Hello",}}}"#,
             "runtime.json: not valid JSON at line 1, column 45: expected a string key"
         ),

@@ -1,0 +1,295 @@
+import Foundation
+import Functions
+import Galley
+import Logging
+import Testing
+
+@testable import GalleyHost
+
+/// The async queue driven directly, with inline functions and a manual clock.
+struct EventQueueTests {
+    static let start: Int64 = 1_795_000_000_000  // 2026-11-18T11:06:40Z
+    let folder: URL
+    let clock = ManualQueueClock(start: Self.start)
+
+    init() throws {
+        folder = FileManager.default.temporaryDirectory.appending(path: "galley-queue-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    /// `fails` always throws; `sink` and `ok` succeed.
+    func configuration(_ edit: (inout RuntimeConfiguration) -> Void = { _ in }) -> RuntimeConfiguration {
+        func inline(_ handler: String) -> FunctionConfiguration {
+            var function = FunctionConfiguration(handler: handler)
+            function.isolation = .inline
+            return function
+        }
+        var fails = inline("Inspect")
+        fails.onFailure = "sink"
+        var configuration = RuntimeConfiguration(
+            functions: ["fails": fails, "sink": inline("Inspect"), "ok": inline("Hello")]
+        )
+        edit(&configuration)
+        return configuration
+    }
+
+    func makeQueue(_ configuration: RuntimeConfiguration) throws -> EventQueue {
+        let deployment = try Deployment(configuration: configuration, catalog: Functions.catalog, file: "runtime.json")
+        let dispatcher = Dispatcher(deployment: deployment, logWriter: LogWriter(format: .text) { _ in })
+        return try EventQueue(
+            path: folder.appending(path: "queue.sqlite").path,
+            dispatcher: dispatcher,
+            clock: clock,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        )
+    }
+
+    func status(_ queue: EventQueue, _ function: String) throws -> QueueFunctionStatus {
+        try queue.file.status(now: clock.now()).first { $0.function == function }
+            ?? QueueFunctionStatus(function: function)
+    }
+
+    /// Polls `condition` until it holds or 10 s pass.
+    func eventually(_ what: String, _ condition: () throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while try !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out waiting until \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    func running(_ queue: EventQueue, _ body: () async throws -> Void) async throws {
+        let task = Task { try await queue.run() }
+        do {
+            try await body()
+        } catch {
+            queue.stopDelivering()
+            try await task.value
+            throw error
+        }
+        queue.stopDelivering()
+        try await task.value
+    }
+
+    @Test func aFailingEventIsTriedOnePlusRetriesTimesWithDoublingDelaysThenDeadLettered() async throws {
+        let queue = try makeQueue(configuration())
+        try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"boom"}"#.utf8), kind: .event))
+        try await running(queue) {
+            try await eventually("the first attempt") { try status(queue, "fails").attempts == 1 }
+            // Retried after retryDelay (60 s), then after twice that.
+            try await eventually("the retry is scheduled") { try queue.file.nextDue(function: "fails") != nil }
+            #expect(try queue.file.nextDue(function: "fails") == Self.start + 60_000)
+            clock.advance(by: 60_000)
+            try await eventually("the second attempt") { try status(queue, "fails").attempts == 2 }
+            try await eventually("the second retry is scheduled") {
+                try queue.file.nextDue(function: "fails") == Self.start + 60_000 + 120_000
+            }
+            clock.advance(by: 119_999)
+            clock.advance(by: 1)
+            try await eventually("the third attempt ends in a dead letter") {
+                try status(queue, "fails").deadLetters == 1
+            }
+            // The failure record went on to onFailure as an event of its own.
+            try await eventually("sink received the record") { try status(queue, "sink").delivered == 1 }
+        }
+        let fails = try status(queue, "fails")
+        #expect(fails.attempts == 3)
+        #expect(fails.retries == 2)
+        #expect(fails.delivered == 0)
+        #expect(fails.depth == 0)
+        let letter = try #require(try queue.file.deadLetters(function: "fails").first)
+        #expect(letter.condition == "RetriesExhausted")
+        #expect(letter.attempts == 3)
+        #expect(letter.errorType == "InspectError")
+        let record = try #require(try JSONSerialization.jsonObject(with: letter.record) as? [String: Any])
+        #expect(record["version"] as? String == "1.0")
+        #expect(record["timestamp"] as? String == Timestamp.iso8601(epochMilliseconds: Self.start + 180_000))
+        let context = try #require(record["requestContext"] as? [String: Any])
+        #expect(context["condition"] as? String == "RetriesExhausted")
+        #expect(context["approximateInvokeCount"] as? Int == 3)
+        #expect(context["functionArn"] as? String == "arn:aws:lambda:us-east-1:123456789012:function:fails:$LATEST")
+        #expect(context["requestId"] as? String == letter.requestID)
+        #expect((record["requestPayload"] as? [String: Any])?["fail"] as? String == "boom")
+        let response = try #require(record["responseContext"] as? [String: Any])
+        #expect(response["statusCode"] as? Int == 200)
+        #expect(response["functionError"] as? String == "Unhandled")
+        #expect(response["executedVersion"] as? String == "$LATEST")
+        #expect((record["responsePayload"] as? [String: Any])?["errorMessage"] as? String == "boom")
+    }
+
+    @Test func replayDeliversADeadLetterAgain() async throws {
+        let queue = try makeQueue(configuration { $0.functions["fails"]?.retries = 0 })
+        try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"once"}"#.utf8), kind: .event))
+        try await running(queue) {
+            try await eventually("the dead letter") { try status(queue, "fails").deadLetters == 1 }
+            #expect(try await queue.file.replay(function: "fails", id: nil, at: clock.now()) == 1)
+            #expect(try status(queue, "fails").deadLetters == 0)
+            // The host picks the replayed event up at its next look at the file.
+            clock.advance(by: 1000)
+            try await eventually("the second dead letter") { try status(queue, "fails").deadLetters == 1 }
+        }
+        #expect(try status(queue, "fails").attempts == 2)
+        #expect(try await queue.file.purge(function: "fails", id: nil) == 1)
+        #expect(try queue.file.deadLetters(function: "fails").isEmpty)
+    }
+
+    @Test func anEventOlderThanMaxEventAgeIsADeadLetterWithoutAnotherAttempt() async throws {
+        let queue = try makeQueue(configuration { $0.functions["fails"]?.maxEventAge = 90 })
+        try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"old"}"#.utf8), kind: .event))
+        try await running(queue) {
+            try await eventually("the first attempt") { try status(queue, "fails").attempts == 1 }
+            try await eventually("the retry is scheduled") { try queue.file.nextDue(function: "fails") != nil }
+            clock.advance(by: 60_000)
+            try await eventually("the second attempt") { try status(queue, "fails").attempts == 2 }
+            try await eventually("the second retry is scheduled") { try queue.file.nextDue(function: "fails") != nil }
+            // Due at 180 s, past the 90 s age: a dead letter, not a third attempt.
+            clock.advance(by: 120_000)
+            try await eventually("the dead letter") { try status(queue, "fails").deadLetters == 1 }
+        }
+        #expect(try status(queue, "fails").attempts == 2)
+        let letter = try #require(try queue.file.deadLetters(function: "fails").first)
+        #expect(letter.condition == "EventAgeExceeded")
+        #expect(letter.attempts == 2)
+    }
+
+    @Test func pastTheBoundTheCallerGetsTooManyRequestsAndNothingIsWritten() async throws {
+        let queue = try makeQueue(configuration { $0.queue.maxEvents = 3 })
+        for _ in 0..<3 {
+            try await queue.submit(Invocation(function: "ok", payload: Data("{}".utf8), kind: .event))
+        }
+        let error = await #expect(throws: InvokeError.self) {
+            try await queue.submit(Invocation(function: "ok", payload: Data("{}".utf8), kind: .event))
+        }
+        #expect(error?.code == .tooManyRequests)
+        #expect(error?.message.contains("queue.maxEvents 3") == true)
+        #expect(try queue.file.totals().events == 3)
+        // Refusals of the dispatcher come first and write nothing either.
+        let unknown = await #expect(throws: InvokeError.self) {
+            try await queue.submit(Invocation(function: "nope", payload: Data("{}".utf8), kind: .event))
+        }
+        #expect(unknown?.code == .functionNotFound)
+        let large = await #expect(throws: InvokeError.self) {
+            try await queue.submit(
+                Invocation(
+                    function: "ok",
+                    payload: Data(repeating: 0x20, count: Dispatcher.maxAsyncPayload + 1),
+                    kind: .event
+                )
+            )
+        }
+        #expect(large?.code == .requestTooLarge)
+        #expect(try queue.file.totals().events == 3)
+        // Delivered, they make room.
+        try await running(queue) {
+            try await eventually("all three are delivered") { try status(queue, "ok").delivered == 3 }
+        }
+        try await queue.submit(Invocation(function: "ok", payload: Data("{}".utf8), kind: .event))
+    }
+
+    @Test func queuedEventsUseOnlyTheirShareOfConcurrency() async throws {
+        let queue = try makeQueue(
+            configuration {
+                $0.functions["sink"]?.concurrency = 4
+                $0.functions["sink"]?.timeout = 10
+            }
+        )
+        for _ in 0..<6 {
+            try await queue.submit(Invocation(function: "sink", payload: Data(#"{"sleepMs":300}"#.utf8), kind: .event))
+        }
+        try await running(queue) {
+            try await eventually("two are running") { try status(queue, "sink").running == 2 }
+            // Half of concurrency 4 is left to synchronous callers.
+            for _ in 0..<2 {
+                let result = try await queue.dispatcher.invoke(Invocation(function: "sink", payload: Data("{}".utf8)))
+                #expect(!result.isFunctionError)
+            }
+            #expect(try status(queue, "sink").running <= 2)
+            try await eventually("all six are delivered") { try status(queue, "sink").delivered == 6 }
+        }
+    }
+
+    @Test func aScheduleFiresOnTimeAndOnceForRunsMissedWhileStopped() async throws {
+        let configuration = configuration { $0.functions["ok"]?.schedule = try? Schedule(parsing: "rate(5 minutes)") }
+        let queue = try makeQueue(configuration)
+        try await running(queue) {
+            // First seen now: the first run is five minutes on.
+            try await eventually("the schedule is recorded") {
+                try queue.file.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start + 300_000
+            }
+            clock.advance(by: 299_999)
+            #expect(try status(queue, "ok").delivered == 0)
+            clock.advance(by: 1)
+            try await eventually("the run") { try status(queue, "ok").delivered == 1 }
+            try await eventually("the next run is recorded") {
+                try queue.file.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start + 600_000
+            }
+        }
+        // Stopped for an hour: twelve runs missed, one made up at start.
+        clock.advance(by: 3_600_000)
+        let restarted = try makeQueue(configuration)
+        try await running(restarted) {
+            try await eventually("the made-up run") { try status(restarted, "ok").delivered == 2 }
+            try await eventually("the next run is recorded") {
+                try restarted.file.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start + 4_200_000
+            }
+        }
+        #expect(try status(restarted, "ok").delivered == 2)
+    }
+
+    @Test func theScheduledEventIsEventBridges() throws {
+        let payload = EventQueue.scheduledEvent(function: "ok", at: Self.start)
+        let event = try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
+        #expect(event["source"] as? String == "aws.events")
+        #expect(event["detail-type"] as? String == "Scheduled Event")
+        #expect(event["time"] as? String == "2026-11-18T11:06:40Z")
+        #expect(event["resources"] as? [String] == ["arn:aws:events:us-east-1:123456789012:rule/galley-ok"])
+        #expect((event["detail"] as? [String: Any])?.isEmpty == true)
+    }
+}
+
+struct ScheduleTests {
+    /// 2026-11-22T10:17:00Z, a Sunday.
+    static let sunday: Int64 = 1_795_342_620_000
+
+    func next(_ expression: String, after time: Int64 = Self.sunday) throws -> String? {
+        let schedule = try Schedule(parsing: expression)
+        return schedule.next(after: time, anchor: time).map { Timestamp.iso8601(epochMilliseconds: $0) }
+    }
+
+    @Test func cronExpressionsFireWhenEventBridgeWould() throws {
+        #expect(Timestamp.iso8601(epochMilliseconds: Self.sunday) == "2026-11-22T10:17:00.000Z")
+        #expect(try next("cron(0 12 * * ? *)") == "2026-11-22T12:00:00.000Z")
+        #expect(try next("cron(0/15 * * * ? *)") == "2026-11-22T10:30:00.000Z")
+        #expect(try next("cron(0 10 * * ? *)") == "2026-11-23T10:00:00.000Z")
+        #expect(try next("cron(0 8 ? * MON-FRI *)") == "2026-11-23T08:00:00.000Z")
+        #expect(try next("cron(30 9 ? * 1 *)") == "2026-11-29T09:30:00.000Z")
+        #expect(try next("cron(0 0 L * ? *)") == "2026-11-30T00:00:00.000Z")
+        #expect(try next("cron(0 0 1 JAN,JUL ? *)") == "2027-01-01T00:00:00.000Z")
+        #expect(try next("cron(0 0 29 2 ? *)") == "2028-02-29T00:00:00.000Z")
+        #expect(try next("cron(0 12 ? * FRI#2 *)") == "2026-12-11T12:00:00.000Z")
+        #expect(try next("cron(0 12 ? * 6L *)") == "2026-11-27T12:00:00.000Z")
+        #expect(try next("cron(0 0 1 1 ? 2025)") == nil)
+        #expect(try next("rate(1 minute)") == "2026-11-22T10:18:00.000Z")
+        #expect(try next("rate(2 hours)") == "2026-11-22T12:17:00.000Z")
+    }
+
+    @Test(arguments: [
+        ("every 5 minutes", "is not a schedule"),
+        ("rate(5 minute)", "write 5 minutes"),
+        ("rate(1 minutes)", "write 1 minute"),
+        ("rate(0 minutes)", "positive whole number"),
+        ("rate(5 seconds)", "minutes, hours or days"),
+        ("cron(0 12 * * *)", "six fields"),
+        ("cron(0 12 * * * *)", "exactly one of day-of-month and day-of-week"),
+        ("cron(61 12 * * ? *)", "'61' is not between 0 and 59"),
+        ("cron(0 12 ? * FOO *)", "'FOO' is not between 1 and 7"),
+        ("cron(0 5-2 * * ? *)", "runs backwards"),
+    ])
+    func badExpressionsAreRefusedSayingWhy(expression: String, reason: String) {
+        let error = #expect(throws: ScheduleError.self) { try Schedule(parsing: expression) }
+        #expect(error?.message.contains(reason) == true, "\(error?.message ?? "")")
+    }
+}
