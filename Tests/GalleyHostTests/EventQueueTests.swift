@@ -66,11 +66,11 @@ struct EventQueueTests {
         do {
             try await body()
         } catch {
-            queue.stopDelivering()
+            queue.shutdown()
             try await task.value
             throw error
         }
-        queue.stopDelivering()
+        queue.shutdown()
         try await task.value
     }
 

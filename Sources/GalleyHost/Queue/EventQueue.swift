@@ -39,6 +39,7 @@ public final class EventQueue: Service, Sendable {
     let logger: Logger
     private let state = Mutex(State())
     private let wakeup = Wakeup()
+    private let shutdownRequested = Wakeup()
     /// How often the file is looked at even when nothing is due (for `galley dlq replay` and
     /// events of functions that a reload removed).
     let pollInterval: Int64 = 1000
@@ -123,17 +124,25 @@ public final class EventQueue: Service, Sendable {
                 await wakeup.wait()
                 cancel()
             }
-        } onGracefulShutdown: {
-            self.stopDelivering()
-        }
-        await withCheckedContinuation { continuation in
-            let done = state.withLock { state in
-                if state.deliveries == 0 { return true }
-                state.drained.append(continuation)
-                return false
+            await withCheckedContinuation { continuation in
+                let done = state.withLock { state in
+                    if state.deliveries == 0 { return true }
+                    state.drained.append(continuation)
+                    return false
+                }
+                if done { continuation.resume() }
             }
-            if done { continuation.resume() }
+            // Stopped early (the host began draining): a service returns only when told to.
+            await shutdownRequested.wait()
+        } onGracefulShutdown: {
+            self.shutdown()
         }
+    }
+
+    /// Stops delivering and lets ``run()`` return once the running attempts finish.
+    public func shutdown() {
+        stopDelivering()
+        shutdownRequested.signal()
     }
 
     /// Stops starting deliveries; running attempts finish.
