@@ -69,7 +69,7 @@ let package = Package(
             name: "galley-bench",
             dependencies: [
                 "galley", "bench-echo", "bench-hummingbird", "Galley", "GalleyStore", "GalleyHost", "Functions",
-                "CSQLite",
+                "CSQLite", .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The baseline for HTTP: a bare Hummingbird server doing the same JSON work.

@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-// `swift run -c release galley-bench [startup] [store] [environments] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
+// `swift run -c release galley-bench [startup] [store] [environments] [queue] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "store-worker" {
     try await StoreBenchmark.worker(Array(arguments.dropFirst()))
@@ -31,6 +31,10 @@ if selected.isEmpty || selected.contains("store") {
 
 if selected.isEmpty || selected.contains("environments") {
     print(try await EnvironmentBenchmark(binaries: binaries, workDirectory: workDirectory).run())
+}
+
+if selected.isEmpty || selected.contains("queue") {
+    print(try await QueueBenchmark(binaries: binaries, workDirectory: workDirectory).run())
 }
 
 if selected.isEmpty || selected.contains("http") {

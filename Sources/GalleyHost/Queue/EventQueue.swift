@@ -166,6 +166,12 @@ public final class EventQueue: Service, Sendable {
             let free = state.withLock { slots - $0.running[name, default: 0] }
             guard free > 0 else { continue }
             do {
+                // A read first: most passes find nothing due, and a claim is a write.
+                guard let due = try file.nextDue(function: name) else { continue }
+                guard due <= now else {
+                    next = min(next, due)
+                    continue
+                }
                 let events = try await file.claim(function: name, limit: free, now: now)
                 for event in events { start(event) }
                 if events.count < free, let due = try file.nextDue(function: name) { next = min(next, max(due, now)) }
