@@ -235,4 +235,46 @@ struct QueueTests {
         server.signal(SIGTERM)
         _ = try await server.waitForExit()
     }
+
+    @Test(.enabled(if: Tools.isCI || Tools.pythonHas("boto3"), "boto3 is not installed"))
+    func boto3GetsStatus202AndThrottlingWhenTheQueueIsFull() async throws {
+        let small = try directory.write(
+            "small.json",
+            """
+            {
+              "storage": { "path": "small" },
+              "queue": { "maxEvents": 2 },
+              "functions": { "slow": { "handler": "Inspect", "timeout": 30, "concurrency": 1 } }
+            }
+            """
+        )
+        let server = try await ServerProcess(config: small)
+        let script = """
+            import boto3, json, sys
+            from botocore import UNSIGNED
+            from botocore.config import Config
+            client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                                  config=Config(signature_version=UNSIGNED, retries={"max_attempts": 0}))
+            codes = []
+            for _ in range(3):
+                try:
+                    codes.append(client.invoke(FunctionName="slow", InvocationType="Event",
+                                               Payload=b'{"sleepMs": 20000}')["StatusCode"])
+                except client.exceptions.TooManyRequestsException as error:
+                    codes.append(type(error).__name__ + ": " + error.response["Error"]["Message"])
+            print(json.dumps(codes))
+            """
+        let output = try await runProcess("python3", ["-c", script, server.address])
+        #expect(output.status == 0, "\(output.err)")
+        let codes = try JSONSerialization.jsonObject(with: output.stdout) as? [Any]
+        #expect(codes?[0] as? Int == 202)
+        #expect(codes?[1] as? Int == 202)
+        #expect(
+            (codes?[2] as? String)?.hasPrefix("TooManyRequestsException: Rate Exceeded. The async queue is full")
+                == true,
+            "\(output.out)"
+        )
+        server.signal(SIGKILL)
+        _ = try await server.waitForExit()
+    }
 }
