@@ -39,6 +39,27 @@ package final class SQLiteConnection: @unchecked Sendable {
         guard code == SQLITE_OK else { throw error(code, doing: sql) }
     }
 
+    /// Creates the schema of a new file (`user_version` 0) in one `BEGIN IMMEDIATE` transaction, so
+    /// that two processes opening a new file at once create it once; a file of a newer `version`
+    /// is refused, naming `file` (`store`, `queue`).
+    package func migrate(to version: Int, file: String, schema: String) throws {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let found = Int(try scalarText("PRAGMA user_version") ?? "0") ?? 0
+            guard found <= version else {
+                throw StoreError(
+                    .unavailable,
+                    "the \(file) file '\(path)' was written by a newer Galley (schema \(found))"
+                )
+            }
+            if found < version { try execute(schema + "\nPRAGMA user_version = \(version);") }
+            try execute("COMMIT")
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     /// The single value of a one-row query, such as a pragma.
     package func scalarText(_ sql: String) throws -> String? {
         var result: String?

@@ -101,18 +101,10 @@ public final class SQLiteStore: Store {
     }
 
     static func migrate(_ connection: SQLiteConnection) throws {
-        try connection.execute("BEGIN IMMEDIATE")
-        do {
-            let version = Int(try connection.scalarText("PRAGMA user_version") ?? "0") ?? 0
-            guard version <= schemaVersion else {
-                throw StoreError(
-                    .unavailable,
-                    "the store file '\(connection.path)' was written by a newer Galley (schema \(version))"
-                )
-            }
-            if version < schemaVersion {
-                try connection.execute(
-                    """
+        try connection.migrate(
+            to: schemaVersion,
+            file: "store",
+            schema: """
                     CREATE TABLE IF NOT EXISTS kv (
                         namespace TEXT NOT NULL,
                         key TEXT NOT NULL,
@@ -125,15 +117,8 @@ public final class SQLiteStore: Store {
                     CREATE INDEX IF NOT EXISTS kv_expiry ON kv (expires_at) WHERE expires_at IS NOT NULL;
                     CREATE TABLE IF NOT EXISTS versions (id INTEGER PRIMARY KEY CHECK (id = 0), last INTEGER NOT NULL);
                     INSERT OR IGNORE INTO versions (id, last) VALUES (0, 0);
-                    PRAGMA user_version = \(schemaVersion);
-                    """
-                )
-            }
-            try connection.execute("COMMIT")
-        } catch {
-            try? connection.execute("ROLLBACK")
-            throw error
-        }
+                """
+        )
     }
 
     /// Runs `body` with a reader connection from the pool.

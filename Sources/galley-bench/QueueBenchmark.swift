@@ -29,6 +29,10 @@ struct QueueBenchmark {
             return "### Async queue\n\nSkipped: wrk and taskset are needed (`apt-get install -y wrk util-linux`).\n"
         }
         let http = HTTPBenchmark(binaries: binaries, workDirectory: workDirectory, seconds: seconds)
+        /// `galley serve` on core 0 with one event loop; `measure` appends the port.
+        let serve = { (config: String) in
+            [taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops", "1", "--port"]
+        }
         let eventScript = "\(workDirectory)/event.lua"
         try Data(
             "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\nwrk.headers[\"X-Amz-Invocation-Type\"] = \"Event\"\n"
@@ -49,10 +53,7 @@ struct QueueBenchmark {
                 #"{"functions": {"hello": {"handler": "Hello", "isolation": "inline", "concurrency": 2}}}"#.utf8
             ).write(to: URL(filePath: config))
             let result = try http.measure(
-                server: [
-                    taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops", "1",
-                    "--port",
-                ],
+                server: serve(config),
                 path: "/2015-03-31/functions/hello/invocations",
                 lua: eventScript,
                 wrk: wrk,
@@ -77,25 +78,18 @@ struct QueueBenchmark {
         try await fill(config: config, function: "hello", payload: #"{"name": "Ada"}"#)
         let drainSeconds = try drain(config: config, taskset: taskset)
 
-        let quiet = try http.measure(
-            server: [
-                taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops", "1", "--port",
-            ],
-            path: "/2015-03-31/functions/work/invocations",
-            lua: syncScript,
-            wrk: wrk,
-            taskset: taskset
-        )
+        let measureWork = {
+            try http.measure(
+                server: serve(config),
+                path: "/2015-03-31/functions/work/invocations",
+                lua: syncScript,
+                wrk: wrk,
+                taskset: taskset
+            )
+        }
+        let quiet = try measureWork()
         try await fill(config: config, function: "work", payload: #"{"sleepMs": 10}"#)
-        let busy = try http.measure(
-            server: [
-                taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops", "1", "--port",
-            ],
-            path: "/2015-03-31/functions/work/invocations",
-            lua: syncScript,
-            wrk: wrk,
-            taskset: taskset
-        )
+        let busy = try measureWork()
 
         return """
             ### Async queue

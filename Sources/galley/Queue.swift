@@ -99,10 +99,14 @@ struct DLQ: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let inspector = try configOptions.queueInspector()
-                let count = try await queueCall { try await inspector.replay(function: function, id: id) }
-                if let id, count == 0 { throw Failure("no dead letter \(id) of function '\(function)'", exitCode: 1) }
-                StandardStreams.writeError("galley: queued \(count) dead letters of \(function) again")
+                try await DLQ.change(
+                    function,
+                    id,
+                    configOptions,
+                    done: { "queued \($0) dead letters of \(function) again" }
+                ) {
+                    try await $0.replay(function: function, id: id)
+                }
             }
         }
     }
@@ -115,12 +119,29 @@ struct DLQ: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let inspector = try configOptions.queueInspector()
-                let count = try await queueCall { try await inspector.purge(function: function, id: id) }
-                if let id, count == 0 { throw Failure("no dead letter \(id) of function '\(function)'", exitCode: 1) }
-                StandardStreams.writeError("galley: deleted \(count) dead letters of \(function)")
+                try await DLQ.change(function, id, configOptions, done: { "deleted \($0) dead letters of \(function)" })
+                {
+                    try await $0.purge(function: function, id: id)
+                }
             }
         }
+    }
+}
+
+extension DLQ {
+    /// Runs `change` on the queue file and reports how many dead letters it touched with `done`;
+    /// one named `id` that does not exist exits 1.
+    static func change(
+        _ function: String,
+        _ id: Int64?,
+        _ options: ConfigOptions,
+        done: (Int) -> String,
+        _ change: (QueueInspector) async throws -> Int
+    ) async throws {
+        let inspector = try options.queueInspector()
+        let count = try await queueCall { try await change(inspector) }
+        if let id, count == 0 { throw Failure("no dead letter \(id) of function '\(function)'", exitCode: 1) }
+        StandardStreams.writeError("galley: " + done(count))
     }
 }
 

@@ -258,14 +258,7 @@ public final class EventQueue: Service, Sendable {
                         response: Response(statusCode: 200, functionError: nil, payload: result.payload),
                         at: now
                     )
-                    try QueueFile.insert(
-                        connection,
-                        function: target,
-                        requestID: Invocation.makeRequestID(),
-                        payload: record,
-                        clientContext: nil,
-                        acceptedAt: now
-                    )
+                    try QueueFile.insertRecord(connection, function: target, record: record, at: now)
                 }
             }
             return
@@ -326,14 +319,7 @@ public final class EventQueue: Service, Sendable {
                 record: record
             )
             if let target {
-                try QueueFile.insert(
-                    connection,
-                    function: target,
-                    requestID: Invocation.makeRequestID(),
-                    payload: record,
-                    clientContext: nil,
-                    acceptedAt: now
-                )
+                try QueueFile.insertRecord(connection, function: target, record: record, at: now)
             }
         }
     }

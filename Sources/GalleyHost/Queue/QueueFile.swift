@@ -111,18 +111,10 @@ final class QueueFile: Sendable {
     }
 
     private static func migrate(_ connection: SQLiteConnection) throws {
-        try connection.execute("BEGIN IMMEDIATE")
-        do {
-            let version = Int(try connection.scalarText("PRAGMA user_version") ?? "0") ?? 0
-            guard version <= schemaVersion else {
-                throw StoreError(
-                    .unavailable,
-                    "the queue file '\(connection.path)' was written by a newer Galley (schema \(version))"
-                )
-            }
-            if version < schemaVersion {
-                try connection.execute(
-                    """
+        try connection.migrate(
+            to: schemaVersion,
+            file: "queue",
+            schema: """
                     CREATE TABLE events (
                         id INTEGER PRIMARY KEY,
                         function TEXT NOT NULL,
@@ -170,15 +162,8 @@ final class QueueFile: Sendable {
                         expression TEXT NOT NULL,
                         next_at INTEGER NOT NULL
                     ) WITHOUT ROWID;
-                    PRAGMA user_version = \(schemaVersion);
-                    """
-                )
-            }
-            try connection.execute("COMMIT")
-        } catch {
-            try? connection.execute("ROLLBACK")
-            throw error
-        }
+                """
+        )
     }
 
     // MARK: - Group commit
@@ -376,6 +361,18 @@ final class QueueFile: Sendable {
         }
     }
 
+    /// Queues a destination record (`onSuccess`, `onFailure`) as a new event of `function`.
+    static func insertRecord(_ connection: SQLiteConnection, function: String, record: Data, at now: Int64) throws {
+        try insert(
+            connection,
+            function: function,
+            requestID: Invocation.makeRequestID(),
+            payload: record,
+            clientContext: nil,
+            acceptedAt: now
+        )
+    }
+
     /// `UPDATE stats`, creating the function's row first.
     static func count(_ connection: SQLiteConnection, _ function: String, _ column: String, by amount: Int = 1) throws {
         try connection.withStatement(
@@ -535,40 +532,31 @@ final class QueueFile: Sendable {
     func status(now: Int64) throws -> [QueueFunctionStatus] {
         try read { connection in
             var byName: [String: QueueFunctionStatus] = [:]
-            func entry(_ name: String) -> QueueFunctionStatus { byName[name] ?? QueueFunctionStatus(function: name) }
-            try connection.withStatement(
-                "SELECT function, SUM(running = 0), SUM(running), MIN(accepted_at) FROM events GROUP BY function"
-            ) { statement in
-                while try statement.step() {
-                    let name = statement.text(0) ?? ""
-                    var status = entry(name)
-                    status.depth = Int(statement.int64(1))
-                    status.running = Int(statement.int64(2))
-                    status.oldestAge = max(0, now - statement.int64(3))
-                    byName[name] = status
+            /// Each row's first column is a function name; `fill` copies the rest into its status.
+            func merge(_ sql: String, _ fill: (inout QueueFunctionStatus, SQLiteConnection.Statement) -> Void) throws {
+                try connection.withStatement(sql) { statement in
+                    while try statement.step() {
+                        let name = statement.text(0) ?? ""
+                        var status = byName[name] ?? QueueFunctionStatus(function: name)
+                        fill(&status, statement)
+                        byName[name] = status
+                    }
                 }
             }
-            try connection.withStatement(
-                "SELECT function, delivered, attempts, retries, throttles FROM stats"
-            ) { statement in
-                while try statement.step() {
-                    let name = statement.text(0) ?? ""
-                    var status = entry(name)
-                    status.delivered = Int(statement.int64(1))
-                    status.attempts = Int(statement.int64(2))
-                    status.retries = Int(statement.int64(3))
-                    status.throttles = Int(statement.int64(4))
-                    byName[name] = status
-                }
+            try merge("SELECT function, SUM(running = 0), SUM(running), MIN(accepted_at) FROM events GROUP BY function")
+            {
+                $0.depth = Int($1.int64(1))
+                $0.running = Int($1.int64(2))
+                $0.oldestAge = max(0, now - $1.int64(3))
             }
-            try connection.withStatement("SELECT function, COUNT(*) FROM dead_letters GROUP BY function") {
-                statement in
-                while try statement.step() {
-                    let name = statement.text(0) ?? ""
-                    var status = entry(name)
-                    status.deadLetters = Int(statement.int64(1))
-                    byName[name] = status
-                }
+            try merge("SELECT function, delivered, attempts, retries, throttles FROM stats") {
+                $0.delivered = Int($1.int64(1))
+                $0.attempts = Int($1.int64(2))
+                $0.retries = Int($1.int64(3))
+                $0.throttles = Int($1.int64(4))
+            }
+            try merge("SELECT function, COUNT(*) FROM dead_letters GROUP BY function") {
+                $0.deadLetters = Int($1.int64(1))
             }
             return byName.values.sorted { $0.function < $1.function }
         }
