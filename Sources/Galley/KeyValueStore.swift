@@ -150,6 +150,24 @@ public struct PutOptions: Sendable, Equatable {
         self.metadata = metadata
         self.condition = condition
     }
+
+    /// The longest TTL a store accepts: 100 years.
+    public static let maxTTLSeconds: Int64 = 3_153_600_000
+    public static let maxTTL: Duration = .seconds(maxTTLSeconds)
+
+    /// A TTL of `seconds` (fractions allowed) from user input, checked before any arithmetic.
+    ///
+    /// - Throws: ``StoreError`` `.invalidKey` naming the limit when `seconds` is not a finite number
+    ///   more than 0 and at most ``maxTTLSeconds``.
+    public static func ttl(seconds: Double, of field: String = "the TTL") throws(StoreError) -> Duration {
+        guard seconds.isFinite, seconds > 0, seconds <= Double(maxTTLSeconds) else {
+            throw StoreError(
+                .invalidKey,
+                "\(field) must be a number of seconds more than 0 and at most \(maxTTLSeconds) (100 years), found \(seconds)"
+            )
+        }
+        return .milliseconds(Int64((seconds * 1000).rounded(.up)))
+    }
 }
 
 /// A condition on the current entry of a key.

@@ -110,8 +110,11 @@ package struct NamespaceStore: KeyValueStore {
                     "the value of '\(operation.key)' is \(value.count) bytes; values are at most \(maxValueBytes) (25 MiB)"
                 )
             }
-            if let ttl = options.ttl, ttl <= .zero {
-                throw StoreError(.invalidKey, "the TTL of '\(operation.key)' must be positive, found \(ttl)")
+            if let ttl = options.ttl, ttl <= .zero || ttl > PutOptions.maxTTL {
+                throw StoreError(
+                    .invalidKey,
+                    "the TTL of '\(operation.key)' must be more than 0 and at most \(PutOptions.maxTTLSeconds) seconds (100 years), found \(ttl)"
+                )
             }
             if let metadata = options.encodedMetadata, metadata.utf8.count > maxMetadataBytes {
                 throw StoreError(

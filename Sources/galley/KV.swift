@@ -70,7 +70,13 @@ struct KV: AsyncParsableCommand {
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
-            if let ttl, ttl <= 0 { throw ValidationError("--ttl must be a positive number of seconds") }
+            if let ttl {
+                do {
+                    _ = try PutOptions.ttl(seconds: ttl, of: "--ttl")
+                } catch {
+                    throw ValidationError(error.message)
+                }
+            }
             if ifAbsent && ifVersion != nil { throw ValidationError("--if-absent and --if-version cannot be combined") }
             for item in metadata where !item.contains("=") {
                 throw ValidationError("--metadata '\(item)' must be name=value")
@@ -86,7 +92,7 @@ struct KV: AsyncParsableCommand {
                     pairs[String(item[..<equals])] = String(item[item.index(after: equals)...])
                 }
                 let options = PutOptions(
-                    ttl: ttl.map { .milliseconds(Int64($0 * 1000)) },
+                    ttl: try ttl.map { try PutOptions.ttl(seconds: $0, of: "--ttl") },
                     metadata: pairs.isEmpty ? nil : pairs,
                     condition: ifAbsent ? .ifAbsent : ifVersion.map { .ifVersion($0) }
                 )

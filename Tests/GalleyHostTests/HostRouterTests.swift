@@ -54,12 +54,15 @@ struct HostRouterTests {
         try write(invokeAPI: true)
     }
 
-    func write(invokeAPI: Bool) throws {
+    func write(invokeAPI: Bool, exposeEnvironment: Bool = false) throws {
         let json = """
             {
-              "server": { "invokeAPI": \(invokeAPI) },
+              "server": { "invokeAPI": \(invokeAPI), "exposeEnvironment": \(exposeEnvironment) },
               "functions": {
-                "slow": { "handler": "Slow", "isolation": "inline", "concurrency": 1, "timeout": 5 },
+                "slow": {
+                  "handler": "Slow", "isolation": "inline", "concurrency": 1, "timeout": 5,
+                  "environment": { "API_KEY": "hunter2" }
+                },
                 "echo": { "handler": "Echo", "isolation": "inline", "routes": ["ANY /echo/{proxy+}"] },
                 "fail": { "handler": "Fail", "isolation": "inline", "routes": ["GET /fail"] },
                 "structured": { "handler": "Structured", "isolation": "inline", "routes": ["POST /items/{id}"] },
@@ -262,6 +265,27 @@ struct HostRouterTests {
             )
             let missing = try await client.execute(uri: "/2015-03-31/functions/nope/configuration", method: .get)
             #expect(missing.status == .notFound)
+            // Any caller may ask, so values are masked; the names stay.
+            for body in [Data(buffer: list.body), Data(buffer: get.body)] {
+                #expect(!String(decoding: body, as: UTF8.self).contains("hunter2"))
+                #expect(String(decoding: body, as: UTF8.self).contains(#""API_KEY":"****""#))
+            }
+        }
+    }
+
+    @Test func environmentValuesAreShownOnlyWhenRuntimeJSONOptsIn() async throws {
+        try write(invokeAPI: true, exposeEnvironment: true)
+        try await withHost { client in
+            let get = try await client.execute(uri: "/2015-03-31/functions/slow/configuration", method: .get)
+            #expect(String(buffer: get.body).contains(#""API_KEY":"hunter2""#))
+        }
+    }
+
+    @Test func aPathThatOnlyStartsLikeTheInvokeAPIIsNotIt() async throws {
+        try await withHost { client in
+            let response = try await client.execute(uri: "/2015-03-31/functionsslow/invocations", method: .post)
+            #expect(response.status == .notFound)
+            #expect(String(buffer: response.body) == #"{"message":"Not Found"}"#)
         }
     }
 

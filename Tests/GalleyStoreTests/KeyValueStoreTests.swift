@@ -211,6 +211,27 @@ struct KeyValueStoreTests {
     }
 
     @Test(arguments: Adapter.allCases)
+    func aTTLPastOneHundredYearsIsRefusedNotATrap(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        for ttl: Duration in [.seconds(9_223_372_036_854_775), .seconds(PutOptions.maxTTLSeconds + 1), .zero] {
+            let error = await #expect(throws: StoreError.self) { try await store.put("k", "v", ttl: ttl) }
+            #expect(error?.code == .invalidKey)
+            #expect(
+                error?.message.contains("at most 3153600000 seconds (100 years)") == true,
+                "\(error?.message ?? "")"
+            )
+        }
+        let atTheLimit = try await store.put("k", "v", ttl: PutOptions.maxTTL)
+        #expect(try await store.get("k")?.version == atTheLimit)
+        for seconds in [1e300, .infinity, .nan, -1, 0, 9_223_372_000_000_000] {
+            #expect(throws: StoreError.self) { try PutOptions.ttl(seconds: seconds) }
+        }
+        #expect(try PutOptions.ttl(seconds: 1.5) == .milliseconds(1500))
+    }
+
+    @Test(arguments: Adapter.allCases)
     func incrementCountsFromZeroAndRefusesNonIntegers(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }

@@ -165,6 +165,37 @@ struct StoreCommandTests {
         #expect(try await runGalley(["kv", "list", "app", "--config", config]).out.isEmpty)
     }
 
+    @Test(arguments: ["1e300", "inf", "nan", "9223372000000000", "0"])
+    func anOutOfRangeTTLIsAUsageErrorNotACrash(ttl: String) async throws {
+        let output = try await runGalley(["kv", "put", "app", "k", "v", "--ttl", ttl, "--config", config])
+        #expect(output.status == 64 || output.status == 2, "\(output.status) \(output.err)")
+        #expect(
+            output.err.contains("--ttl must be a number of seconds more than 0 and at most 3153600000"),
+            "\(output.err)"
+        )
+        #expect(try await runGalley(["kv", "list", "app", "--config", config]).out.isEmpty)
+    }
+
+    @Test(arguments: [#""ttl": 1e300"#, #""expiresAt": 9223372036854775807"#, #""ttl": -5"#])
+    func anImportLineWithAnOutOfRangeExpiryChangesNothing(field: String) async throws {
+        let output = try await runGalley(
+            ["kv", "import", "app", "--config", config],
+            stdin: "{\"key\": \"a\", \"value\": 1}\n{\"key\": \"b\", \"value\": 2, \(field)}\n"
+        )
+        #expect(output.status == 2, "\(output.err)")
+        #expect(output.err.hasPrefix("galley: stdin: line 2: "), "\(output.err)")
+        #expect(try await runGalley(["kv", "list", "app", "--config", config]).out.isEmpty)
+    }
+
+    @Test func anImportLineThatExpiredLongAgoIsSkipped() async throws {
+        let output = try await runGalley(
+            ["kv", "import", "app", "--config", config],
+            stdin: #"{"key": "old", "value": 1, "expiresAt": -9223372036854775808}"# + "\n"
+        )
+        #expect(output.status == 0, "\(output.err)")
+        #expect(try await runGalley(["kv", "list", "app", "--config", config]).out.isEmpty)
+    }
+
     @Test func corruptStoreFileIsAClearErrorAndTheHostKeepsServingOtherFunctions() async throws {
         try FileManager.default.createDirectory(atPath: directory.path("data"), withIntermediateDirectories: true)
         try Data(repeating: 0x5A, count: 4096).write(to: URL(filePath: storeFile))

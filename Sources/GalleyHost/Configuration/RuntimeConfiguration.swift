@@ -40,6 +40,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         public var invokeAPI = true
         /// Peers whose `X-Forwarded-For` is believed. Default: loopback.
         public var trustedProxies = ["127.0.0.1", "::1"]
+        /// Whether `GetFunction` and `ListFunctions` show environment values. Default `false`: the
+        /// names with `****` for values, since any caller may ask.
+        public var exposeEnvironment = false
 
         public init() {}
     }
@@ -324,7 +327,7 @@ extension RuntimeConfiguration: Decodable {
 
 extension RuntimeConfiguration.Server: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case host, port, invokeAPI, trustedProxies
+        case host, port, invokeAPI, trustedProxies, exposeEnvironment
     }
 
     public init(from decoder: any Decoder) throws {
@@ -334,6 +337,7 @@ extension RuntimeConfiguration.Server: Decodable {
         port = try container.decodeIfPresent(Int.self, forKey: .port) ?? port
         invokeAPI = try container.decodeIfPresent(Bool.self, forKey: .invokeAPI) ?? invokeAPI
         trustedProxies = try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? trustedProxies
+        exposeEnvironment = try container.decodeIfPresent(Bool.self, forKey: .exposeEnvironment) ?? exposeEnvironment
     }
 }
 

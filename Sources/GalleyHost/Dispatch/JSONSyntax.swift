@@ -151,23 +151,74 @@ enum JSONSyntax {
                         UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
                         index += 1
                     case UInt8(ascii: "u"):
-                        index += 1
-                        for _ in 0..<4 {
-                            guard index < bytes.count, isHexDigit(bytes[index]) else {
-                                throw failure("invalid \\u escape in string")
-                            }
+                        let unit = try escapedUnit()
+                        if (0xDC00...0xDFFF).contains(unit) {
+                            throw failure("lone low surrogate \\u\(hex(unit)) in string")
+                        }
+                        if (0xD800...0xDBFF).contains(unit) {
+                            guard peek(UInt8(ascii: "\\")), index + 1 < bytes.count,
+                                bytes[index + 1] == UInt8(ascii: "u")
+                            else { throw failure("high surrogate \\u\(hex(unit)) without its low half in string") }
                             index += 1
+                            let low = try escapedUnit()
+                            guard (0xDC00...0xDFFF).contains(low) else {
+                                throw failure("high surrogate \\u\(hex(unit)) without its low half in string")
+                            }
                         }
                     default:
                         throw failure("invalid escape \\\(describe(bytes[index])) in string")
                     }
                 case 0..<0x20:
                     throw failure("unescaped control character in string")
+                case 0x80...:
+                    try scalar()
                 default:
                     index += 1
                 }
             }
             throw failure("unterminated string")
+        }
+
+        /// The four hex digits after `\u`, with `index` on the `u`.
+        mutating func escapedUnit() throws(Error) -> UInt32 {
+            index += 1
+            var unit: UInt32 = 0
+            for _ in 0..<4 {
+                guard index < bytes.count, isHexDigit(bytes[index]) else {
+                    throw failure("invalid \\u escape in string")
+                }
+                let byte = bytes[index]
+                unit =
+                    unit << 4
+                    | UInt32(isDigit(byte) ? byte - UInt8(ascii: "0") : (byte | 0x20) - UInt8(ascii: "a") + 10)
+                index += 1
+            }
+            return unit
+        }
+
+        func hex(_ unit: UInt32) -> String { String(unit, radix: 16, uppercase: true) }
+
+        /// One multi-byte UTF-8 sequence: the shortest form, no surrogates, at most U+10FFFF.
+        mutating func scalar() throws(Error) {
+            let lead = bytes[index]
+            let (count, minimum): (Int, UInt32) =
+                switch lead {
+                case 0xC2...0xDF: (2, 0x80)
+                case 0xE0...0xEF: (3, 0x800)
+                case 0xF0...0xF4: (4, 0x10000)
+                default: (0, 0)
+                }
+            guard count > 0, index + count <= bytes.count else { throw failure("invalid UTF-8 in string") }
+            var value = UInt32(lead) & (0xFF >> (count + 1))
+            for offset in 1..<count {
+                let byte = bytes[index + offset]
+                guard byte & 0xC0 == 0x80 else { throw failure("invalid UTF-8 in string") }
+                value = value << 6 | UInt32(byte & 0x3F)
+            }
+            guard value >= minimum, value <= 0x10FFFF, !(0xD800...0xDFFF).contains(value) else {
+                throw failure("invalid UTF-8 in string")
+            }
+            index += count
         }
 
         mutating func number() throws(Error) {

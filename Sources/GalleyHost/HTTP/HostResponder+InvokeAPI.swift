@@ -27,7 +27,11 @@ extension HostResponder {
                 let name = PercentEncoding.decode(segments[0])
                 return Self.serviceError(InvokeError(.functionNotFound, "Function not found: \(ARN.function(name))"))
             }
-            let configuration = FunctionConfigurationRecord(function, lastModified: started)
+            let configuration = FunctionConfigurationRecord(
+                function,
+                lastModified: started,
+                exposeEnvironment: deployment.configuration.server.exposeEnvironment
+            )
             if segments.count == 2 { return .json(.ok, configuration.json) }
             return .json(
                 .ok,
@@ -42,7 +46,11 @@ extension HostResponder {
 
     private func listFunctions(_ deployment: Deployment) -> Response {
         let records = deployment.functions.keys.sorted().map {
-            FunctionConfigurationRecord(deployment.functions[$0]!, lastModified: started).json
+            FunctionConfigurationRecord(
+                deployment.functions[$0]!,
+                lastModified: started,
+                exposeEnvironment: deployment.configuration.server.exposeEnvironment
+            ).json
         }
         return .json(.ok, #"{"Functions":[\#(records.joined(separator: ","))],"NextMarker":null}"#)
     }
@@ -179,7 +187,7 @@ struct FunctionConfigurationRecord: Encodable {
     var Architectures = ["x86_64"]
     var Environment: [String: [String: String]]?
 
-    init(_ function: Deployment.Function, lastModified: Date) {
+    init(_ function: Deployment.Function, lastModified: Date, exposeEnvironment: Bool) {
         let configuration = function.configuration
         FunctionName = function.name
         FunctionArn = function.arn
@@ -190,8 +198,15 @@ struct FunctionConfigurationRecord: Encodable {
         MemorySize = configuration.memory
         LastModified = Self.format(lastModified)
         CodeSha256 = Data(configuration.handler.utf8).base64EncodedString()
-        Environment = configuration.environment.isEmpty ? nil : ["Variables": configuration.environment]
+        // Any caller can read this (the Invoke API accepts any signature): values are masked
+        // unless runtime.json opts in with "server": {"exposeEnvironment": true}.
+        let variables =
+            exposeEnvironment ? configuration.environment : configuration.environment.mapValues { _ in Self.masked }
+        Environment = configuration.environment.isEmpty ? nil : ["Variables": variables]
     }
+
+    /// What an environment value reads as when values are not exposed.
+    static let masked = "****"
 
     /// `2024-01-01T00:00:00.000+0000`, as Lambda writes `LastModified`.
     static func format(_ date: Date) -> String {

@@ -29,7 +29,10 @@ public struct HostResponder: HTTPResponder {
         if path.hasPrefix("/_galley/") {
             return management(path: path, deployment: deployment)
         }
-        if deployment.configuration.server.invokeAPI, path.hasPrefix("/2015-03-31/functions") {
+        // The whole segment: `/2015-03-31/functionshello/…` is not the Invoke API.
+        if deployment.configuration.server.invokeAPI,
+            path == "/2015-03-31/functions" || path.hasPrefix("/2015-03-31/functions/")
+        {
             return await invokeAPI(request, path: path, query: query, deployment: deployment)
         }
         return await route(request, context: context, path: path, query: query, deployment: deployment)

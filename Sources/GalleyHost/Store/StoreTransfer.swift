@@ -83,11 +83,19 @@ public enum StoreTransfer {
             }
             var options = PutOptions(metadata: try decode("metadata", as: [String: String].self))
             if let ttl = try decode("ttl", as: Double.self) {
-                guard ttl > 0 else { throw fail("'ttl' must be a positive number of seconds") }
-                options.ttl = .milliseconds(Int64(ttl * 1000))
+                do {
+                    options.ttl = try PutOptions.ttl(seconds: ttl, of: "'ttl'")
+                } catch {
+                    throw fail(error.message)
+                }
             } else if let expiresAt = try decode("expiresAt", as: Int64.self) {
-                let left = expiresAt - Int64((now.timeIntervalSince1970 * 1000).rounded())
-                if left <= 0 { continue }
+                // Compared before subtracting: any Int64 is a valid input, and no arithmetic may trap.
+                let nowMs = Int64((now.timeIntervalSince1970 * 1000).rounded())
+                if expiresAt <= nowMs { continue }
+                let left = expiresAt - nowMs
+                guard left <= PutOptions.maxTTLSeconds * 1000 else {
+                    throw fail("'expiresAt' is more than 100 years away (\(expiresAt) ms since 1970)")
+                }
                 options.ttl = .milliseconds(left)
             }
             operations.append(.put(key, value, options: options))
