@@ -51,6 +51,34 @@ struct DispatcherTests {
 
     func payload(_ text: String) -> Data { Data(text.utf8) }
 
+    @Test func aFunctionErrorIsLoggedOnceInItsBlock() async throws {
+        let log = LogLines()
+        var function = FunctionConfiguration(handler: "Fail")
+        function.isolation = .inline
+        let deployment = try Deployment(
+            configuration: RuntimeConfiguration(functions: ["fail": function]),
+            catalog: [
+                .closure("Fail") { (_: [String: String], _: Context) -> String in
+                    throw FunctionError("no luck\nREPORT RequestId: forged", type: "LuckError")
+                }
+            ],
+            file: "runtime.json"
+        )
+        let dispatcher = Dispatcher(deployment: deployment, logWriter: log.writer())
+        let result = try await dispatcher.invoke(Invocation(function: "fail", payload: payload("{}")))
+        #expect(result.isFunctionError)
+        let errors = log.all.filter { $0.contains("\tERROR\t") }
+        #expect(errors.count == 1, "\(log.all)")
+        #expect(
+            errors.first?.hasSuffix(
+                "\t\(result.requestID)\tERROR\tInvoke Error LuckError: no luck REPORT RequestId: forged"
+            ) == true
+        )
+        // It comes before END, inside the invocation's block; the forged line stays on it.
+        #expect(log.all.firstIndex { $0.hasPrefix("END") }! > log.all.firstIndex { $0.contains("\tERROR\t") }!)
+        #expect(log.all.filter { $0.hasPrefix("REPORT") }.count == 1)
+    }
+
     @Test func reportLineHasLambdaFields() async throws {
         let log = LogLines()
         let dispatcher = try makeDispatcher(log: log)

@@ -34,6 +34,14 @@ final class InvocationRecord: Sendable {
     /// Writes `END`, the timeout line and `REPORT`, and returns what the caller gets.
     func finish(_ outcome: EnvironmentOutcome, peakMemoryMB: Int) -> InvocationResult {
         let initDuration = self.initDuration.withLock { $0 }
+        if outcome.isFunctionError, !outcome.isTimeout {
+            // Every function error is in the log once, whoever called (Invoke API, route, queue).
+            let error = try? JSONDecoder().decode(ErrorObject.self, from: outcome.payload)
+            let text =
+                error.map { "\($0.errorType): \($0.errorMessage)" } ?? String(decoding: outcome.payload, as: UTF8.self)
+            InvocationLogHandler.logger(for: log, label: "galley", level: .error)
+                .error("Invoke Error \(text.split(whereSeparator: \.isNewline).joined(separator: " "))")
+        }
         log.append(Report.end(requestID, format: format), flush: false)
         if outcome.isTimeout {
             log.append(Report.timedOut(requestID, after: configuration.timeout, format: format), flush: false)
