@@ -170,15 +170,13 @@ struct MemoryCage: Sendable {
     /// worker is stopped.
     var isOutOfMemory: Bool {
         let v2 = mechanism == .cgroupV2
-        if let text = try? ProcFile.read(path + (v2 ? "/memory.events" : "/memory.oom_control")),
-            Self.counters(text).contains(where: { ["oom", "oom_kill", "under_oom"].contains($0.key) && $0.value > 0 })
-        {
+        let events =
+            (try? ProcFile.read(path + (v2 ? "/memory.events" : "/memory.oom_control"))).map(Self.counters) ?? [:]
+        if events.contains(where: { ["oom", "oom_kill", "under_oom"].contains($0.key) && $0.value > 0 }) {
             return true
         }
         let limitHits =
-            v2
-            ? (try? ProcFile.read(path + "/memory.events")).flatMap { Self.counters($0)["max"] }
-            : (try? ProcFile.read(path + "/memory.failcnt")).flatMap { Int($0.filter(\.isNumber)) }
+            v2 ? events["max"] : (try? ProcFile.read(path + "/memory.failcnt")).flatMap { Int($0.filter(\.isNumber)) }
         guard let limitHits, limitHits > 0, let text = try? ProcFile.read(path + "/memory.stat"),
             let anonymous = Self.counters(text)[v2 ? "anon" : "rss"]
         else { return false }

@@ -473,10 +473,11 @@ public final class EventQueue: Service, Sendable {
         Self.statusJSON(file: file, configuration: dispatcher.deployment.configuration.queue, now: clock.now())
     }
 
-    static func statusJSON(file: QueueFile, configuration: RuntimeConfiguration.Queue, now: Int64) -> String {
+    /// The status document; a queue file that does not exist yet (`nil`) is an empty queue.
+    static func statusJSON(file: QueueFile?, configuration: RuntimeConfiguration.Queue, now: Int64) -> String {
         do {
-            let (events, bytes) = try file.totals()
-            let functions = try file.status(now: now).map { status in
+            let (events, bytes) = try file?.totals() ?? (0, 0)
+            let functions = try (file?.status(now: now) ?? []).map { status in
                 let age = status.oldestAge.map { String(Double($0) / 1000) } ?? "null"
                 return
                     #"\#(JSONString.quote(status.function)):{"waiting":\#(status.depth),"running":\#(status.running),"#

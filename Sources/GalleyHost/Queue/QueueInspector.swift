@@ -25,11 +25,7 @@ public struct QueueInspector: Sendable {
 
     /// The same document as `/_galley/queue`.
     public func statusJSON() -> String {
-        guard let file else {
-            return
-                #"{"events":0,"bytes":0,"maxEvents":\#(configuration.maxEvents),"maxBytes":\#(configuration.maxBytes),"functions":{}}"#
-        }
-        return EventQueue.statusJSON(file: file, configuration: configuration, now: clock.now())
+        EventQueue.statusJSON(file: file, configuration: configuration, now: clock.now())
     }
 
     /// One row per function that has anything queued, counted or dead-lettered.
