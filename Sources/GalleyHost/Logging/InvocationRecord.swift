@@ -36,9 +36,10 @@ final class InvocationRecord: Sendable {
         let initDuration = self.initDuration.withLock { $0 }
         if outcome.isFunctionError, !outcome.isTimeout {
             // Every function error is in the log once, whoever called (Invoke API, route, queue).
-            let error = try? JSONDecoder().decode(ErrorObject.self, from: outcome.payload)
+            let error = ReportedError(outcome.payload)
             let text =
-                error.map { "\($0.errorType): \($0.errorMessage)" } ?? String(decoding: outcome.payload, as: UTF8.self)
+                error.map { "\($0.type ?? "Error"): \($0.message ?? "")" }
+                ?? String(decoding: outcome.payload, as: UTF8.self)
             InvocationLogHandler.logger(for: log, label: "galley", level: .error)
                 .error("Invoke Error \(text.split(whereSeparator: \.isNewline).joined(separator: " "))")
         }
@@ -180,5 +181,23 @@ struct Report {
             if let errorType { line += "Error Type: \(errorType)\t" }
             return line
         }
+    }
+}
+
+/// The `errorType` and `errorMessage` of the error object a function answered with, as far as
+/// it has them (runtimes in other languages may leave fields out); `nil` when it is not one.
+struct ReportedError: Decodable {
+    let type: String?
+    let message: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type = "errorType"
+        case message = "errorMessage"
+    }
+
+    init?(_ payload: Data) {
+        guard let error = try? JSONDecoder().decode(Self.self, from: payload), error.type != nil || error.message != nil
+        else { return nil }
+        self = error
     }
 }

@@ -270,7 +270,7 @@ public final class EventQueue: Service, Sendable {
         }
         let delay = Int64(configuration.retryDelay * 1000) << (attempts - 1)
         logger.warning(
-            "RequestId: \(event.requestID) Event invocation of \(event.function) failed (attempt \(attempts) of \(configuration.retries + 1), \(Self.errorType(result.payload) ?? "error")); retrying in \(RuntimeConfiguration.format(Double(delay) / 1000)) s"
+            "RequestId: \(event.requestID) Event invocation of \(event.function) failed (attempt \(attempts) of \(configuration.retries + 1), \(ReportedError(result.payload)?.type ?? "error")); retrying in \(RuntimeConfiguration.format(Double(delay) / 1000)) s"
         )
         await commit(event, "retrying") { connection in
             try QueueFile.reschedule(connection, event: event.id, due: now + delay, attempted: true)
@@ -301,7 +301,7 @@ public final class EventQueue: Service, Sendable {
     ) async {
         let now = clock.now()
         let record = Self.record(event, condition: condition, attempts: attempts, response: response, at: now)
-        let errorType = response.flatMap { Self.errorType($0.payload) }
+        let errorType = response.flatMap { ReportedError($0.payload)?.type }
         let target = dispatcher.deployment.functions[event.function]?.configuration.onFailure
         logger.error(
             "RequestId: \(event.requestID) Event invocation of \(event.function) is a dead letter (\(condition) after \(attempts) attempts\(errorType.map { ", \($0)" } ?? ""))\(target.map { "; sent to \($0)" } ?? ""); see galley dlq list \(event.function)"
@@ -458,12 +458,6 @@ public final class EventQueue: Service, Sendable {
         if bytes.isEmpty { return empty }
         if (try? JSONSyntax.validate(bytes)) != nil { return String(decoding: bytes, as: UTF8.self) }
         return JSONString.quote(String(decoding: bytes, as: UTF8.self))
-    }
-
-    /// The `errorType` of an error object, if `payload` is one.
-    static func errorType(_ payload: Data) -> String? {
-        struct ErrorShape: Decodable { let errorType: String? }
-        return (try? JSONDecoder().decode(ErrorShape.self, from: payload))?.errorType
     }
 
     // MARK: - Status
