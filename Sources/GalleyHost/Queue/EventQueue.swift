@@ -173,7 +173,10 @@ public final class EventQueue: Service, Sendable {
                     continue
                 }
                 let events = try await file.claim(function: name, limit: free, now: now)
-                for event in events { start(event) }
+                // Shutdown may begin between the claim and the start: what did not start waits
+                // again as it was, without an attempt counted against it at the next start.
+                let unstarted = events.filter { !start($0) }.map(\.id)
+                if !unstarted.isEmpty { try await file.release(unstarted) }
                 if events.count < free, let due = try file.nextDue(function: name) { next = min(next, max(due, now)) }
             } catch {
                 logger.error("queue: cannot read the events of \(name) from \(file.path): \(error)")
@@ -183,14 +186,15 @@ public final class EventQueue: Service, Sendable {
         return next
     }
 
-    private func start(_ event: QueuedEvent) {
+    /// Starts delivering a claimed event, unless shutdown has begun; returns whether it started.
+    private func start(_ event: QueuedEvent) -> Bool {
         let started = state.withLock { state in
             guard !state.stopping else { return false }
             state.running[event.function, default: 0] += 1
             state.deliveries += 1
             return true
         }
-        guard started else { return }
+        guard started else { return false }
         Task {
             await deliver(event)
             let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
@@ -203,6 +207,7 @@ public final class EventQueue: Service, Sendable {
             waiters.forEach { $0.resume() }
             wakeup.signal()
         }
+        return true
     }
 
     /// One attempt at `event`, and what follows from its outcome, committed together.

@@ -331,6 +331,18 @@ final class QueueFile: Sendable {
         }
     }
 
+    /// Claimed events that were not started after all: waiting again, nothing counted.
+    func release(_ ids: [Int64]) async throws {
+        try await write { connection in
+            for id in ids {
+                try connection.withStatement("UPDATE events SET running = 0 WHERE id = ?1") {
+                    $0.bind(1, id)
+                    _ = try $0.step()
+                }
+            }
+        }
+    }
+
     /// Events the host was delivering when it died: each counts the attempt and waits again.
     func recoverInterrupted() async throws -> Int {
         try await write { connection in
