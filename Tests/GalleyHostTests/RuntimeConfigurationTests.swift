@@ -159,11 +159,71 @@ struct RuntimeConfigurationTests {
             "runtime.json: not valid JSON at line 1, column 45: expected a string key"
         ),
         ("[]", "runtime.json: expected"),
+        // Duplicate keys: Foundation keeps the first silently, so the syntax check refuses them.
+        (
+            #"{"functions": {"f": {"handler": "H"}, "f": {"handler": "H"}}}"#,
+            "runtime.json: functions.f: the key \"f\" appears twice in one object; keep one (line 1, column 39)"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "handler": "Hello"}}}"#,
+            "runtime.json: functions.f.handler: the key \"handler\" appears twice"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "routes": ["GET /a", {"x": 1, "x": 2}]}}}"#,
+            "functions.f.routes[1].x: the key \"x\" appears twice"
+        ),
+        // Numbers Foundation refuses with only "not valid JSON".
+        (
+            #"{"functions": {"f": {"handler": "H", "timeout": 1e400}}}"#,
+            "runtime.json: functions.f.timeout: 1e400 is out of range"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "memory": 128.5}}}"#,
+            "runtime.json: functions.f.memory: must be a whole number, found 128.5"
+        ),
+        (#"{"server": {"port": 1e30}, "functions": {"f": {"handler": "H"}}}"#, "server.port: must be a whole number"),
+        // Routes that can never match.
+        (
+            #"{"functions": {"f": {"handler": "H", "routes": ["GET /a?b=1"]}}}"#,
+            "functions.f.routes[0]: '/a?b=1' can never match"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "routes": ["GET /a#top"]}}}"#,
+            "functions.f.routes[0]: '/a#top' can never match"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "routes": ["GET /_galley/health"]}}}"#,
+            "functions.f.routes[0]: '/_galley/health' can never match: /_galley/ is the host's own"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "routes": ["POST /2015-03-31/functions/{name}/invocations"]}}}"#,
+            "can never match: /2015-03-31/functions is the Lambda Invoke API"
+        ),
+        (
+            #"{"storage": {"path": "../elsewhere"}, "functions": {"f": {"handler": "H"}}}"#,
+            "runtime.json: storage.path: '../elsewhere' climbs out of the project folder"
+        ),
+        (
+            #"{"storage": {"path": "data/../../x"}, "functions": {"f": {"handler": "H"}}}"#,
+            "storage.path: 'data/../../x' climbs out"
+        ),
     ])
     func mistakeIsRefusedWithOneLineNamingTheField(json: String, expected: String) {
         let message = error(json)
         #expect(message.hasPrefix(expected) || message.contains(expected), "got: \(message)")
         #expect(!message.contains("\n"))
+    }
+
+    @Test func absoluteStoragePathAndNearMissRoutesAreAccepted() throws {
+        let deployment = try load(
+            #"""
+            {"storage": {"path": "/var/lib/galley"},
+             "functions": {"f": {"handler": "Hello", "memory": 256.0,
+                                 "routes": ["GET /_galleys", "GET /2015-03-31/other", "GET /x/_galley"]}}}
+            """#
+        )
+        #expect(deployment.configuration.storage.path == "/var/lib/galley")
+        #expect(deployment.configuration.functions["f"]?.memory == 256)
     }
 
     @Test func missingFileIsNamed() {

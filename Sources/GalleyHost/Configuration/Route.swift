@@ -58,7 +58,20 @@ public struct Route: Sendable, Hashable, CustomStringConvertible {
                 guard !piece.contains("{"), !piece.contains("}") else {
                     throw RouteSyntaxError("'\(piece)' in '\(parts[1])' mixes text and a parameter")
                 }
+                if let mark = piece.first(where: { $0 == "?" || $0 == "#" }) {
+                    throw RouteSyntaxError(
+                        "'\(parts[1])' can never match: a request's path never holds '\(mark)' (routes match the path, without the query)"
+                    )
+                }
                 segments.append(.literal(String(piece)))
+            }
+        }
+        if case .literal(let first) = segments.first {
+            if first == "_galley" {
+                throw RouteSyntaxError("'\(parts[1])' can never match: /_galley/ is the host's own")
+            }
+            if first == "2015-03-31", segments.count > 1, case .literal("functions") = segments[1] {
+                throw RouteSyntaxError("'\(parts[1])' can never match: /2015-03-31/functions is the Lambda Invoke API")
             }
         }
         self.method = method

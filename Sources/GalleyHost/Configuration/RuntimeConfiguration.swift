@@ -148,7 +148,13 @@ extension RuntimeConfiguration {
     /// Validates runtime.json contents; `file` names it in errors.
     public init(json data: Data, file: String) throws(ConfigurationError) {
         do {
-            try JSONSyntax.validate(data)
+            try JSONSyntax.validateDocument(Array(data))
+        } catch  where !error.path.isEmpty {
+            throw ConfigurationError(
+                file: file,
+                path: error.path,
+                message: "\(error.message) (line \(error.line), column \(error.column))"
+            )
         } catch {
             throw ConfigurationError(file: file, path: "", message: "not valid JSON at \(error)")
         }
@@ -174,6 +180,12 @@ extension RuntimeConfiguration {
             throw fail("server.port", "must be between 0 and 65535, found \(server.port)")
         }
         if functions.isEmpty { throw fail("functions", "no functions are deployed") }
+        if !storage.path.hasPrefix("/"), storage.path.split(separator: "/").contains("..") {
+            throw fail(
+                "storage.path",
+                "'\(storage.path)' climbs out of the project folder with '..'; write an absolute path to keep the store elsewhere"
+            )
+        }
         guard queue.maxEvents > 0 else {
             throw fail("queue.maxEvents", "must be at least 1, found \(queue.maxEvents)")
         }
@@ -334,7 +346,7 @@ extension RuntimeConfiguration.Server: Decodable {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         host = try container.decodeIfPresent(String.self, forKey: .host) ?? host
-        port = try container.decodeIfPresent(Int.self, forKey: .port) ?? port
+        port = try container.decodeWholeNumber(forKey: .port) ?? port
         invokeAPI = try container.decodeIfPresent(Bool.self, forKey: .invokeAPI) ?? invokeAPI
         trustedProxies = try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? trustedProxies
         exposeEnvironment = try container.decodeIfPresent(Bool.self, forKey: .exposeEnvironment) ?? exposeEnvironment
@@ -362,8 +374,8 @@ extension RuntimeConfiguration.Queue: Decodable {
     public init(from decoder: any Decoder) throws {
         try decoder.rejectUnknownKeys(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        maxEvents = try container.decodeIfPresent(Int.self, forKey: .maxEvents) ?? maxEvents
-        maxBytes = try container.decodeIfPresent(Int.self, forKey: .maxBytes) ?? maxBytes
+        maxEvents = try container.decodeWholeNumber(forKey: .maxEvents) ?? maxEvents
+        maxBytes = try container.decodeWholeNumber(forKey: .maxBytes) ?? maxBytes
         concurrencyShare = try container.decodeIfPresent(Double.self, forKey: .concurrencyShare) ?? concurrencyShare
     }
 }
@@ -391,15 +403,15 @@ extension FunctionConfiguration: Decodable {
         }
         handler = try container.decodeIfPresent(String.self, forKey: .handler) ?? command?.last ?? ""
         isolation = try container.decodeChoice(Isolation.self, forKey: .isolation) ?? isolation
-        warm = try container.decodeIfPresent(Int.self, forKey: .warm) ?? warm
+        warm = try container.decodeWholeNumber(forKey: .warm) ?? warm
         idleTimeout = try container.decodeIfPresent(Double.self, forKey: .idleTimeout) ?? idleTimeout
         timeout = try container.decodeIfPresent(Double.self, forKey: .timeout) ?? timeout
-        memory = try container.decodeIfPresent(Int.self, forKey: .memory) ?? memory
+        memory = try container.decodeWholeNumber(forKey: .memory) ?? memory
         environment = try container.decodeIfPresent([String: String].self, forKey: .environment) ?? environment
-        concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? concurrency
+        concurrency = try container.decodeWholeNumber(forKey: .concurrency) ?? concurrency
         description = try container.decodeIfPresent(String.self, forKey: .description) ?? description
         store = try container.decodeIfPresent([String].self, forKey: .store) ?? store
-        retries = try container.decodeIfPresent(Int.self, forKey: .retries) ?? retries
+        retries = try container.decodeWholeNumber(forKey: .retries) ?? retries
         retryDelay = try container.decodeIfPresent(Double.self, forKey: .retryDelay) ?? retryDelay
         maxEventAge = try container.decodeIfPresent(Double.self, forKey: .maxEventAge) ?? maxEventAge
         onFailure = try container.decodeIfPresent(String.self, forKey: .onFailure)
@@ -474,6 +486,22 @@ extension KeyedDecodingContainer {
             )
         }
         return choice
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// An integer field: `128.5` or `1e20` is refused naming the field (Foundation's decoder would
+    /// only say the data is not valid JSON).
+    func decodeWholeNumber(forKey key: Key) throws -> Int? {
+        guard let number = try decodeIfPresent(Double.self, forKey: key) else { return nil }
+        guard number == number.rounded(), let whole = Int(exactly: number) else {
+            throw DecodingError.dataCorruptedError(
+                forKey: key,
+                in: self,
+                debugDescription: "must be a whole number, found \(number)"
+            )
+        }
+        return whole
     }
 }
 

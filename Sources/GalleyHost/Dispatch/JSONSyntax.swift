@@ -5,7 +5,20 @@ enum JSONSyntax {
         var message: String
         var line: Int
         var column: Int
+        /// In ``validateDocument(_:)``, the dotted path of the member at fault, e.g.
+        /// `functions.hello.timeout`; otherwise empty.
+        var path = ""
         var description: String { "line \(line), column \(column): \(message)" }
+    }
+
+    /// Validates a document a person wrote (runtime.json), and more strictly than an event: a key
+    /// twice in one object, or a number no `Double` can hold (`1e400`), is refused with its path.
+    static func validateDocument(_ bytes: [UInt8]) throws(Error) {
+        try bytes.withUnsafeBufferPointer { buffer throws(Error) in
+            var parser = Parser(bytes: buffer)
+            parser.path = []
+            try parser.document()
+        }
     }
 
     /// Throws the first syntax error in `bytes`, with its line and column.
@@ -45,6 +58,8 @@ enum JSONSyntax {
         var depth = 0
         var members: [String: Range<Int>]?
         var sawObject = false
+        /// Set in strict mode: the keys and indices from the root to the current value.
+        var path: [String]?
 
         init(bytes: UnsafeBufferPointer<UInt8>) {
             self.bytes = bytes
@@ -82,18 +97,28 @@ enum JSONSyntax {
                 depth -= 1
                 return
             }
+            var keys: Set<String> = []
             while true {
                 skipWhitespace()
                 guard peek(UInt8(ascii: "\"")) else { throw failure("expected a string key \(found)") }
                 let keyStart = index + 1
                 try string()
                 let keyEnd = index - 1
+                if path != nil {
+                    let key = String(decoding: bytes[keyStart..<keyEnd], as: UTF8.self)
+                    path!.append(key)
+                    guard keys.insert(key).inserted else {
+                        index = keyStart - 1
+                        throw strictFailure("the key \"\(key)\" appears twice in one object; keep one")
+                    }
+                }
                 skipWhitespace()
                 guard peek(UInt8(ascii: ":")) else { throw failure("expected ':' \(found)") }
                 index += 1
                 skipWhitespace()
                 let valueStart = index
                 try value()
+                if path != nil { path!.removeLast() }
                 if depth == 1, members != nil {
                     members![String(decoding: bytes[keyStart..<keyEnd], as: UTF8.self)] = valueStart..<index
                 }
@@ -119,9 +144,13 @@ enum JSONSyntax {
                 depth -= 1
                 return
             }
+            var position = 0
             while true {
                 skipWhitespace()
+                if path != nil { path!.append("[\(position)]") }
                 try value()
+                if path != nil { path!.removeLast() }
+                position += 1
                 skipWhitespace()
                 if peek(UInt8(ascii: ",")) {
                     index += 1
@@ -222,6 +251,12 @@ enum JSONSyntax {
         }
 
         mutating func number() throws(Error) {
+            let start = index
+            try numberSyntax()
+            if path != nil { try checkRange(start) }
+        }
+
+        mutating func numberSyntax() throws(Error) {
             if peek(UInt8(ascii: "-")) { index += 1 }
             guard index < bytes.count, isDigit(bytes[index]) else { throw failure("expected a digit \(found)") }
             if bytes[index] == UInt8(ascii: "0") {
@@ -240,6 +275,14 @@ enum JSONSyntax {
                 guard index < bytes.count, isDigit(bytes[index]) else { throw failure("expected a digit in exponent") }
                 while index < bytes.count, isDigit(bytes[index]) { index += 1 }
             }
+        }
+
+        /// In strict mode, a number that overflows a `Double` (`1e400`) is an error at its start.
+        mutating func checkRange(_ start: Int) throws(Error) {
+            let text = String(decoding: bytes[start..<index], as: UTF8.self)
+            guard let number = Double(text), !number.isFinite else { return }
+            index = start
+            throw strictFailure("\(text) is out of range: no number that large can be held")
         }
 
         mutating func literal(_ word: StaticString) throws(Error) {
@@ -277,6 +320,24 @@ enum JSONSyntax {
 
         func describe(_ byte: UInt8) -> String {
             (0x21..<0x7F).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+        }
+
+        /// `functions.hello.routes[0]`, from ``path``.
+        var dottedPath: String {
+            guard let path else { return "" }
+            var text = ""
+            for component in path {
+                if !text.isEmpty, !component.hasPrefix("[") { text += "." }
+                text += component
+            }
+            return text
+        }
+
+        /// A failure of the strict checks, which names the member's path.
+        func strictFailure(_ message: String) -> Error {
+            var error = failure(message)
+            error.path = dottedPath
+            return error
         }
 
         func failure(_ message: String) -> Error {
