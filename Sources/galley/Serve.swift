@@ -46,7 +46,11 @@ struct Serve: AsyncParsableCommand {
             } catch {
                 throw Failure(error.description)
             }
-            try await host.run()
+            do {
+                try await host.run()
+            } catch let error as ListenError {
+                throw Failure(error.description)
+            }
         }
     }
 }

@@ -86,14 +86,18 @@ public struct FunctionHost: Sendable {
         self.responder = HostResponder(dispatcher: dispatcher, events: events, state: state, logger: logger)
     }
 
+    /// Where the host listens: `--socket`, else `--host`/`--port` over runtime.json's `server`.
+    public var listenAddress: ListenAddress {
+        let server = dispatcher.deployment.configuration.server
+        if let socket = options.socket { return .socket(path: socket) }
+        return .tcp(host: options.host ?? server.host, port: options.port ?? server.port)
+    }
+
     /// The Hummingbird application, for tests that drive it with HummingbirdTesting.
     public func application(
         onListening: @escaping @Sendable (String) -> Void = { _ in }
     ) -> Application<HostResponder> {
-        let server = dispatcher.deployment.configuration.server
-        let address: BindAddress =
-            options.socket.map { .unixDomainSocket(path: $0) }
-            ?? .hostname(options.host ?? server.host, port: options.port ?? server.port)
+        let address = listenAddress.bindAddress
         let group: EventLoopGroupProvider =
             options.eventLoops.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton
         let idle = options.idleTimeout.components.seconds
@@ -116,9 +120,11 @@ public struct FunctionHost: Sendable {
         )
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains and returns.
+    /// Serves until SIGTERM or SIGINT, then drains and returns. Throws ``ListenError`` when the
+    /// address cannot be listened on.
     public func run(onListening: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         // Trap SIGHUP before anything listens: its default action would end the process.
+        try listenAddress.checkSocketPath()
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let logger = self.logger
         let application = application { address in
@@ -151,7 +157,12 @@ public struct FunctionHost: Sendable {
                 logger: logger
             )
         )
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            if let listenError = ListenError(error, address: listenAddress) { throw listenError }
+            throw error
+        }
         logger.notice("stopped")
     }
 }

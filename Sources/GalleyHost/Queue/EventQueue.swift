@@ -117,6 +117,15 @@ public final class EventQueue: Service, Sendable {
         } catch {
             logger.error("queue: cannot read \(file.path): \(error)")
         }
+        // Cancelled (another service failed, e.g. the listener could not bind): stop as on shutdown.
+        await withTaskCancellationHandler {
+            await deliverUntilShutdown()
+        } onCancel: {
+            self.shutdown()
+        }
+    }
+
+    private func deliverUntilShutdown() async {
         await withGracefulShutdownHandler {
             while !state.withLock({ $0.stopping }) {
                 let next = await tick()

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Operator mistakes and hostile clients against a real `galley serve`: each gets one clear
+/// line or answer, and nothing reaches another caller.
+@Suite(.serialized)
+struct HostileInputTests {
+    let directory: TemporaryDirectory
+    let config: String
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        config = try directory.write(
+            "runtime.json",
+            #"{"storage": {"path": "data"}, "functions": {"hello": {"handler": "Hello", "routes": ["GET /hello/{name}"]}}}"#
+        )
+    }
+
+    /// The last line `galley serve` printed before exiting, with its exit status.
+    func serveFails(_ arguments: [String]) async throws -> (status: Int32, line: String) {
+        let output = try await runGalley(["serve", "--config", config] + arguments, timeout: .seconds(30))
+        let line = output.err.split(separator: "\n").last.map(String.init) ?? ""
+        return (output.status, line)
+    }
+
+    @Test func bindFailuresAreOneLineAndExitTwo() async throws {
+        // A port someone else holds.
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(holder, $0, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
+
+        let inUse = try await serveFails(["--port", String(port)])
+        #expect(inUse.status == 2)
+        #expect(inUse.line == "galley: cannot listen on 127.0.0.1:\(port): address already in use (use --port)")
+
+        let missingFolder = try await serveFails(["--socket", directory.path("no/such/folder/galley.sock")])
+        #expect(missingFolder.status == 2)
+        #expect(
+            missingFolder.line
+                == "galley: cannot listen on unix:\(directory.path("no/such/folder/galley.sock")): no such folder for the socket (create it, or use --socket)"
+        )
+
+        let badHost = try await serveFails(["--host", "no-such-host.invalid", "--port", "0"])
+        #expect(badHost.status == 2)
+        #expect(
+            badHost.line
+                == "galley: cannot listen on no-such-host.invalid:0: the host name does not resolve (use --host)"
+        )
+    }
+
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func aLiveSocketIsNotTakenOverAndAStaleOneIsReplaced() async throws {
+        let path = directory.path("galley.sock")
+        let first = try await ServerProcess(config: config, arguments: ["--socket", path])
+        let second = try await serveFails(["--socket", path])
+        #expect(second.status == 2)
+        #expect(
+            second.line
+                == "galley: cannot listen on unix:\(path): another process is listening there (stop it, or use another --socket)"
+        )
+        let answer = try await curl(["--unix-socket", path, "http://localhost/hello/first"])
+        #expect(answer.out == #"{"message":"Hello, first!"}"#, "the first instance keeps its socket")
+
+        // A regular file is never replaced.
+        let file = try directory.write("not-a-socket", "keep me")
+        let notSocket = try await serveFails(["--socket", file])
+        #expect(notSocket.status == 2)
+        #expect(notSocket.line.hasSuffix("the path exists and is not a socket (refusing to replace it)"))
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == "keep me")
+
+        // A socket file whose listener died (SIGKILL leaves it behind) is replaced.
+        first.signal(SIGKILL)
+        _ = try await first.waitForExit()
+        #expect(FileManager.default.fileExists(atPath: path))
+        let third = try await ServerProcess(config: config, arguments: ["--socket", path])
+        let again = try await curl(["--unix-socket", path, "http://localhost/hello/third"])
+        #expect(again.out == #"{"message":"Hello, third!"}"#)
+        third.signal(SIGTERM)
+        #expect(try await third.waitForExit() == 0)
+    }
+}
