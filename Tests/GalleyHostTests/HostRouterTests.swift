@@ -54,10 +54,11 @@ struct HostRouterTests {
         try write(invokeAPI: true)
     }
 
-    func write(invokeAPI: Bool, exposeEnvironment: Bool = false) throws {
+    func write(invokeAPI: Bool, exposeEnvironment: Bool = false, hostEndpoints: Bool? = nil) throws {
+        let endpoints = hostEndpoints.map { #", "hostEndpoints": \#($0)"# } ?? ""
         let json = """
             {
-              "server": { "invokeAPI": \(invokeAPI), "exposeEnvironment": \(exposeEnvironment) },
+              "server": { "invokeAPI": \(invokeAPI), "exposeEnvironment": \(exposeEnvironment)\(endpoints) },
               "functions": {
                 "slow": {
                   "handler": "Slow", "isolation": "inline", "concurrency": 1, "timeout": 5,
@@ -365,6 +366,22 @@ struct HostRouterTests {
             #expect(response.status == .notFound)
             #expect(String(buffer: response.body) == #"{"message":"Not Found"}"#)
             #expect(try await client.execute(uri: "/text", method: .get).status == .ok)
+            // The host's own endpoints follow the Invoke API unless asked for.
+            for path in ["/_galley/health", "/_galley/functions", "/_galley/queue"] {
+                let endpoint = try await client.execute(uri: path, method: .get)
+                #expect(endpoint.status == .notFound, "\(path)")
+                #expect(String(buffer: endpoint.body) == #"{"message":"Not Found"}"#)
+            }
+        }
+    }
+
+    @Test func hostEndpointsCanBeAskedForWithoutTheInvokeAPI() async throws {
+        try write(invokeAPI: false, hostEndpoints: true)
+        try await withHost { client in
+            #expect(try await invoke(client, "slow").status == .notFound)
+            let health = try await client.execute(uri: "/_galley/health", method: .get)
+            #expect(health.status == .ok)
+            #expect(String(buffer: health.body) == #"{"status":"ok"}"#)
         }
     }
 

@@ -92,4 +92,28 @@ struct HostileInputTests {
         third.signal(SIGTERM)
         #expect(try await third.waitForExit() == 0)
     }
+
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func sighupAppliesWhatItSaysAndLogsWhatWaitsForARestart() async throws {
+        let server = try await ServerProcess(config: config)
+        let invoke = "\(server.address)/2015-03-31/functions/hello/invocations"
+        #expect(try await curl(["-X", "POST", "-d", "{}", "-w", "\n%{http_code}", invoke]).out.hasSuffix("\n200"))
+        try directory.write(
+            "runtime.json",
+            #"{"server": {"port": 1, "invokeAPI": false, "trustedProxies": []}, "storage": {"path": "data"}, "functions": {"hello": {"handler": "Hello", "routes": ["GET /hello/{name}"]}}}"#
+        )
+        server.signal(SIGHUP)
+        #expect(try await server.waitForLog { $0.contains("reloaded") })
+        #expect(
+            server.stderr.contains(
+                "changes to server.port take effect when the host restarts; the rest take effect now"
+            )
+        )
+        // What the log says takes effect now does: the Invoke API and the host's endpoints are off.
+        #expect(try await curl(["-X", "POST", "-d", "{}", "-w", "\n%{http_code}", invoke]).out.hasSuffix("\n404"))
+        #expect(try await curl(["-w", "\n%{http_code}", "\(server.address)/_galley/health"]).out.hasSuffix("\n404"))
+        #expect(try await curl(["\(server.address)/hello/still"]).out == #"{"message":"Hello, still!"}"#)
+        server.signal(SIGTERM)
+        #expect(try await server.waitForExit() == 0)
+    }
 }

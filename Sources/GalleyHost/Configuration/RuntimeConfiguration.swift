@@ -40,6 +40,12 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         public var invokeAPI = true
         /// Peers whose `X-Forwarded-For` is believed. Default: loopback.
         public var trustedProxies = ["127.0.0.1", "::1"]
+        /// Whether the host's own endpoints (`/_galley/health`, `/_galley/functions`,
+        /// `/_galley/queue`) are served. Default: as `invokeAPI`, so that a listener with the Invoke
+        /// API off shows nothing of the host unless asked.
+        public var hostEndpoints: Bool?
+        /// `hostEndpoints`, or `invokeAPI` when it is not set.
+        public var servesHostEndpoints: Bool { hostEndpoints ?? invokeAPI }
         /// Whether `GetFunction` and `ListFunctions` show environment values. Default `false`: the
         /// names with `****` for values, since any caller may ask.
         public var exposeEnvironment = false
@@ -169,6 +175,17 @@ extension RuntimeConfiguration {
             throw ConfigurationError(file: file, path: "", message: "\(error)")
         }
         try validate(file: file)
+    }
+
+    /// The fields changed from `running` that take effect only at a restart (`server.port`,
+    /// `storage.path`, …); every other change takes effect at once on reload.
+    public func restartOnlyChanges(from running: RuntimeConfiguration) -> [String] {
+        var fields: [String] = []
+        if server.host != running.server.host { fields.append("server.host") }
+        if server.port != running.server.port { fields.append("server.port") }
+        if storage.path != running.storage.path { fields.append("storage.path") }
+        if storage.durability != running.storage.durability { fields.append("storage.durability") }
+        return fields
     }
 
     /// Checks what decoding cannot: ranges, names, duplicate routes.
@@ -339,7 +356,7 @@ extension RuntimeConfiguration: Decodable {
 
 extension RuntimeConfiguration.Server: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case host, port, invokeAPI, trustedProxies, exposeEnvironment
+        case host, port, invokeAPI, trustedProxies, exposeEnvironment, hostEndpoints
     }
 
     public init(from decoder: any Decoder) throws {
@@ -350,6 +367,7 @@ extension RuntimeConfiguration.Server: Decodable {
         invokeAPI = try container.decodeIfPresent(Bool.self, forKey: .invokeAPI) ?? invokeAPI
         trustedProxies = try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? trustedProxies
         exposeEnvironment = try container.decodeIfPresent(Bool.self, forKey: .exposeEnvironment) ?? exposeEnvironment
+        hostEndpoints = try container.decodeIfPresent(Bool.self, forKey: .hostEndpoints)
     }
 }
 

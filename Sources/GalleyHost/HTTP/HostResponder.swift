@@ -27,6 +27,9 @@ public struct HostResponder: HTTPResponder {
         let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
         let deployment = dispatcher.deployment
         if path.hasPrefix("/_galley/") {
+            guard deployment.configuration.server.servesHostEndpoints else {
+                return .json(.notFound, #"{"message":"Not Found"}"#)
+            }
             return management(path: path, deployment: deployment)
         }
         // The whole segment: `/2015-03-31/functionshello/…` is not the Invoke API.

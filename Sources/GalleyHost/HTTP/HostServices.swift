@@ -29,10 +29,11 @@ struct ReloadService: Service {
                 file: file,
                 previous: current
             )
-            if configuration.server != current.configuration.server
-                || configuration.storage != current.configuration.storage
-            {
-                logger.warning("\(file): changes to \"server\" and \"storage\" take effect when the host restarts")
+            let waiting = configuration.restartOnlyChanges(from: current.configuration)
+            if !waiting.isEmpty {
+                logger.warning(
+                    "\(file): changes to \(waiting.joined(separator: ", ")) take effect when the host restarts; the rest take effect now"
+                )
             }
             dispatcher.replaceDeployment(deployment)
             logger.notice("reloaded \(file): \(deployment.functions.keys.sorted().joined(separator: ", "))")
