@@ -45,8 +45,8 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
                 let decoder = JSONDecoder()
                 let encoder = JSONEncoder.sortingKeys()
                 return PreparedHandler { payload, context in
-                    let event = try decoder.decode(H.Event.self, from: payload)
-                    return try encoder.encode(try await handler.handle(event, context: context))
+                    let event = try PayloadCoding.decode(H.Event.self, from: payload, with: decoder)
+                    return try PayloadCoding.encode(try await handler.handle(event, context: context), with: encoder)
                 }
             }
         }
@@ -72,8 +72,8 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
                 let decoder = JSONDecoder()
                 let encoder = JSONEncoder.sortingKeys()
                 return PreparedHandler { payload, context in
-                    let event = try decoder.decode(Event.self, from: payload)
-                    return try encoder.encode(try await body(event, context))
+                    let event = try PayloadCoding.decode(Event.self, from: payload, with: decoder)
+                    return try PayloadCoding.encode(try await body(event, context), with: encoder)
                 }
             }
         }
@@ -81,6 +81,36 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
         /// Runs the init phase and returns the environment's handler.
         package func prepare(context: InitContext) async throws -> PreparedHandler {
             try await prepare(context)
+        }
+    }
+}
+
+/// The decoding of the event and the encoding of the result, whose failures are the runtime's
+/// (`Runtime.UnmarshalError`, `Runtime.MarshalError`); a `DecodingError` that handler code throws
+/// (say, decoding a stored value) is the handler's own error and is reported as such.
+enum PayloadCoding: Error {
+    case event(DecodingError)
+    case result(EncodingError)
+
+    static func decode<Event: Decodable>(
+        _ type: Event.Type,
+        from payload: Data,
+        with decoder: JSONDecoder
+    ) throws
+        -> Event
+    {
+        do {
+            return try decoder.decode(type, from: payload)
+        } catch let error as DecodingError {
+            throw PayloadCoding.event(error)
+        }
+    }
+
+    static func encode<Output: Encodable>(_ value: Output, with encoder: JSONEncoder) throws -> Data {
+        do {
+            return try encoder.encode(value)
+        } catch let error as EncodingError {
+            throw PayloadCoding.result(error)
         }
     }
 }

@@ -41,10 +41,13 @@ public struct ErrorObject: Codable, Sendable, Equatable {
         switch error {
         case let error as FunctionError:
             self.init(errorType: error.type, errorMessage: error.message)
-        case let error as DecodingError:
+        case PayloadCoding.event(let error):
             self.init(errorType: "Runtime.UnmarshalError", errorMessage: "Could not decode the event: \(error.summary)")
-        case let error as EncodingError:
+        case PayloadCoding.result(let error):
             self.init(errorType: "Runtime.MarshalError", errorMessage: "Could not encode the result: \(error)")
+        case let error as DecodingError:
+            // Thrown by the handler's own code, e.g. decoding a stored value: its error, not the event's.
+            self.init(errorType: "DecodingError", errorMessage: error.summary)
         default:
             self.init(errorType: String(describing: type(of: error)), errorMessage: String(describing: error))
         }

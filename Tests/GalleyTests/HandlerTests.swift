@@ -17,6 +17,13 @@ struct HandlerTests {
         func handle(_ event: Event, context: Context) async throws -> Output {
             if event.name == "error" { throw FunctionError("no errors please", type: "Validation") }
             if event.name == "plain" { throw PlainError() }
+            if event.name == "stored" {
+                // Handler code decoding something that is not the event, e.g. a stored value.
+                _ = try JSONDecoder().decode([String: Int].self, from: Data(#"{"count":"seven"}"#.utf8))
+            }
+            if event.name == "tricky" {
+                throw FunctionError("a \"quoted\"\nline\tand \u{1} and é and \\", type: "Tricky\"Type")
+            }
             return Output(greeting: "\(prefix) \(event.name)")
         }
     }
@@ -89,10 +96,24 @@ struct HandlerTests {
         #expect(object.errorMessage.contains("missing required field 'name'"))
     }
 
-    @Test func errorObjectHasLambdaShape() throws {
-        let data = try JSONEncoder().encode(ErrorObject(errorType: "T", errorMessage: "m"))
-        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
-        #expect(Set(object?.keys ?? [:].keys) == ["errorType", "errorMessage", "stackTrace"])
+    @Test func errorObjectHasLambdaShape() async throws {
+        // The bytes a caller gets, with characters that must be escaped in the message and type.
+        let (payload, failed) = try await invoke("Greeter", #"{"name":"tricky"}"#)
+        #expect(failed)
+        #expect(payload.hasPrefix(#"{"errorType":"#))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any])
+        #expect(Set(object.keys) == ["errorType", "errorMessage", "stackTrace"])
+        #expect(object["errorType"] as? String == "Tricky\"Type")
+        #expect(object["errorMessage"] as? String == "a \"quoted\"\nline\tand \u{1} and é and \\")
+        #expect((object["stackTrace"] as? [Any])?.isEmpty == true)
+    }
+
+    @Test func decodingErrorFromHandlerCodeIsNotAnUnmarshalError() async throws {
+        let (payload, failed) = try await invoke("Greeter", #"{"name":"stored"}"#)
+        #expect(failed)
+        let object = try JSONDecoder().decode(ErrorObject.self, from: Data(payload.utf8))
+        #expect(object.errorType == "DecodingError")
+        #expect(object.errorMessage == "count: expected a number, found a string")
     }
 
     @Test func httpRequestBodyIsDecodedFromBase64() throws {
