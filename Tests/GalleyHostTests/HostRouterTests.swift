@@ -42,6 +42,17 @@ struct HostRouterTests {
         },
         .closure("Malformed") { (_: APIGatewayV2Request, _: Context) in ["statusCode": "not a number"] },
         .closure("Text") { (_: APIGatewayV2Request, _: Context) in "Hello" },
+        .closure("Framing") { (_: APIGatewayV2Request, _: Context) in
+            APIGatewayV2Response(
+                statusCode: 200,
+                headers: [
+                    "Content-Length": "2", "Transfer-Encoding": "chunked", "Connection": "close", "x-ok": "1",
+                ],
+                body: "hello world"
+            )
+        },
+        .closure("Huge") { (_: [String: String], _: Context) in String(repeating: "x", count: 7 << 20) },
+        .closure("Size") { (event: APIGatewayV2Request, _: Context) in ["bytes": event.bodyData?.count ?? -1] },
     ]
 
     let directory: URL
@@ -69,7 +80,10 @@ struct HostRouterTests {
                 "structured": { "handler": "Structured", "isolation": "inline", "routes": ["POST /items/{id}"] },
                 "binary": { "handler": "Binary", "isolation": "inline", "routes": ["GET /logo.png"] },
                 "malformed": { "handler": "Malformed", "isolation": "inline", "routes": ["GET /malformed"] },
-                "text": { "handler": "Text", "isolation": "inline", "routes": ["GET /text"] }
+                "text": { "handler": "Text", "isolation": "inline", "routes": ["GET /text"] },
+                "framing": { "handler": "Framing", "isolation": "inline", "routes": ["GET /framing"] },
+                "huge": { "handler": "Huge", "isolation": "inline", "routes": ["GET /huge"] },
+                "size": { "handler": "Size", "isolation": "inline", "routes": ["POST /size"] }
               }
             }
             """
@@ -253,11 +267,11 @@ struct HostRouterTests {
             let functions = try #require(object?["Functions"] as? [[String: Any]])
             #expect(
                 functions.map { $0["FunctionName"] as? String } == [
-                    "binary", "echo", "fail", "malformed", "slow", "structured", "text",
+                    "binary", "echo", "fail", "framing", "huge", "malformed", "size", "slow", "structured", "text",
                 ]
             )
-            #expect(functions[4]["Timeout"] as? Int == 5)
-            #expect(functions[4]["LastModified"] is String)
+            #expect(functions[7]["Timeout"] as? Int == 5)
+            #expect(functions[7]["LastModified"] is String)
             let get = try await client.execute(uri: "/2015-03-31/functions/slow", method: .get)
             let function = try JSONSerialization.jsonObject(with: Data(buffer: get.body)) as? [String: Any]
             #expect(
@@ -321,6 +335,48 @@ struct HostRouterTests {
             #expect(response.headers[HTTPField.Name("x-custom")!] == "yes")
             #expect(response.headers[values: .setCookie] == ["a=1; Max-Age=60", "b=2"])
             #expect(String(buffer: response.body) == "created 7")
+        }
+    }
+
+    @Test func theHostOwnsFramingHeaders() async throws {
+        try await withHost { client in
+            let response = try await client.execute(uri: "/framing", method: .get)
+            #expect(response.status == .ok)
+            #expect(String(buffer: response.body) == "hello world")
+            #expect(response.headers[.transferEncoding] == nil)
+            #expect(response.headers[.connection] == nil)
+            #expect(response.headers[.contentLength] == nil || response.headers[.contentLength] == "11")
+            #expect(response.headers[HTTPField.Name("x-ok")!] == "1")
+        }
+    }
+
+    @Test func aResponseOverSixMegabytesIsTheFunctionsError() async throws {
+        try await withHost { client in
+            let invoked = try await invoke(client, "huge")
+            #expect(invoked.status == .ok)
+            #expect(invoked.headers[HTTPField.Name("X-Amz-Function-Error")!] == "Unhandled")
+            let object = try JSONDecoder().decode(ErrorObject.self, from: Data(buffer: invoked.body))
+            #expect(object.errorType == "Function.ResponseSizeTooLarge")
+            #expect(object.errorMessage.contains("6291556 bytes"))
+            let routed = try await client.execute(uri: "/huge", method: .get)
+            #expect(routed.status == .badGateway)
+            #expect(routed.body.readableBytes < 100)
+        }
+    }
+
+    @Test func aRouteTakesSixMegabytesOfBodyWhateverTheEnvelope() async throws {
+        try await withHost { client in
+            // Bytes that are not UTF-8 travel base64-encoded: the event is a third larger than the body.
+            let body = ByteBuffer(bytes: [UInt8](repeating: 0xFF, count: 6_000_000))
+            let response = try await client.execute(uri: "/size", method: .post, body: body)
+            #expect(response.status == .ok)
+            #expect(String(buffer: response.body) == #"{"bytes":6000000}"#)
+            let tooLarge = try await client.execute(
+                uri: "/size",
+                method: .post,
+                body: ByteBuffer(bytes: [UInt8](repeating: 0x61, count: 6_291_457))
+            )
+            #expect(tooLarge.status == .contentTooLarge)
         }
     }
 

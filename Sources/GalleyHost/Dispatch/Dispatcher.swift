@@ -15,6 +15,13 @@ public final class Dispatcher: Sendable {
     public static let maxSyncPayload = 6_291_456
     /// Async (`Event`) payloads up to 1 MB, as in Lambda.
     public static let maxAsyncPayload = 1_048_576
+    /// Results (and error objects) up to 6 MB and 100 bytes, as Lambda's Runtime API takes them.
+    public static let maxResponsePayload = 6_291_556
+    /// What the caller gets for a larger result: the function's error, its environment stays.
+    static let responseTooLarge = ErrorObject(
+        errorType: "Function.ResponseSizeTooLarge",
+        errorMessage: "Response payload size exceeded maximum allowed payload size (\(maxResponsePayload) bytes)."
+    )
 
     public let registry: DeploymentRegistry
     let launcher: EnvironmentLauncher
@@ -134,7 +141,8 @@ public final class Dispatcher: Sendable {
             )
         }
         let limit = invocation.kind == .event ? Self.maxAsyncPayload : Self.maxSyncPayload
-        guard invocation.payload.count <= limit else {
+        // A route's event wraps a body already held to 6 MB: the envelope (headers, base64) is not counted.
+        guard invocation.payload.count <= limit || invocation.isRouteEvent else {
             throw InvokeError(
                 .requestTooLarge,
                 "Request must be smaller than \(limit) bytes for the InvokeFunction operation"
@@ -175,9 +183,13 @@ public final class Dispatcher: Sendable {
             }
         }
         let deadline = ContinuousClock.now + .milliseconds(Int64(function.configuration.timeout * 1000))
-        let outcome = await environment.invoke(
+        var outcome = await environment.invoke(
             EnvironmentRequest(invocation: invocation, function: function, deadline: deadline, log: record.log)
         )
+        // An inline handler's result has not crossed the Runtime API's own 6 MB check.
+        if outcome.payload.count > Self.maxResponsePayload {
+            outcome = .handlerError(Self.encode(Self.responseTooLarge))
+        }
         function.pool.release(environment, keep: outcome.keepsEnvironment)
         return record.finish(outcome, peakMemoryMB: environment.peakMemoryMB)
     }

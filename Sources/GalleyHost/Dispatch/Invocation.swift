@@ -31,6 +31,9 @@ public struct Invocation: Sendable {
     public var clientContext: String?
     /// Whether the result should carry the last 4 KB of the invocation's log.
     public var wantsLogTail: Bool
+    /// An HTTP API event built by a route, whose request body was held to 6 MB before it was
+    /// wrapped: Lambda limits the body, not the event around it.
+    var isRouteEvent = false
 
     public init(
         function: String,

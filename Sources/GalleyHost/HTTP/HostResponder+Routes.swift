@@ -52,9 +52,9 @@ extension HostResponder {
         let event = Data(builder.encode())
         let headers: HTTPFields = [.apigwRequestID: requestID]
         do {
-            let result = try await dispatcher.invoke(
-                Invocation(function: match.function, payload: event, requestID: requestID)
-            )
+            var invocation = Invocation(function: match.function, payload: event, requestID: requestID)
+            invocation.isRouteEvent = true
+            let result = try await dispatcher.invoke(invocation)
             guard !result.isFunctionError else {
                 return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
             }
@@ -87,8 +87,24 @@ extension HostResponder {
             return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
         }
         var fields = headers
-        for (name, value) in structured.headers ?? [:] {
-            if let name = HTTPField.Name(name) { fields[name] = value }
+        var ignored: [String] = []
+        for (name, value) in (structured.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let field = HTTPField.Name(name) else {
+                ignored.append(name)
+                continue
+            }
+            // The host frames the response: a function's Content-Length or Transfer-Encoding
+            // would desynchronise the connection (and the next request on it).
+            guard !Self.framingHeaders.contains(field) else {
+                ignored.append(name)
+                continue
+            }
+            fields[field] = value
+        }
+        if !ignored.isEmpty {
+            logger.warning(
+                "RequestId: \(requestID) ignored response headers the host sets itself or that are not valid: \(ignored.joined(separator: ", "))"
+            )
         }
         for cookie in structured.cookies ?? [] { fields.append(HTTPField(name: .setCookie, value: cookie)) }
         var body = ByteBuffer()
@@ -109,6 +125,13 @@ extension HostResponder {
             body: .init(byteBuffer: body)
         )
     }
+
+    /// Headers that frame the message or the connection (RFC 9110 §7.6.1): the host's, never a
+    /// function's.
+    static let framingHeaders: Set<HTTPField.Name> = [
+        .contentLength, .transferEncoding, .connection, HTTPField.Name("Keep-Alive")!, .te, .trailer, .upgrade,
+        HTTPField.Name("Proxy-Connection")!,
+    ]
 
     /// Whether a result is a JSON object with a top-level `statusCode`.
     static func looksStructured(_ payload: Data) -> Bool {

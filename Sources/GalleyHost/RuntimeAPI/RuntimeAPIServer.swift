@@ -15,7 +15,7 @@ import NIOPosix
 /// and `/next` is a long poll that answers whenever the environment delivers an invocation.
 struct RuntimeAPIServer: Sendable {
     /// The largest body a runtime may post: 6 MiB + 100 bytes, as the Runtime Interface Emulator.
-    static let maxPayload = 6 * 1024 * 1024 + 100
+    static let maxPayload = Dispatcher.maxResponsePayload
 
     let channel: any Channel
     /// `127.0.0.1:PORT`, for `AWS_LAMBDA_RUNTIME_API`.
@@ -115,13 +115,8 @@ final class RuntimeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             let event: RuntimeEndpoint.Event
             if tooLarge {
                 event = .error(
-                    Dispatcher.encode(
-                        ErrorObject(
-                            errorType: "Function.ResponseSizeTooLarge",
-                            errorMessage: "Response payload size exceeded maximum allowed payload size (6291556 bytes)."
-                        )
-                    ),
-                    type: "Function.ResponseSizeTooLarge"
+                    Dispatcher.encode(Dispatcher.responseTooLarge),
+                    type: Dispatcher.responseTooLarge.errorType
                 )
             } else if kind == "error" {
                 event = .error(Data(body.readableBytesView), type: head.headers.first(name: Self.errorType))
