@@ -116,4 +116,46 @@ struct HostileInputTests {
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
     }
+
+    /// Sends raw bytes on a new connection and returns what came back before the host closed it
+    /// or `timeout` passed.
+    func exchange(_ request: String, port: Int, timeout: Duration = .seconds(5)) async throws -> String {
+        let descriptor = try connectLoopback(port: port)
+        return await Blocking.run {
+            defer { close(descriptor) }
+            var bytes = Array(request.utf8)
+            _ = send(descriptor, &bytes, bytes.count, Int32(MSG_NOSIGNAL))
+            var wait = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: 0)
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+            var answer = [UInt8]()
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let count = recv(descriptor, &buffer, buffer.count, 0)
+                if count <= 0 { break }
+                answer += buffer[..<count]
+            }
+            return String(decoding: answer, as: UTF8.self)
+        }
+    }
+
+    @Test func malformedChunkedBodiesAreABadRequest() async throws {
+        let server = try await ServerProcess(config: config)
+        let port = try #require(Int(server.address.split(separator: ":").last ?? ""))
+        for body in ["zz\r\nabc\r\n0\r\n\r\n", "3\r\nabcXX0\r\n\r\n"] {
+            let invoke = try await exchange(
+                "POST /2015-03-31/functions/hello/invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\(body)",
+                port: port
+            )
+            #expect(invoke.hasPrefix("HTTP/1.1 400 "), "\(invoke)")
+            #expect(invoke.contains("x-amzn-ErrorType: InvalidRequestContentException"))
+            #expect(invoke.contains("the chunked encoding is malformed"))
+            let routed = try await exchange(
+                "GET /hello/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\(body)",
+                port: port
+            )
+            #expect(routed.hasPrefix("HTTP/1.1 400 "), "\(routed)")
+            #expect(routed.hasSuffix(#"{"message":"Bad Request"}"#))
+        }
+        #expect(try await curl(["\(server.address)/hello/after"]).out == #"{"message":"Hello, after!"}"#)
+    }
 }

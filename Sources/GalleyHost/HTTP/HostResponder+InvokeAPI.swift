@@ -85,10 +85,15 @@ extension HostResponder {
             clientContext = String(decoding: data, as: UTF8.self)
         }
         let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: Dispatcher.maxSyncPayload + 1)
-        } catch {
+        switch await Self.collectBody(of: request, upTo: Dispatcher.maxSyncPayload + 1) {
+        case .success(let bytes):
+            body = bytes
+        case .failure(.tooLarge):
             return Self.serviceError(Self.tooLarge(Dispatcher.maxSyncPayload))
+        case .failure(.malformed(let reason)):
+            return Self.serviceError(
+                InvokeError(.invalidRequestContent, "Could not read the request body: \(reason)")
+            )
         }
         let invocation = Invocation(
             function: name,

@@ -26,10 +26,10 @@ extension HostResponder {
             return .json(.notFound, #"{"message":"Not Found"}"#)
         }
         let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: Dispatcher.maxSyncPayload)
-        } catch {
-            return .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
+        switch await Self.collectBody(of: request, upTo: Dispatcher.maxSyncPayload) {
+        case .success(let bytes): body = bytes
+        case .failure(.tooLarge): return .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
+        case .failure(.malformed): return .json(.badRequest, #"{"message":"Bad Request"}"#)
         }
         let requestID = Invocation.makeRequestID()
         let trusted = Self.isTrusted(context.remoteAddress, deployment.configuration.server.trustedProxies)

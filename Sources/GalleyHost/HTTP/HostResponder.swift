@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 #if canImport(FoundationEssentials)
@@ -57,6 +58,28 @@ public struct HostResponder: HTTPResponder {
             return .json(.ok, events.statusJSON())
         default:
             return .json(.notFound, #"{"message":"Not Found"}"#)
+        }
+    }
+}
+
+/// Why a request body could not be read: too large (413), or not well framed (400).
+enum BodyError: Error {
+    case tooLarge
+    /// A malformed chunked encoding, or the connection ended early.
+    case malformed(String)
+}
+
+extension HostResponder {
+    /// The whole request body, at most `limit` bytes.
+    static func collectBody(of request: Request, upTo limit: Int) async -> Result<ByteBuffer, BodyError> {
+        do {
+            return .success(try await request.body.collect(upTo: limit))
+        } catch is NIOTooManyBytesError {
+            return .failure(.tooLarge)
+        } catch is HTTPParserError {
+            return .failure(.malformed("the chunked encoding is malformed"))
+        } catch {
+            return .failure(.malformed("the body ended early (\(error))"))
         }
     }
 }
