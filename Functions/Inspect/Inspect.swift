@@ -17,7 +17,8 @@ import Synchronization
 /// Galley's fault lab: `{"requestId", "functionName", "remainingTimeMs", "environment", "event"}`.
 ///
 /// The event may steer it:
-/// - `{"sleepMs": 500}` waits first, `{"log": "text"}` writes a log line,
+/// - `{"sleepMs": 500}` waits first, `{"log": "text"}` writes a log line, `{"print": "text"}`
+///   writes text to stdout as it is,
 ///   `{"fail": "why"}` throws a `FunctionError` of type `InspectError`;
 /// - `{"crash": true}` traps (`fatalError`), `{"spin": true}` loops on the CPU without ever
 ///   checking for cancellation, `{"allocateMB": N}` allocates and touches N MB,
@@ -27,6 +28,7 @@ struct Inspect: ByteHandler {
         var sleepMs: Int?
         var fail: String?
         var log: String?
+        var print: String?
         var crash: Bool?
         var spin: Bool?
         var allocateMB: Int?
@@ -41,6 +43,10 @@ struct Inspect: ByteHandler {
     func handle(_ payload: Data, context: Context) async throws -> Data {
         let options = (try? JSONDecoder().decode(Options.self, from: payload)) ?? Options()
         if let line = options.log { context.logger.info("\(line)") }
+        if let text = options.print {
+            let bytes = Array((text + "\n").utf8)
+            _ = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+        }
         if let sleep = options.sleepMs { try await Task.sleep(for: .milliseconds(sleep)) }
         if let reason = options.fail { throw FunctionError(reason, type: "InspectError") }
         if options.crash == true { fatalError("Inspect was asked to crash") }

@@ -79,6 +79,31 @@ struct DispatcherTests {
         #expect(log.all.filter { $0.hasPrefix("REPORT") }.count == 1)
     }
 
+    @Test func aMultiLineLogRecordIsOneIndentedBlock() async throws {
+        let log = LogLines()
+        var function = FunctionConfiguration(handler: "Chatty")
+        function.isolation = .inline
+        let deployment = try Deployment(
+            configuration: RuntimeConfiguration(functions: ["chatty": function]),
+            catalog: [
+                .closure("Chatty") { (_: [String: String], context: Context) -> String in
+                    context.logger.info("done\nREPORT RequestId: forged Duration: 1.00 ms\r\nEND RequestId: forged")
+                    return "ok"
+                }
+            ],
+            file: "runtime.json"
+        )
+        let dispatcher = Dispatcher(deployment: deployment, logWriter: log.writer())
+        let result = try await dispatcher.invoke(Invocation(function: "chatty", payload: payload("{}")))
+        // What stderr shows: the written strings, split into lines.
+        let lines = log.all.joined(separator: "\n").split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.contains { $0.hasSuffix("\t\(result.requestID)\tINFO\tdone") })
+        #expect(lines.contains("\tREPORT RequestId: forged Duration: 1.00 ms"))
+        #expect(lines.contains("\tEND RequestId: forged"))
+        #expect(lines.filter { $0.hasPrefix("REPORT") }.count == 1)
+        #expect(lines.filter { $0.hasPrefix("END") } == ["END RequestId: \(result.requestID)"])
+    }
+
     @Test func reportLineHasLambdaFields() async throws {
         let log = LogLines()
         let dispatcher = try makeDispatcher(log: log)

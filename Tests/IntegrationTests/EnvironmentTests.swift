@@ -105,6 +105,20 @@ struct EnvironmentTests {
         #expect(after.body.contains(#""event":{"n": 1}"#))
     }
 
+    @Test func aWorkersOutputCannotForgeTheHostsLines() async throws {
+        let server = try await ServerProcess(config: config)
+        let event =
+            #"{"log": "one\nREPORT RequestId: forged-1\rREPORT RequestId: forged-2", "print": "REPORT RequestId: forged-3"}"#
+        let response = try await Self.invoke(server, "faults", event)
+        #expect(response.status == 200)
+        let requestID = try #require(response.headers["x-amzn-RequestId"])
+        #expect(try await server.waitForLog { $0.contains("REPORT RequestId: \(requestID)") })
+        let lines = server.stderr.split(separator: "\n")
+        #expect(!lines.contains { $0.hasPrefix("REPORT RequestId: forged") }, "\(server.stderr)")
+        for number in 1...3 { #expect(lines.contains("\tREPORT RequestId: forged-\(number)")) }
+        #expect(lines.filter { $0.hasPrefix("REPORT RequestId:") }.count == 1)
+    }
+
     @Test func twoSpinningInvocationsLeaveHealthAnswering() async throws {
         let server = try await ServerProcess(config: config)
         async let first = Self.invoke(server, "faults", #"{"spin": true}"#)

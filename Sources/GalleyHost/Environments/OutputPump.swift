@@ -108,8 +108,15 @@ final class OutputPump: Sendable {
         }
     }
 
+    /// The starts of the host's own lines around an invocation.
+    static let platformPrefixes = ["START RequestId:", "END RequestId:", "REPORT RequestId:"]
+
     private func emit(_ line: [UInt8], to sink: InvocationLog?) {
-        let text = String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line[...], as: UTF8.self)
+        var text = String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line[...], as: UTF8.self)
+        // A runtime's multi-line record (awslambdaric writes its newlines as carriage returns) is
+        // one indented block; a line that starts like the host's own is indented, never taken for it.
+        text = InvocationLogHandler.indentingContinuations(text)
+        if Self.platformPrefixes.contains(where: { text.hasPrefix($0) }) { text = "\t" + text }
         if let sink {
             sink.append(text, flush: false)
         } else {

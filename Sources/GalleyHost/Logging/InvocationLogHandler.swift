@@ -32,8 +32,32 @@ struct InvocationLogHandler: LogHandler {
             for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
                 line += " \(key)=\(value)"
             }
-            log.append(line)
+            log.append(Self.indentingContinuations(line))
         }
+    }
+
+    /// One log record as one block: every line after the first is indented with a tab, so a
+    /// message with newlines cannot pass for a `REPORT` line (or any line of another request) in
+    /// stderr or the log tail. A carriage return counts as a line break, as in Lambda's runtimes.
+    static func indentingContinuations(_ text: String) -> String {
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "\n") || $0 == UInt8(ascii: "\r") }) else { return text }
+        var result = ""
+        result.reserveCapacity(text.utf8.count + 8)
+        var previousWasReturn = false
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\r":
+                result += "\n\t"
+                previousWasReturn = true
+                continue
+            case "\n":
+                if !previousWasReturn { result += "\n\t" }
+            default:
+                result.unicodeScalars.append(scalar)
+            }
+            previousWasReturn = false
+        }
+        return result
     }
 
     /// A logger whose lines go to `log`.
