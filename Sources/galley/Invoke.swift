@@ -90,7 +90,7 @@ struct Invoke: AsyncParsableCommand {
         if let function { try checkDeployed(function, in: dispatcher.deployment) }
         let dispatcher = LineDispatcher(dispatcher: dispatcher, function: function)
         var failed = false
-        for (index, line) in StandardStreams.Lines().enumerated() {
+        for (index, line) in LineReader().enumerated() {
             if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
             let (answer, lineFailed) = await dispatcher.answer(line, number: index + 1)
             failed = failed || lineFailed

@@ -61,38 +61,4 @@ enum StandardStreams {
         }
         return data
     }
-
-    /// Stdin, one line at a time (without the newline), read as it arrives.
-    struct Lines: Sequence, IteratorProtocol {
-        private var pending: [UInt8] = []
-        private var start = 0
-        private var finished = false
-
-        mutating func next() -> [UInt8]? {
-            while true {
-                if let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
-                    var line = Array(pending[start..<newline])
-                    start = newline + 1
-                    if line.last == UInt8(ascii: "\r") { line.removeLast() }
-                    return line
-                }
-                if finished {
-                    guard start < pending.count else { return nil }
-                    let line = Array(pending[start...])
-                    start = pending.count
-                    return line
-                }
-                pending.removeFirst(start)
-                start = 0
-                var buffer = [UInt8](repeating: 0, count: 65536)
-                let count = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                if count <= 0 {
-                    finished = true
-                } else {
-                    pending.append(contentsOf: buffer[..<count])
-                }
-            }
-        }
-    }
 }
