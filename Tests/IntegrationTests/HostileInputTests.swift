@@ -158,4 +158,87 @@ struct HostileInputTests {
         }
         #expect(try await curl(["\(server.address)/hello/after"]).out == #"{"message":"Hello, after!"}"#)
     }
+
+    /// Whether the host closes `descriptor` (recv returns 0 or fails) before `deadline`, while
+    /// `dribble` sends one more byte every 200 ms.
+    static func closedByHost(_ descriptor: Int32, within timeout: Duration, dribble: Bool) async -> Bool {
+        await Blocking.run {
+            var wait = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+            let deadline = ContinuousClock.now + timeout
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while ContinuousClock.now < deadline {
+                if dribble {
+                    var byte = UInt8(ascii: "a")
+                    if send(descriptor, &byte, 1, Int32(MSG_NOSIGNAL)) < 0 { return true }
+                }
+                let count = recv(descriptor, &buffer, buffer.count, 0)
+                if count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK) { return true }
+            }
+            return false
+        }
+    }
+
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func aSlowRequestIsCutAtTheRequestTimeout() async throws {
+        let config = try directory.write(
+            "slow.json",
+            #"{"server": {"requestTimeout": 1}, "storage": {"path": "data"}, "functions": {"hello": {"handler": "Hello", "routes": ["POST /hello/{name}"]}}}"#
+        )
+        let server = try await ServerProcess(config: config)
+        let port = try #require(Int(server.address.split(separator: ":").last ?? ""))
+        // A body that never finishes, one byte every 200 ms: the idle timer alone would never fire.
+        let body = try connectLoopback(port: port)
+        defer { close(body) }
+        var head = Array("POST /hello/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n".utf8)
+        _ = send(body, &head, head.count, Int32(MSG_NOSIGNAL))
+        // Headers that never finish.
+        let header = try connectLoopback(port: port)
+        defer { close(header) }
+        var start = Array("GET /hello/x HTTP/1.1\r\nX-Slow: ".utf8)
+        _ = send(header, &start, start.count, Int32(MSG_NOSIGNAL))
+        async let bodyClosed = Self.closedByHost(body, within: .seconds(10), dribble: true)
+        async let headerClosed = Self.closedByHost(header, within: .seconds(10), dribble: true)
+        #expect(await bodyClosed, "a body sent a byte at a time is cut at server.requestTimeout")
+        #expect(await headerClosed, "a header sent a byte at a time is cut at server.requestTimeout")
+        #expect(try await server.waitForLog { $0.contains("was not complete within 1 s (server.requestTimeout)") })
+        // A request that arrives whole is not cut, however long its function runs.
+        #expect(try await curl(["-X", "POST", "\(server.address)/hello/whole"]).out == #"{"message":"Hello, whole!"}"#)
+    }
+
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func connectionsPastTheCapAreRefusedAtOnce() async throws {
+        let config = try directory.write(
+            "capped.json",
+            #"{"server": {"maxConnections": 5}, "storage": {"path": "data"}, "functions": {"hello": {"handler": "Hello", "routes": ["GET /hello/{name}"]}}}"#
+        )
+        let server = try await ServerProcess(config: config)
+        let port = try #require(Int(server.address.split(separator: ":").last ?? ""))
+        var held = try (0..<5).map { _ in try connectLoopback(port: port) }
+        defer { held.forEach { close($0) } }
+        // Each held connection has had an answer, so the host has counted it in (connections
+        // accepted together are set up on different event loops, in no fixed order).
+        for descriptor in held {
+            let answered = await Blocking.run {
+                var request = Array("GET /hello/held HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+                _ = send(descriptor, &request, request.count, Int32(MSG_NOSIGNAL))
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                return recv(descriptor, &buffer, buffer.count, 0) > 0
+            }
+            #expect(answered)
+        }
+        let answer = try await exchange("GET /hello/sixth HTTP/1.1\r\nHost: x\r\n\r\n", port: port)
+        #expect(answer.hasPrefix("HTTP/1.1 503 Service Unavailable"), "\(answer) \(server.stderr)")
+        #expect(answer.hasSuffix(#"{"message":"Too many open connections"}"# + "\n"))
+        #expect(try await server.waitForLog { $0.contains("5 are open (server.maxConnections)") })
+        // Closing them frees their places.
+        held.forEach { close($0) }
+        held = []
+        var freed = false
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, !freed {
+            freed = try await curl(["\(server.address)/hello/again"]).out == #"{"message":"Hello, again!"}"#
+        }
+        #expect(freed)
+    }
 }

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `galley package`: the zip's `bootstrap` serves invocations from a Runtime API that is not
 /// Galley's own (a small Python server standing in for AWS Lambda).
 struct PackageCommandTests {
@@ -76,10 +80,19 @@ struct PackageCommandTests {
         let apiOutput = Pipe()
         api.standardOutput = apiOutput
         try api.run()
-        defer { if api.isRunning { api.terminate() } }
+        // SIGKILL: a disposition of SIGTERM ignored in this test process would be inherited.
+        defer { if api.isRunning { kill(api.processIdentifier, SIGKILL) } }
         let reader = apiOutput.fileHandleForReading
-        let portLine = await Blocking.run { String(decoding: reader.availableData, as: UTF8.self) }
-        let port = try #require(portLine.firstMatch(of: /PORT (\d+)/)?.1)
+        let portLine = await Blocking.run {
+            var text = ""
+            while !text.contains("\n") {
+                let chunk = reader.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+        let port = try #require(portLine.firstMatch(of: /PORT (\d+)/)?.1, "the stand-in printed: \(portLine)")
 
         let run = try await runProcess(
             bootstrap,
@@ -92,7 +105,7 @@ struct PackageCommandTests {
         )
         #expect(run.status == 0, "\(run.err)")
         // Whatever the bootstrap did, the stand-in stops now, so reading its output ends.
-        if api.isRunning { api.terminate() }
+        if api.isRunning { kill(api.processIdentifier, SIGKILL) }
         let posted = await Blocking.run { String(decoding: reader.readDataToEndOfFile(), as: UTF8.self) }
         #expect(posted.contains(#""path": "/2018-06-01/runtime/invocation/req-1/response""#), "\(posted)")
         #expect(posted.contains(#"{\"message\":\"Hi, Lambda!\"}"#), "\(posted)")

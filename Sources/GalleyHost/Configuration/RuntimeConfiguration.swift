@@ -46,6 +46,12 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         public var hostEndpoints: Bool?
         /// `hostEndpoints`, or `invokeAPI` when it is not set.
         public var servesHostEndpoints: Bool { hostEndpoints ?? invokeAPI }
+        /// Seconds a client has to send a whole request, from its first byte to its last: a slow
+        /// client holds its connection no longer. Default 30; 1 to 3600.
+        public var requestTimeout: Double = 30
+        /// Connections open at once; past it a new one gets a 503 and is closed. Default: half the
+        /// process's descriptor limit, at most 10,000.
+        public var maxConnections: Int?
         /// Whether `GetFunction` and `ListFunctions` show environment values. Default `false`: the
         /// names with `****` for values, since any caller may ask.
         public var exposeEnvironment = false
@@ -183,6 +189,8 @@ extension RuntimeConfiguration {
         var fields: [String] = []
         if server.host != running.server.host { fields.append("server.host") }
         if server.port != running.server.port { fields.append("server.port") }
+        if server.requestTimeout != running.server.requestTimeout { fields.append("server.requestTimeout") }
+        if server.maxConnections != running.server.maxConnections { fields.append("server.maxConnections") }
         if storage.path != running.storage.path { fields.append("storage.path") }
         if storage.durability != running.storage.durability { fields.append("storage.durability") }
         return fields
@@ -195,6 +203,15 @@ extension RuntimeConfiguration {
         }
         guard (0...65535).contains(server.port) else {
             throw fail("server.port", "must be between 0 and 65535, found \(server.port)")
+        }
+        guard server.requestTimeout >= 1, server.requestTimeout <= 3600 else {
+            throw fail(
+                "server.requestTimeout",
+                "must be between 1 and 3600 seconds, found \(Self.format(server.requestTimeout))"
+            )
+        }
+        if let maxConnections = server.maxConnections, !(1...1_000_000).contains(maxConnections) {
+            throw fail("server.maxConnections", "must be between 1 and 1000000, found \(maxConnections)")
         }
         if functions.isEmpty { throw fail("functions", "no functions are deployed") }
         if !storage.path.hasPrefix("/"), storage.path.split(separator: "/").contains("..") {
@@ -356,7 +373,7 @@ extension RuntimeConfiguration: Decodable {
 
 extension RuntimeConfiguration.Server: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case host, port, invokeAPI, trustedProxies, exposeEnvironment, hostEndpoints
+        case host, port, invokeAPI, trustedProxies, exposeEnvironment, hostEndpoints, requestTimeout, maxConnections
     }
 
     public init(from decoder: any Decoder) throws {
@@ -368,6 +385,8 @@ extension RuntimeConfiguration.Server: Decodable {
         trustedProxies = try container.decodeIfPresent([String].self, forKey: .trustedProxies) ?? trustedProxies
         exposeEnvironment = try container.decodeIfPresent(Bool.self, forKey: .exposeEnvironment) ?? exposeEnvironment
         hostEndpoints = try container.decodeIfPresent(Bool.self, forKey: .hostEndpoints)
+        requestTimeout = try container.decodeIfPresent(Double.self, forKey: .requestTimeout) ?? requestTimeout
+        maxConnections = try container.decodeWholeNumber(forKey: .maxConnections)
     }
 }
 

@@ -1,5 +1,6 @@
 import Galley
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOPosix
@@ -101,9 +102,20 @@ public struct FunctionHost: Sendable {
         let group: EventLoopGroupProvider =
             options.eventLoops.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton
         let idle = options.idleTimeout.components.seconds
+        let server = dispatcher.deployment.configuration.server
+        let limits = ConnectionLimits(
+            maxConnections: server.maxConnections ?? ConnectionLimits.defaultMaxConnections,
+            requestTimeout: .milliseconds(Int64(server.requestTimeout * 1000)),
+            logger: logger
+        )
         return Application(
             responder: responder,
-            server: .http1(configuration: .init(idleTimeout: .seconds(idle))),
+            server: HTTPServerBuilder { responder in
+                GuardedHTTP1Channel(
+                    inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .seconds(idle))),
+                    limits: limits
+                )
+            },
             configuration: ApplicationConfiguration(address: address, serverName: "Galley"),
             onServerRunning: { channel in
                 let address =
