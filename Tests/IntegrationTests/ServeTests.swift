@@ -286,6 +286,14 @@ struct ServeTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         server.signal(SIGTERM)
+        // While they finish, the listener is closed: a new connection is refused at once (curl's
+        // exit 7), which is what nginx needs to move to another upstream.
+        var refused = false
+        while ContinuousClock.now < deadline + .seconds(10), !refused {
+            refused = try await curl(["\(server.address)/_galley/health"]).status == 7
+        }
+        #expect(refused, "a new connection was not refused while draining")
+        #expect(server.process.isRunning, "refused while the invocations in flight still run")
         for call in calls {
             let output = try await call.value
             #expect(output.out.hasSuffix("\n200"), "\(output.out) \(output.err)")
