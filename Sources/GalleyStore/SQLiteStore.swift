@@ -78,6 +78,12 @@ public final class SQLiteStore: Store {
         try withReader { try $0.scalarText("PRAGMA integrity_check") ?? "" }
     }
 
+    /// `PRAGMA synchronous` as the writer connection has it (`2` for full, `1` for normal): what
+    /// decides whether an acknowledged write survives a power loss, read back rather than assumed.
+    package func writerSynchronousLevel() throws -> Int {
+        try writeQueue.sync { Int(try writer.scalarText("PRAGMA synchronous") ?? "") ?? -1 }
+    }
+
     // MARK: - Connections
 
     static func configure(_ connection: SQLiteConnection, durability: Durability) throws {

@@ -9,12 +9,12 @@ import Testing
 /// The async queue driven directly, with inline functions and a manual clock.
 struct EventQueueTests {
     static let start: Int64 = 1_795_000_000_000  // 2026-11-18T11:06:40Z
-    let folder: URL
+    let temporary: TemporaryFolder
+    var folder: URL { temporary.url }
     let clock = ManualQueueClock(start: Self.start)
 
     init() throws {
-        folder = FileManager.default.temporaryDirectory.appending(path: "galley-queue-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        temporary = try TemporaryFolder("galley-queue")
     }
 
     /// `fails` always throws; `sink` and `ok` succeed.

@@ -171,6 +171,17 @@ struct HostRouterTests {
             #expect(event.headers[HTTPField.Name("x-amzn-RequestId")!] != nil)
             let dry = try await invoke(client, "slow", headers: [HTTPField.Name("X-Amz-Invocation-Type")!: "DryRun"])
             #expect(dry.status == .noContent)
+            // Nothing ran: "slow" has no environment, busy or warm (the queue does not deliver here).
+            func environments() async throws -> (running: Int?, idle: Int?) {
+                let document = try await client.execute(uri: "/_galley/functions", method: .get)
+                let object = try JSONSerialization.jsonObject(with: Data(buffer: document.body)) as? [String: Any]
+                let slow = (object?["functions"] as? [String: Any])?["slow"] as? [String: Any]
+                return (slow?["running"] as? Int, slow?["idle"] as? Int)
+            }
+            #expect(try await environments() == (0, 0))
+            // The check can fail: a real invocation leaves one warm.
+            #expect(try await invoke(client, "slow").status == .ok)
+            #expect(try await environments() == (0, 1))
             let dryUnknown = try await invoke(
                 client,
                 "nope",

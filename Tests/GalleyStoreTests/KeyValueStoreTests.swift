@@ -296,8 +296,15 @@ struct KeyValueStoreTests {
 }
 
 struct SQLiteStoreTests {
+    let temporary: TemporaryFolder
+
+    init() throws {
+        temporary = try TemporaryFolder("galley-sqlite")
+    }
+
+    /// A folder not yet made, inside this test's temporary folder.
     func folder() -> URL {
-        FileManager.default.temporaryDirectory.appending(path: "galley-sqlite-\(UUID().uuidString)")
+        temporary.url.appending(path: UUID().uuidString)
     }
 
     @Test func twoOpenersOfOneFileSeeEachOthersWrites() async throws {
@@ -311,9 +318,13 @@ struct SQLiteStoreTests {
     }
 
     @Test func fullDurabilityIsInForceOnTheWriter() throws {
-        let store = try SQLiteStore(path: folder().appending(path: "s.sqlite").path)
+        let directory = folder()
+        let store = try SQLiteStore(path: directory.appending(path: "s.sqlite").path)
         #expect(store.durability == .full)
-        #expect(try store.integrityCheck() == "ok")
+        // Read from the writer connection itself: FULL is 2 (SQLite's default in WAL mode is 1).
+        #expect(try store.writerSynchronousLevel() == 2)
+        let normal = try SQLiteStore(path: directory.appending(path: "n.sqlite").path, durability: .normal)
+        #expect(try normal.writerSynchronousLevel() == 1)
     }
 
     @Test func corruptFileIsAClearErrorNotACrash() throws {

@@ -196,7 +196,8 @@ struct StoreCommandTests {
         #expect(try await runGalley(["kv", "list", "app", "--config", config]).out.isEmpty)
     }
 
-    @Test func corruptStoreFileIsAClearErrorAndTheHostKeepsServingOtherFunctions() async throws {
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func corruptStoreFileIsAClearErrorAndTheHostKeepsServingOtherFunctions() async throws {
         try FileManager.default.createDirectory(atPath: directory.path("data"), withIntermediateDirectories: true)
         try Data(repeating: 0x5A, count: 4096).write(to: URL(filePath: storeFile))
         let kv = try await runGalley(["kv", "get", "counter", "x", "--config", config])
@@ -209,5 +210,22 @@ struct StoreCommandTests {
         #expect(counter.out.contains("damaged or not a Galley store"))
         let hello = try await runGalley(["invoke", "hello", "--config", config], stdin: "{}")
         #expect(hello.status == 0)
+
+        // A live host: the store's functions fail with the reason, logged; the others keep serving.
+        let server = try await ServerProcess(config: config)
+        let invoke = { (name: String) in
+            try await curl([
+                "-X", "POST", "-d", #"{"name": "x"}"#, "\(server.address)/2015-03-31/functions/\(name)/invocations",
+            ])
+        }
+        let failed = try await invoke("counter")
+        #expect(failed.out.contains(#""errorType":"StoreError""#), "\(failed.out)")
+        #expect(
+            try await server.waitForLog {
+                $0.contains("Invoke Error StoreError:") && $0.contains("damaged or not a Galley store")
+            }
+        )
+        #expect(try await invoke("hello").out == #"{"message":"Hello, x!"}"#)
+        #expect(server.process.isRunning)
     }
 }

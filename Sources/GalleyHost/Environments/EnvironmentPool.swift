@@ -94,6 +94,8 @@ final class EnvironmentPool: Sendable {
 
     /// How many invocations are running now.
     var busy: Int { state.withLock { $0.busy } }
+    /// Environments ready for an invocation.
+    var idleCount: Int { state.withLock { $0.idle.count } }
 
     private static func shutDown(_ environments: [any ExecutionEnvironment]) {
         guard !environments.isEmpty else { return }

@@ -123,6 +123,8 @@ struct FunctionsDocument: Encodable {
         var memory: Int
         var concurrency: Int
         var running: Int
+        /// Environments warm and waiting.
+        var idle: Int
         var routes: [String]
         var environment: [String]
         var store: [String]
@@ -140,6 +142,7 @@ struct FunctionsDocument: Encodable {
                 memory: configuration.memory,
                 concurrency: configuration.concurrency,
                 running: function.pool.busy,
+                idle: function.pool.idleCount,
                 routes: configuration.routes.map(\.description),
                 environment: configuration.environment.keys.sorted(),
                 store: configuration.store
