@@ -91,4 +91,17 @@ public struct InitContext: Sendable {
 /// Hands out the key-value stores a function may use; the host gives each invocation one.
 public protocol StoreProvider: Sendable {
     func store(namespace: String) throws -> any KeyValueStore
+    /// Returns once every write already started has committed or been abandoned: the host calls
+    /// it before answering a timed-out invocation, so that no write lands after the answer.
+    func settle() async
+}
+
+extension StoreProvider {
+    public func settle() async {}
+}
+
+/// The deadline of the invocation the current task serves. Stores bound their waits for another
+/// process's lock by it, and give up (writing nothing) when it passes.
+package enum InvocationDeadline {
+    @TaskLocal package static var current: ContinuousClock.Instant?
 }

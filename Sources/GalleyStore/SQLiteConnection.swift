@@ -97,7 +97,10 @@ package final class SQLiteConnection: @unchecked Sendable {
         case SQLITE_CANTOPEN, SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL:
             return StoreError(.unavailable, "the store file '\(path)' cannot be used: \(message)")
         case SQLITE_BUSY, SQLITE_LOCKED:
-            return StoreError(.unavailable, "the store file '\(path)' stayed locked by another process: \(message)")
+            return StoreError(
+                .unavailable,
+                "the store file '\(path)' stayed locked by another process (nothing was written): \(message)"
+            )
         default:
             return StoreError(.unavailable, "the store file '\(path)' failed (\(message)) running \(what.prefix(60))")
         }

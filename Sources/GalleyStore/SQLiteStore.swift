@@ -141,27 +141,59 @@ public final class SQLiteStore: Store {
     }
 
     /// Runs `body` on the writer connection, on the write queue, inside `BEGIN IMMEDIATE … COMMIT`.
+    ///
+    /// The outcome is definite: the write commits before this returns, or is abandoned and nothing
+    /// is written. It is abandoned when the calling task is cancelled (its invocation timed out)
+    /// before the commit, and the wait for another process's lock ends at ``busyTimeout`` or at the
+    /// invocation's deadline (``InvocationDeadline``), whichever comes first.
     private func transaction<Value: Sendable>(
         _ body: @escaping @Sendable (SQLiteConnection) throws -> Value
     ) async throws -> Value {
         let writer = self.writer
-        return try await withCheckedThrowingContinuation { continuation in
-            writeQueue.async {
-                continuation.resume(
-                    with: Result {
-                        try writer.execute("BEGIN IMMEDIATE")
-                        do {
-                            let result = try body(writer)
-                            try writer.execute("COMMIT")
-                            return result
-                        } catch {
-                            try? writer.execute("ROLLBACK")
-                            throw error
+        let path = self.path
+        let wait = BusyWait(
+            until: Swift.min(
+                ContinuousClock.now + Self.busyTimeout,
+                InvocationDeadline.current ?? .now + Self.busyTimeout
+            )
+        )
+        guard !Task.isCancelled else { throw BusyWait.abandoned(path) }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                writeQueue.async {
+                    continuation.resume(
+                        with: Result {
+                            guard !wait.isCancelled else { throw BusyWait.abandoned(path) }
+                            wait.install(on: writer)
+                            defer {
+                                sqlite3_busy_timeout(writer.handle, Int32(Self.busyTimeout.components.seconds * 1000))
+                            }
+                            do {
+                                try writer.execute("BEGIN IMMEDIATE")
+                            } catch  where wait.isCancelled {
+                                throw BusyWait.abandoned(path)
+                            }
+                            do {
+                                let result = try body(writer)
+                                guard !wait.isCancelled else { throw BusyWait.abandoned(path) }
+                                try writer.execute("COMMIT")
+                                return result
+                            } catch {
+                                try? writer.execute("ROLLBACK")
+                                throw error
+                            }
                         }
-                    }
-                )
+                    )
+                }
             }
+        } onCancel: {
+            wait.cancel()
         }
+    }
+
+    /// Returns once the write in progress (if any) has committed or been abandoned.
+    public func settle() async {
+        await withCheckedContinuation { continuation in writeQueue.async { continuation.resume() } }
     }
 }
 
@@ -341,5 +373,41 @@ extension SQLiteStore: StoreBackend {
                 return Int(sqlite3_changes(connection.handle))
             }
         }
+    }
+}
+
+/// One write's wait for SQLite's lock: until a time, or until its task is cancelled. Installed
+/// as the writer connection's busy handler for the length of the transaction.
+final class BusyWait: Sendable {
+    let until: ContinuousClock.Instant
+    private let cancelled = Mutex(false)
+
+    init(until: ContinuousClock.Instant) {
+        self.until = until
+    }
+
+    var isCancelled: Bool { cancelled.withLock { $0 } }
+    func cancel() { cancelled.withLock { $0 = true } }
+
+    static func abandoned(_ path: String) -> StoreError {
+        StoreError(
+            .unavailable,
+            "the write to '\(path)' was abandoned: its invocation ended before it could commit; nothing was written"
+        )
+    }
+
+    /// Makes `connection` wait for a lock in steps of 1 to 10 ms, giving up (SQLITE_BUSY, the
+    /// write abandoned) at `until` or on cancellation. Valid while `self` lives: the caller holds it.
+    func install(on connection: SQLiteConnection) {
+        sqlite3_busy_handler(
+            connection.handle,
+            { context, attempt in
+                let wait = Unmanaged<BusyWait>.fromOpaque(context!).takeUnretainedValue()
+                guard !wait.isCancelled, ContinuousClock.now < wait.until else { return 0 }
+                sqlite3_sleep(Swift.min(10, 1 + attempt))
+                return 1
+            },
+            Unmanaged.passUnretained(self).toOpaque()
+        )
     }
 }

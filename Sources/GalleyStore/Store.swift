@@ -10,6 +10,13 @@ public protocol Store: Sendable {
     /// Deletes up to `limit` expired entries and returns how many. Expired entries are already
     /// invisible; this only frees their space.
     func purgeExpired(limit: Int) async throws -> Int
+
+    /// Returns once every write already started has committed or been abandoned.
+    func settle() async
+}
+
+extension Store {
+    public func settle() async {}
 }
 
 extension MemoryStore: Store {}

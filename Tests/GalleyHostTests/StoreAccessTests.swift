@@ -1,3 +1,4 @@
+import Foundation
 import Galley
 import GalleyHost
 import GalleyStore
@@ -37,5 +38,53 @@ struct StoreAccessTests {
         #expect(opener.openedStore == nil)
         _ = try StoreAccess(function: "f", granted: [], opener: opener).store(namespace: "f")
         #expect(opener.openedStore != nil)
+    }
+}
+
+/// The case end to end: an inline function whose write waits behind another process's
+/// lock past its timeout. The caller hears of it, and the write never lands.
+struct TimedOutWriteTests {
+    @Test func aWriteHeldUpPastTheTimeoutNeverCommits() async throws {
+        let temporary = try TemporaryFolder("galley-store")
+        let file = temporary.url.appending(path: "store.sqlite").path
+        let opener = StoreOpener.sqlite(file: file, durability: .full)
+        _ = try opener.store()
+        // Another process's transaction holds the write lock.
+        let holder = try SQLiteConnection(path: file)
+        try holder.execute("BEGIN IMMEDIATE")
+
+        var function = FunctionConfiguration(handler: "Writer")
+        function.isolation = .inline
+        function.timeout = 0.3
+        let deployment = try Deployment(
+            configuration: RuntimeConfiguration(functions: ["writer": function]),
+            catalog: [
+                .closure("Writer") { (_: [String: String], context: Context) -> String in
+                    try await context.store(namespace: "writer").put("visits", 1)
+                    return "written"
+                }
+            ],
+            file: "runtime.json"
+        )
+        let dispatcher = Dispatcher(
+            deployment: deployment,
+            logWriter: .discarding,
+            stores: StoreAccess.provider(opener)
+        )
+        let result = try await dispatcher.invoke(Invocation(function: "writer", payload: Data("{}".utf8)))
+        #expect(result.isFunctionError)
+        // The wait ends at the deadline: the handler sees the StoreError, or the timeout wins the race.
+        let answer = String(decoding: result.payload, as: UTF8.self)
+        #expect(
+            answer.contains("Sandbox.Timedout")
+                || answer.contains("stayed locked by another process (nothing was written)"),
+            "\(answer)"
+        )
+        // Once the lock is free, the abandoned write has not landed, now or later.
+        try holder.execute("COMMIT")
+        await opener.openedStore?.settle()
+        try await Task.sleep(for: .milliseconds(100))
+        let store = try opener.store().namespace("writer")
+        #expect(try await store.get("visits") == nil)
     }
 }

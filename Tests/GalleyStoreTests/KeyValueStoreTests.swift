@@ -356,3 +356,72 @@ struct SQLiteStoreTests {
         #expect(SQLiteStore.upperBound(ofPrefix: "") == nil)
     }
 }
+
+/// A write held up behind another process's lock has a definite outcome: it commits before the
+/// caller hears back, or it is abandoned and nothing is written, not even later.
+struct DefiniteWriteTests {
+    let temporary: TemporaryFolder
+    let path: String
+    let store: SQLiteStore
+    /// Another connection holding the write lock, as another process would.
+    let holder: SQLiteConnection
+
+    init() throws {
+        temporary = try TemporaryFolder("galley-sqlite")
+        path = temporary.url.appending(path: "store.sqlite").path
+        store = try SQLiteStore(path: path)
+        holder = try SQLiteConnection(path: path)
+        try holder.execute("BEGIN IMMEDIATE")
+    }
+
+    /// Lets the holder go and checks, after the writer has settled, that `key` was never written.
+    func expectNothingWritten(_ key: String, release: Bool = true) async throws {
+        if release { try holder.execute("COMMIT") }
+        await store.settle()
+        try await Task.sleep(for: .milliseconds(50))
+        await store.settle()
+        #expect(try await store.namespace("app").get(key) == nil, "the abandoned write landed later")
+    }
+
+    @Test func theLockWaitEndsAtTheInvocationsDeadline() async throws {
+        let started = ContinuousClock.now
+        await #expect {
+            try await InvocationDeadline.$current.withValue(.now + .milliseconds(200)) {
+                try await store.namespace("app").put("k", bytes: Data("1".utf8))
+            }
+        } throws: { error in
+            "\(error)".contains("stayed locked by another process (nothing was written)")
+        }
+        // Well short of the 10 s busy timeout a write without a deadline waits.
+        #expect(ContinuousClock.now - started < SQLiteStore.busyTimeout)
+        try await expectNothingWritten("k")
+    }
+
+    @Test func aCancelledWriteIsAbandonedNotCommittedLater() async throws {
+        let store = self.store
+        let write = Task { try await store.namespace("app").put("late", bytes: Data("1".utf8)) }
+        try await Task.sleep(for: .milliseconds(50))  // it is now waiting for the lock
+        write.cancel()
+        // The lock frees at once: a write that ignored its cancellation would now commit.
+        try holder.execute("COMMIT")
+        await #expect {
+            try await write.value
+        } throws: { error in
+            "\(error)".contains("was abandoned: its invocation ended before it could commit; nothing was written")
+        }
+        try await expectNothingWritten("late", release: false)
+    }
+
+    @Test func aWriteThatGetsTheLockInTimeCommits() async throws {
+        let holder = self.holder
+        Task {
+            try await Task.sleep(for: .milliseconds(100))
+            try holder.execute("COMMIT")
+        }
+        let version = try await InvocationDeadline.$current.withValue(.now + .seconds(5)) {
+            try await store.namespace("app").put("k", bytes: Data("1".utf8))
+        }
+        #expect(version == 1)
+        #expect(try await store.namespace("app").get("k")?.value == Data("1".utf8))
+    }
+}

@@ -68,9 +68,15 @@ final class InlineEnvironment: ExecutionEnvironment {
         let payload = invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload
         let handler = self.handler
         do {
-            return .success(try await withDeadline(request.deadline) { try await handler.handle(payload, context) })
+            return .success(
+                try await InvocationDeadline.$current.withValue(request.deadline) {
+                    try await withDeadline(request.deadline) { try await handler.handle(payload, context) }
+                }
+            )
         } catch is DeadlineExceeded {
             // The handler's task is cancelled and abandoned; the next invocation gets a new environment.
+            // A store write it started commits or is abandoned before the caller hears of the timeout.
+            await stores.settle()
             return .timedOut(invocation.requestID, after: function.configuration.timeout)
         } catch {
             return .handlerError(Dispatcher.encode(ErrorObject(error)))

@@ -120,7 +120,9 @@ public struct Worker: Sendable {
             )
             let answer: Result<RuntimeAPIClient.Response, RuntimeAPIClient.Failure>
             do {
-                let result = try await handler.handle(Data(next.body), context)
+                let result = try await InvocationDeadline.$current.withValue(context.deadline) {
+                    try await handler.handle(Data(next.body), context)
+                }
                 answer = Result { () throws(RuntimeAPIClient.Failure) in
                     try client.post("invocation/\(requestID)/response", body: Array(result))
                 }

@@ -83,4 +83,8 @@ public struct StoreAccess: StoreProvider {
         }
         return try opener.store().namespace(namespace)
     }
+
+    public func settle() async {
+        await opener.openedStore?.settle()
+    }
 }
