@@ -23,8 +23,9 @@ struct HostileInputTests {
     /// The last line `galley serve` printed before exiting, with its exit status.
     func serveFails(_ arguments: [String]) async throws -> (status: Int32, line: String) {
         let output = try await runGalley(["serve", "--config", config] + arguments, timeout: .seconds(30))
-        let line = output.err.split(separator: "\n").last.map(String.init) ?? ""
-        return (output.status, line)
+        let lines = output.err.split(separator: "\n")
+        #expect(lines.count == 1, "one line, not: \(output.err)")
+        return (output.status, lines.last.map(String.init) ?? "")
     }
 
     @Test func bindFailuresAreOneLineAndExitTwo() async throws {

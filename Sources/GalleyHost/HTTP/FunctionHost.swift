@@ -139,7 +139,12 @@ public struct FunctionHost: Sendable {
         try listenAddress.checkSocketPath()
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let logger = self.logger
+        let limitsMemory = dispatcher.deployment.functions.values.contains {
+            $0.configuration.isolation == .process
+        }
         let application = application { address in
+            // Only once listening: a host that cannot listen says one line and nothing else.
+            if limitsMemory { logger.notice("worker processes: memory limited by \(MemoryLimiter.shared.description)") }
             logger.notice("listening on \(address)")
             onListening(address)
         }
@@ -150,9 +155,6 @@ public struct FunctionHost: Sendable {
             dispatcher: dispatcher,
             logger: logger
         )
-        if dispatcher.deployment.functions.values.contains(where: { $0.configuration.isolation == .process }) {
-            logger.notice("worker processes: memory limited by \(MemoryLimiter.shared.description)")
-        }
         // Shutdown runs in reverse order: draining flag, server (finishes its requests), events,
         // then every environment.
         let group = ServiceGroup(
