@@ -83,25 +83,27 @@ let package = Package(
         ),
         // The baseline for start-up: decode stdin JSON, re-encode it, nothing else.
         .executableTarget(name: "bench-echo", dependencies: []),
+        // What the test targets share: a temporary folder per test.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "GalleyTests",
             dependencies: ["Galley", "GalleyHost"]
         ),
         .testTarget(
             name: "GalleyStoreTests",
-            dependencies: ["Galley", "GalleyStore"]
+            dependencies: ["Galley", "GalleyStore", "TestSupport"]
         ),
         .testTarget(
             name: "GalleyHostTests",
             dependencies: [
-                "GalleyHost", "Functions", "GalleyStore",
+                "GalleyHost", "Functions", "GalleyStore", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["galley", "GalleyStore"]
+            dependencies: ["galley", "GalleyStore", "TestSupport"]
         ),
     ]
 )

@@ -2,6 +2,7 @@ import Foundation
 import Functions
 import Galley
 import Logging
+import TestSupport
 import Testing
 
 @testable import GalleyHost
@@ -9,12 +10,12 @@ import Testing
 /// The async queue driven directly, with inline functions and a manual clock.
 struct EventQueueTests {
     static let start: Int64 = 1_795_000_000_000  // 2026-11-18T11:06:40Z
-    let temporary: TemporaryFolder
+    let temporary: TemporaryDirectory
     var folder: URL { temporary.url }
     let clock = ManualQueueClock(start: Self.start)
 
     init() throws {
-        temporary = try TemporaryFolder("galley-queue")
+        temporary = try TemporaryDirectory(prefix: "galley-queue")
     }
 
     /// `fails` always throws; `sink` and `ok` succeed.

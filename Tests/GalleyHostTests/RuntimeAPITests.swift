@@ -126,7 +126,7 @@ struct RuntimeAPITests {
         harness.deliver("big")
         let client = try harness.client()
         _ = try await blocking { try client.next() }
-        let body = [UInt8](repeating: UInt8(ascii: "a"), count: RuntimeAPIServer.maxPayload + 1)
+        let body = [UInt8](repeating: UInt8(ascii: "a"), count: Dispatcher.maxResponsePayload + 1)
         let answer = try await blocking { try client.post("invocation/big/response", body: body) }
         #expect(answer.status == 413)
         #expect(String(decoding: answer.body, as: UTF8.self).contains("RequestEntityTooLarge"))

@@ -2,6 +2,7 @@ import Foundation
 import Galley
 import GalleyHost
 import GalleyStore
+import TestSupport
 import Testing
 
 struct StoreAccessTests {
@@ -45,7 +46,7 @@ struct StoreAccessTests {
 /// lock past its timeout. The caller hears of it, and the write never lands.
 struct TimedOutWriteTests {
     @Test func aWriteHeldUpPastTheTimeoutNeverCommits() async throws {
-        let temporary = try TemporaryFolder("galley-store")
+        let temporary = try TemporaryDirectory(prefix: "galley-store")
         let file = temporary.url.appending(path: "store.sqlite").path
         let opener = StoreOpener.sqlite(file: file, durability: .full)
         _ = try opener.store()

@@ -1,6 +1,7 @@
 import Foundation
 import Galley
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import GalleyStore
@@ -296,10 +297,10 @@ struct KeyValueStoreTests {
 }
 
 struct SQLiteStoreTests {
-    let temporary: TemporaryFolder
+    let temporary: TemporaryDirectory
 
     init() throws {
-        temporary = try TemporaryFolder("galley-sqlite")
+        temporary = try TemporaryDirectory(prefix: "galley-sqlite")
     }
 
     /// A folder not yet made, inside this test's temporary folder.
@@ -360,14 +361,14 @@ struct SQLiteStoreTests {
 /// A write held up behind another process's lock has a definite outcome: it commits before the
 /// caller hears back, or it is abandoned and nothing is written, not even later.
 struct DefiniteWriteTests {
-    let temporary: TemporaryFolder
+    let temporary: TemporaryDirectory
     let path: String
     let store: SQLiteStore
     /// Another connection holding the write lock, as another process would.
     let holder: SQLiteConnection
 
     init() throws {
-        temporary = try TemporaryFolder("galley-sqlite")
+        temporary = try TemporaryDirectory(prefix: "galley-sqlite")
         path = temporary.url.appending(path: "store.sqlite").path
         store = try SQLiteStore(path: path)
         holder = try SQLiteConnection(path: path)

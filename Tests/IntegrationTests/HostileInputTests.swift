@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -30,19 +31,8 @@ struct HostileInputTests {
 
     @Test func bindFailuresAreOneLineAndExitTwo() async throws {
         // A port someone else holds.
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (holder, port) = try loopbackSocket(listening: true)
         defer { close(holder) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(holder, $0, length) == 0 && listen(holder, 1) == 0 && getsockname(holder, $0, &length) == 0
-            }
-        }
-        try #require(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))
 
         let inUse = try await serveFails(["--port", String(port)])
         #expect(inUse.status == 2)
@@ -141,7 +131,7 @@ struct HostileInputTests {
 
     @Test func malformedChunkedBodiesAreABadRequest() async throws {
         let server = try await ServerProcess(config: config)
-        let port = try #require(Int(server.address.split(separator: ":").last ?? ""))
+        let port = try #require(server.port)
         for body in ["zz\r\nabc\r\n0\r\n\r\n", "3\r\nabcXX0\r\n\r\n"] {
             let invoke = try await exchange(
                 "POST /2015-03-31/functions/hello/invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\(body)",
@@ -187,7 +177,7 @@ struct HostileInputTests {
             #"{"server": {"requestTimeout": 1}, "storage": {"path": "data"}, "functions": {"hello": {"handler": "Hello", "routes": ["POST /hello/{name}"]}}}"#
         )
         let server = try await ServerProcess(config: config)
-        let port = try #require(Int(server.address.split(separator: ":").last ?? ""))
+        let port = try #require(server.port)
         // A body that never finishes, one byte every 200 ms: the idle timer alone would never fire.
         let body = try connectLoopback(port: port)
         defer { close(body) }
@@ -214,7 +204,7 @@ struct HostileInputTests {
             #"{"server": {"maxConnections": 5}, "storage": {"path": "data"}, "functions": {"hello": {"handler": "Hello", "routes": ["GET /hello/{name}"]}}}"#
         )
         let server = try await ServerProcess(config: config)
-        let port = try #require(Int(server.address.split(separator: ":").last ?? ""))
+        let port = try #require(server.port)
         var held = try (0..<5).map { _ in try connectLoopback(port: port) }
         defer { held.forEach { close($0) } }
         // Each held connection has had an answer, so the host has counted it in (connections

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `galley invoke`, `list` and `events` as a user runs them: a real process, stdin and stdout.

@@ -2,6 +2,7 @@ import Foundation
 import Galley
 import GalleyStore
 import Synchronization
+import TestSupport
 import Testing
 
 #if canImport(FoundationNetworking)

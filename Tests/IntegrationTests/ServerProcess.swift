@@ -66,6 +66,9 @@ final class ServerProcess: Sendable {
 
     var stderr: String { log.text }
 
+    /// The TCP port of `http://127.0.0.1:PORT`; `nil` on a Unix socket.
+    var port: Int? { address.hasPrefix("http:") ? address.split(separator: ":").last.flatMap { Int($0) } : nil }
+
     func signal(_ signal: Int32) {
         kill(process.processIdentifier, signal)
     }
@@ -104,10 +107,10 @@ func curl(_ arguments: [String], timeout: Duration = .seconds(30)) async throws 
     try await runProcess("curl", ["--silent", "--show-error", "--max-time", "20"] + arguments, timeout: timeout)
 }
 
-/// A TCP port that was free a moment ago, for programs that cannot bind port 0 and report it (nginx).
-func freePort() throws -> Int {
+/// A TCP socket bound to 127.0.0.1 on a port the kernel picked, listening when `listening`;
+/// the caller closes it.
+func loopbackSocket(listening: Bool) throws -> (descriptor: Int32, port: Int) {
     let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(descriptor) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -115,9 +118,20 @@ func freePort() throws -> Int {
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { pointer in
         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
+            bind(descriptor, $0, length) == 0 && (!listening || listen(descriptor, 1) == 0)
+                && getsockname(descriptor, $0, &length) == 0
         }
     }
-    guard bound else { throw POSIXError(.EADDRINUSE) }
-    return Int(UInt16(bigEndian: address.sin_port))
+    guard bound else {
+        close(descriptor)
+        throw POSIXError(.EADDRINUSE)
+    }
+    return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// A TCP port that was free a moment ago, for programs that cannot bind port 0 and report it (nginx).
+func freePort() throws -> Int {
+    let (descriptor, port) = try loopbackSocket(listening: false)
+    close(descriptor)
+    return port
 }

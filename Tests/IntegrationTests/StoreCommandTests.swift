@@ -1,6 +1,7 @@
 import Foundation
 import Galley
 import GalleyStore
+import TestSupport
 import Testing
 
 #if canImport(Glibc)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -22,30 +23,6 @@ struct ProcessOutput {
     var stderr: Data
     var out: String { String(decoding: stdout, as: UTF8.self) }
     var err: String { String(decoding: stderr, as: UTF8.self) }
-}
-
-/// A fresh folder per test, removed when the test ends.
-final class TemporaryDirectory {
-    let url: URL
-
-    init() throws {
-        url = FileManager.default.temporaryDirectory.appending(path: "galley-test-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    }
-
-    deinit {
-        try? FileManager.default.removeItem(at: url)
-    }
-
-    /// Writes `contents` to `name` inside the folder and returns its path.
-    @discardableResult
-    func write(_ name: String, _ contents: String) throws -> String {
-        let file = url.appending(path: name)
-        try Data(contents.utf8).write(to: file)
-        return file.path
-    }
-
-    func path(_ name: String) -> String { url.appending(path: name).path }
 }
 
 /// Blocking file I/O off Swift's cooperative threads: with two cores there are two of them, and
