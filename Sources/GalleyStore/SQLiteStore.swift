@@ -86,9 +86,14 @@ public final class SQLiteStore: Store {
 
     // MARK: - Connections
 
+    /// Makes `connection` wait up to ``busyTimeout`` for another process's lock: every
+    /// connection's setting outside a write's own ``BusyWait``.
+    static func waitWhenBusy(_ connection: SQLiteConnection) {
+        sqlite3_busy_timeout(connection.handle, Int32(busyTimeout.components.seconds * 1000))
+    }
+
     static func configure(_ connection: SQLiteConnection, durability: Durability) throws {
-        let milliseconds = busyTimeout.components.seconds * 1000
-        sqlite3_busy_timeout(connection.handle, Int32(milliseconds))
+        waitWhenBusy(connection)
         let mode = try connection.scalarText("PRAGMA journal_mode = WAL")
         guard mode?.lowercased() == "wal" else {
             throw StoreError(
@@ -136,7 +141,7 @@ public final class SQLiteStore: Store {
 
     private func openReader() throws -> SQLiteConnection {
         let connection = try SQLiteConnection(path: path)
-        sqlite3_busy_timeout(connection.handle, Int32(Self.busyTimeout.components.seconds * 1000))
+        Self.waitWhenBusy(connection)
         return connection
     }
 
@@ -151,12 +156,8 @@ public final class SQLiteStore: Store {
     ) async throws -> Value {
         let writer = self.writer
         let path = self.path
-        let wait = BusyWait(
-            until: Swift.min(
-                ContinuousClock.now + Self.busyTimeout,
-                InvocationDeadline.current ?? .now + Self.busyTimeout
-            )
-        )
+        let limit = ContinuousClock.now + Self.busyTimeout
+        let wait = BusyWait(until: Swift.min(limit, InvocationDeadline.current ?? limit))
         guard !Task.isCancelled else { throw BusyWait.abandoned(path) }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
@@ -165,9 +166,7 @@ public final class SQLiteStore: Store {
                         with: Result {
                             guard !wait.isCancelled else { throw BusyWait.abandoned(path) }
                             wait.install(on: writer)
-                            defer {
-                                sqlite3_busy_timeout(writer.handle, Int32(Self.busyTimeout.components.seconds * 1000))
-                            }
+                            defer { Self.waitWhenBusy(writer) }
                             do {
                                 try writer.execute("BEGIN IMMEDIATE")
                             } catch  where wait.isCancelled {

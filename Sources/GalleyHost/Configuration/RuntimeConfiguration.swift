@@ -531,7 +531,7 @@ extension KeyedDecodingContainer {
     /// only say the data is not valid JSON).
     func decodeWholeNumber(forKey key: Key) throws -> Int? {
         guard let number = try decodeIfPresent(Double.self, forKey: key) else { return nil }
-        guard number == number.rounded(), let whole = Int(exactly: number) else {
+        guard let whole = Int(exactly: number) else {
             throw DecodingError.dataCorruptedError(
                 forKey: key,
                 in: self,

@@ -15,7 +15,8 @@ public final class Dispatcher: Sendable {
     public static let maxSyncPayload = 6_291_456
     /// Async (`Event`) payloads up to 1 MB, as in Lambda.
     public static let maxAsyncPayload = 1_048_576
-    /// Results (and error objects) up to 6 MB and 100 bytes, as Lambda's Runtime API takes them.
+    /// Results (and error objects) up to 6 MiB and 100 bytes, as Lambda's Runtime API (and the
+    /// Runtime Interface Emulator) takes them.
     public static let maxResponsePayload = 6_291_556
     /// What the caller gets for a larger result: the function's error, its environment stays.
     static let responseTooLarge = ErrorObject(

@@ -30,8 +30,6 @@ final class ConnectionLimits: Sendable {
         self.logger = logger
     }
 
-    var openConnections: Int { open.load(ordering: .relaxed) }
-
     /// Counts a new connection in, or returns `false` when the cap is reached.
     func admit() -> Bool {
         if open.wrappingAdd(1, ordering: .relaxed).newValue <= maxConnections { return true }
@@ -91,7 +89,7 @@ struct GuardedHTTP1Channel: ServerChildChannel {
         }
         let limits = self.limits
         channel.closeFuture.whenComplete { _ in limits.release() }
-        let deadline = RequestDeadline(timeout: limits.requestTimeout, limits: limits)
+        let deadline = RequestDeadline(limits: limits)
         do {
             try channel.pipeline.syncOperations.addHandler(RequestBytesWatcher(deadline: deadline), position: .first)
         } catch {
@@ -115,12 +113,10 @@ struct GuardedHTTP1Channel: ServerChildChannel {
 /// The clock of one connection's request: armed by the first byte of a request, disarmed by its
 /// end; when it fires, the connection is closed. Confined to the channel's event loop.
 final class RequestDeadline {
-    let timeout: Duration
     let limits: ConnectionLimits
     private var timer: Scheduled<Void>?
 
-    init(timeout: Duration, limits: ConnectionLimits) {
-        self.timeout = timeout
+    init(limits: ConnectionLimits) {
         self.limits = limits
     }
 
@@ -128,8 +124,8 @@ final class RequestDeadline {
         guard timer == nil else { return }
         let channel = context.channel
         let limits = self.limits
-        let seconds = timeout.components.seconds
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Self.nanoseconds(timeout))) {
+        let seconds = limits.requestTimeout.components.seconds
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limits.requestTimeout)) {
             limits.warnRarely(
                 "closed the connection from \(channel.remoteAddress?.description ?? "a client"): its request was not complete within \(seconds) s (server.requestTimeout)"
             )
@@ -140,10 +136,6 @@ final class RequestDeadline {
     func requestEnded() {
         timer?.cancel()
         timer = nil
-    }
-
-    static func nanoseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
     }
 }
 

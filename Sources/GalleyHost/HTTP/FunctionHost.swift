@@ -105,7 +105,7 @@ public struct FunctionHost: Sendable {
         let server = dispatcher.deployment.configuration.server
         let limits = ConnectionLimits(
             maxConnections: server.maxConnections ?? ConnectionLimits.defaultMaxConnections,
-            requestTimeout: .milliseconds(Int64(server.requestTimeout * 1000)),
+            requestTimeout: .seconds(server.requestTimeout),
             logger: logger
         )
         return Application(

@@ -88,7 +88,7 @@ extension HostResponder {
         }
         var fields = headers
         var ignored: [String] = []
-        for (name, value) in (structured.headers ?? [:]).sorted(by: { $0.key < $1.key }) {
+        for (name, value) in structured.headers ?? [:] {
             guard let field = HTTPField.Name(name) else {
                 ignored.append(name)
                 continue
@@ -103,7 +103,7 @@ extension HostResponder {
         }
         if !ignored.isEmpty {
             logger.warning(
-                "RequestId: \(requestID) ignored response headers the host sets itself or that are not valid: \(ignored.joined(separator: ", "))"
+                "RequestId: \(requestID) ignored response headers the host sets itself or that are not valid: \(ignored.sorted().joined(separator: ", "))"
             )
         }
         for cookie in structured.cookies ?? [] { fields.append(HTTPField(name: .setCookie, value: cookie)) }

@@ -14,9 +14,6 @@ import NIOPosix
 /// Plain SwiftNIO rather than Hummingbird: a listener per environment must cost next to nothing,
 /// and `/next` is a long poll that answers whenever the environment delivers an invocation.
 struct RuntimeAPIServer: Sendable {
-    /// The largest body a runtime may post: 6 MiB + 100 bytes, as the Runtime Interface Emulator.
-    static let maxPayload = Dispatcher.maxResponsePayload
-
     let channel: any Channel
     /// `127.0.0.1:PORT`, for `AWS_LAMBDA_RUNTIME_API`.
     let address: String
@@ -68,7 +65,7 @@ final class RuntimeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
             body.clear()
             tooLarge = false
         case .body(var part):
-            if body.readableBytes + part.readableBytes > RuntimeAPIServer.maxPayload {
+            if body.readableBytes + part.readableBytes > Dispatcher.maxResponsePayload {
                 tooLarge = true
             } else {
                 body.writeBuffer(&part)
