@@ -16,9 +16,15 @@ final class LogLines: Sendable {
 struct DispatcherTests {
     /// Counts init phases; sleeps, ignoring cancellation, when asked.
     struct Sleeper: Handler {
-        struct Event: Decodable { var sleepMs: Int? }
+        struct Event: Decodable {
+            var sleepMs: Int?
+            /// Names the invocation in ``finished`` and lets ``released`` end its sleep early.
+            var mark: String?
+        }
         struct Output: Encodable { var slept: Int }
         static let inits = Mutex(0)
+        static let finished = Mutex<Set<String>>([])
+        static let released = Mutex<Set<String>>([])
 
         init(context: InitContext) {
             Self.inits.withLock { $0 += 1 }
@@ -30,7 +36,11 @@ struct DispatcherTests {
             context.logger.info("sleeping", metadata: ["ms": "\(sleep)"])
             // A stubborn handler: it does not stop when cancelled.
             let until = ContinuousClock.now + .milliseconds(sleep)
-            while ContinuousClock.now < until { try? await Task.sleep(for: .milliseconds(5)) }
+            let mark = event.mark ?? ""
+            while ContinuousClock.now < until && !Self.released.withLock({ $0.contains(mark) }) {
+                try? await Task.sleep(for: .milliseconds(5))
+            }
+            _ = Self.finished.withLock { $0.insert(mark) }
             return Output(slept: sleep)
         }
     }
@@ -152,14 +162,17 @@ struct DispatcherTests {
         let log = LogLines()
         let dispatcher = try makeDispatcher(timeout: 0.2, log: log)
         _ = try await dispatcher.invoke(Invocation(function: "sleeper", payload: payload("{}")))  // warm it up
-        let started = ContinuousClock.now
+        // A handler that ignores cancellation and would run for a minute: the caller is answered
+        // while it still runs (an order, not a time, so that a loaded machine cannot fail it).
+        let mark = UUID().uuidString
         let result = try await dispatcher.invoke(
-            Invocation(function: "sleeper", payload: payload(#"{"sleepMs": 3000}"#))
+            Invocation(function: "sleeper", payload: payload(#"{"sleepMs": 60000, "mark": "\#(mark)"}"#))
         )
         #expect(
-            ContinuousClock.now - started < .seconds(2),
+            !Sleeper.finished.withLock { $0.contains(mark) },
             "the caller waited for a handler that ignores cancellation"
         )
+        Sleeper.released.withLock { _ = $0.insert(mark) }
         #expect(result.isFunctionError)
         let object = try JSONDecoder().decode(ErrorObject.self, from: result.payload)
         #expect(object.errorType == "Sandbox.Timedout")

@@ -3,11 +3,10 @@ import Galley
 import GalleyHost
 import HTTPTypes
 import Hummingbird
-import HummingbirdTesting
 import NIOCore
 import Testing
 
-/// Every status and header of `galley serve`, through HummingbirdTesting's router mode.
+/// Every status and header of `galley serve`, through a live host on a free loopback port.
 struct HostRouterTests {
     struct Slow: Handler {
         struct Event: Decodable { var ms: Int? }
@@ -90,19 +89,20 @@ struct HostRouterTests {
         try Data(json.utf8).write(to: URL(filePath: config))
     }
 
-    func withHost(_ test: @escaping @Sendable (any TestClientProtocol) async throws -> Void) async throws {
+    func withHost(_ test: @escaping @Sendable (TestClient) async throws -> Void) async throws {
         try await withHost { client, _ in try await test(client) }
     }
 
-    func withHost(_ test: @escaping @Sendable (any TestClientProtocol, FunctionHost) async throws -> Void) async throws
-    {
+    func withHost(_ test: @escaping @Sendable (TestClient, FunctionHost) async throws -> Void) async throws {
         defer { try? FileManager.default.removeItem(at: directory) }
-        let host = try FunctionHost(options: HostOptions(configurationFile: config), catalog: Self.catalog)
-        try await host.application().test(.router) { client in try await test(client, host) }
+        var options = HostOptions(configurationFile: config)
+        options.port = 0
+        let host = try FunctionHost(options: options, catalog: Self.catalog)
+        try await host.withLiveServer { client in try await test(client, host) }
     }
 
     func invoke(
-        _ client: any TestClientProtocol,
+        _ client: TestClient,
         _ name: String,
         _ body: String = "{}",
         headers: HTTPFields = [:]

@@ -39,12 +39,11 @@ struct InvokeCommandTests {
             "spin.json",
             #"{"functions": {"spin": {"handler": "Inspect", "timeout": 0.5, "environment": {"GALLEY_TEST_MARK": "\#(marker.dropFirst(17))"}}}}"#
         )
-        let started = ContinuousClock.now
+        // A spin never ends: only the timeout answers it (runGalley records a hang).
         let output = try await runGalley(["invoke", "spin", "--config", spinConfig], stdin: #"{"spin": true}"#)
         #expect(output.status == 1)
         #expect(output.out.contains(#""errorType":"Sandbox.Timedout""#))
         #expect(output.out.contains("Task timed out after 0.50 seconds"))
-        #expect(ContinuousClock.now - started < .seconds(5))
         let processes = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { Int($0) != nil }
         let survivors = processes.filter { pid in
             let environment = (try? Data(contentsOf: URL(filePath: "/proc/\(pid)/environ"))) ?? Data()
@@ -87,9 +86,8 @@ struct InvokeCommandTests {
     }
 
     @Test func timeoutEndsWithSandboxTimedout() async throws {
-        let started = ContinuousClock.now
+        // 10 s of sleep against a 0.5 s timeout: a timeout that did not fire answers with the echo.
         let output = try await runGalley(["invoke", "inspect", "--config", config], stdin: #"{"sleepMs": 10000}"#)
-        #expect(ContinuousClock.now - started < .seconds(8))
         #expect(output.status == 1)
         let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
         #expect(object?["errorType"] as? String == "Sandbox.Timedout")

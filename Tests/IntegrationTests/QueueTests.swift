@@ -146,11 +146,9 @@ struct QueueTests {
             #expect(try await Self.sendEvent(first.address, "slow", #"{"sleepMs": 200, "n": \#(index)}"#) == 202)
         }
         #expect(try await first.waitForLog { $0.contains("START RequestId") })
-        let stopping = ContinuousClock.now
         first.signal(SIGTERM)
         #expect(try await first.waitForExit() == 0)
-        // The attempts running at SIGTERM finish (200 ms); the backlog of ~20 × 200 ms is not drained.
-        #expect(ContinuousClock.now - stopping < .seconds(5))
+        // The attempts running at SIGTERM finish; the backlog is not drained (some still wait below).
         let second = try await ServerProcess(config: config)
         let waiting = try await Self.queueStatus(second)["events"] as? Int ?? 0
         #expect(waiting > 0 && waiting < 20, "\(waiting) waiting after restart")

@@ -94,7 +94,7 @@ public struct FunctionHost: Sendable {
         return .tcp(host: options.host ?? server.host, port: options.port ?? server.port)
     }
 
-    /// The Hummingbird application, for tests that drive it with HummingbirdTesting.
+    /// The Hummingbird application; `run(onListening:)` serves it with the host's other services.
     public func application(
         onListening: @escaping @Sendable (String) -> Void = { _ in }
     ) -> Application<HostResponder> {
