@@ -179,6 +179,25 @@ struct EnvironmentTests {
         #expect(Self.children(of: pid).isEmpty)
     }
 
+    @Test func aSwiftWorkerTalksToTheHostOverItsInheritedSocketNotTCP() async throws {
+        let server = try await ServerProcess(config: config)
+        let response = try await Self.invoke(server, "hello", #"{"name":"Ada"}"#)
+        #expect(response.body == #"{"message":"Hello, Ada!"}"#)
+        let workers = Self.children(of: server.process.processIdentifier)
+        #expect(workers.count == 1)
+        for worker in workers {
+            let sockets = Self.socketInodes(of: worker)
+            #expect(!sockets.isEmpty, "the worker holds no socket at all")
+            let tcp = Self.tcpInodes(in: worker)
+            #expect(sockets.isDisjoint(with: tcp), "worker \(worker) holds a TCP socket")
+            let environment = (try? Data(contentsOf: URL(filePath: "/proc/\(worker)/environ"))) ?? Data()
+            let names = environment.split(separator: 0).map {
+                String(decoding: $0.prefix { $0 != UInt8(ascii: "=") }, as: UTF8.self)
+            }
+            #expect(!names.contains("AWS_LAMBDA_RUNTIME_API"), "a Swift worker was given a Runtime API port")
+        }
+    }
+
     @Test func parallelCallsUseOneEnvironmentEachAndTheNextIsThrottled() async throws {
         let server = try await ServerProcess(config: config)
         async let first = Self.invoke(server, "faults", #"{"sleepMs": 800}"#)
@@ -392,6 +411,32 @@ struct EnvironmentTests {
 
     static func openDescriptors(of pid: pid_t) -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// The inodes of the sockets `pid` holds open.
+    static func socketInodes(of pid: pid_t) -> Set<String> {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        return Set(
+            fds.compactMap { fd in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                    target.hasPrefix("socket:[")
+                else { return nil }
+                return String(target.dropFirst(8).dropLast())
+            }
+        )
+    }
+
+    /// The inodes of every TCP socket in `pid`'s network namespace.
+    static func tcpInodes(in pid: pid_t) -> Set<String> {
+        var inodes: Set<String> = []
+        for table in ["tcp", "tcp6"] {
+            let text = (try? String(contentsOfFile: "/proc/\(pid)/net/\(table)", encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n").dropFirst() {
+                let fields = line.split(separator: " ")
+                if fields.count > 9 { inodes.insert(String(fields[9])) }
+            }
+        }
+        return inodes
     }
 
     /// User CPU time of `pid` in clock ticks (1/100 s), from `/proc/PID/stat`.

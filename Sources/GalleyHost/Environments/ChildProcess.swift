@@ -44,14 +44,32 @@ final class ChildProcess: Sendable {
         }
     }
 
+    /// The descriptor a worker finds its channel to the host on.
+    static let channelDescriptor: Int32 = 3
+
     let pid: pid_t
     /// The read end of the child's merged stdout and stderr; an ``OutputPump`` reads and closes it.
     let output: Int32
     private let termination = Once<Termination>()
 
-    /// Starts `arguments[0]` (searched on PATH when it has no '/') in `directory`.
-    init(arguments: [String], environment: [String: String], directory: String?) throws(SpawnError) {
+    /// Starts `arguments[0]` (searched on PATH when it has no '/') in `directory`. `channel`, when
+    /// given, is the child's end of a socket pair: the child gets it as descriptor
+    /// ``channelDescriptor`` and the caller's copy is closed.
+    init(
+        arguments: [String],
+        environment: [String: String],
+        directory: String?,
+        channel: Int32? = nil
+    ) throws(SpawnError) {
         precondition(!arguments.isEmpty)
+        // Keep the channel clear of the descriptors the child gets (dup2 onto itself would keep
+        // close-on-exec set).
+        var channel = channel
+        if let low = channel, low < 10 {
+            channel = fcntl(low, F_DUPFD_CLOEXEC, 10)
+            close(low)
+            guard channel! >= 0 else { throw SpawnError(executable: arguments[0], errno: errno) }
+        }
         var fds: [Int32] = [0, 0]
         guard galley_pipe_cloexec(&fds) == 0 else { throw SpawnError(executable: arguments[0], errno: errno) }
         let (readEnd, writeEnd) = (fds[0], fds[1])
@@ -62,7 +80,12 @@ final class ChildProcess: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
-        galley_spawn_addclosefrom(&actions, 3)
+        if let channel {
+            posix_spawn_file_actions_adddup2(&actions, channel, Self.channelDescriptor)
+            galley_spawn_addclosefrom(&actions, Self.channelDescriptor + 1)
+        } else {
+            galley_spawn_addclosefrom(&actions, 3)
+        }
         if let directory { galley_spawn_addchdir(&actions, directory) }
 
         var attributes = posix_spawnattr_t()
@@ -92,6 +115,7 @@ final class ChildProcess: Sendable {
             ? posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
             : posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
         close(writeEnd)
+        if let channel { close(channel) }
         guard status == 0 else {
             close(readEnd)
             throw SpawnError(executable: arguments[0], errno: status)

@@ -124,7 +124,12 @@ public struct EnvironmentLauncher: Sendable {
             environment[WorkerLaunch.storeGrants] = configuration.store.joined(separator: ",")
         }
         environment.merge(configuration.environment) { _, own in own }
-        return WorkerLaunch(arguments: arguments, directory: directory, environment: environment)
+        return WorkerLaunch(
+            arguments: arguments,
+            directory: directory,
+            environment: environment,
+            usesChannel: configuration.command == nil
+        )
     }
 }
 
@@ -133,6 +138,11 @@ struct WorkerLaunch: Sendable {
     var arguments: [String]
     var directory: String?
     var environment: [String: String]
+    /// `galley worker` talks to the host over an inherited socket pair; a `command` over HTTP.
+    var usesChannel: Bool
+
+    /// Names the descriptor of a `galley worker`'s channel to the host.
+    static let channelVariable = "GALLEY_RUNTIME_CHANNEL"
 
     /// Host variables a worker keeps, so that interpreters and credentials resolve as in a shell.
     static let inherited = [

@@ -1,3 +1,4 @@
+import CGalleySystem
 import Galley
 import Synchronization
 
@@ -13,8 +14,9 @@ import Synchronization
     import Musl
 #endif
 
-/// `"isolation": "process"`: a worker process that talks the Lambda Runtime API to the host over
-/// its own loopback port (`galley worker` for Swift handlers, or any `command`).
+/// `"isolation": "process"`: a worker process that talks the Lambda Runtime API to the host:
+/// `galley worker` (Swift handlers) over a private socket pair it inherits, any `command` over
+/// HTTP on a loopback port of its own.
 ///
 /// A crash, a spin, a block or an allocation past `memory` ends only this process: the caller gets
 /// `Runtime.ExitError`, `Sandbox.Timedout` or `Runtime.OutOfMemory`, and the next invocation a
@@ -32,9 +34,28 @@ final class ProcessEnvironment: ExecutionEnvironment {
         }
     }
 
+    /// How the host reaches the runtime inside the worker.
+    private enum Link: Sendable {
+        case channel(WorkerChannel)
+        case http(RuntimeAPIServer, RuntimeEndpoint)
+
+        func deliver(_ delivery: RuntimeEndpoint.Delivery) {
+            switch self {
+            case .channel(let channel): channel.deliver(delivery)
+            case .http(_, let endpoint): endpoint.deliver(delivery)
+            }
+        }
+
+        func stop() {
+            switch self {
+            case .channel(let channel): channel.stop()
+            case .http(let server, _): server.stop()
+            }
+        }
+    }
+
     private let child: ChildProcess
-    private let server: RuntimeAPIServer
-    private let endpoint: RuntimeEndpoint
+    private let link: Link
     private let cage: MemoryCage?
     private let output: OutputPump
     private let waiter: Mailbox<Signal>
@@ -48,15 +69,13 @@ final class ProcessEnvironment: ExecutionEnvironment {
 
     private init(
         child: ChildProcess,
-        server: RuntimeAPIServer,
-        endpoint: RuntimeEndpoint,
+        link: Link,
         cage: MemoryCage?,
         output: OutputPump,
         waiter: Mailbox<Signal>
     ) {
         self.child = child
-        self.server = server
-        self.endpoint = endpoint
+        self.link = link
         self.cage = cage
         self.output = output
         self.waiter = waiter
@@ -72,36 +91,59 @@ final class ProcessEnvironment: ExecutionEnvironment {
         // Signals go to whoever waits now; one that arrives while nobody waits is kept for the next.
         let waiter = Mailbox<Signal>()
         let send: @Sendable (Signal) -> Void = { signal in waiter.current.resolve(signal) }
-        let endpoint = RuntimeEndpoint { event in send(.runtime(event)) }
-        let server: RuntimeAPIServer
+        var variables = launch.environment
+        // A worker that breaks the channel's framing is killed; its exit then reports the fault.
+        let started = Mutex<ChildProcess?>(nil)
+        let link: Link
+        var childEnd: Int32?
         do {
-            server = try await RuntimeAPIServer.start(for: endpoint)
+            if launch.usesChannel {
+                var pair: [Int32] = [0, 0]
+                guard galley_socketpair_cloexec(&pair) == 0 else {
+                    throw ChannelError("socketpair: \(String(cString: strerror(errno)))")
+                }
+                childEnd = pair[1]
+                link = .channel(
+                    try await WorkerChannel.start(
+                        descriptor: pair[0],
+                        onEvent: { send(.runtime($0)) },
+                        onBroken: { _ in started.withLock { $0?.kill(SIGKILL) } }
+                    )
+                )
+                variables[WorkerLaunch.channelVariable] = String(ChildProcess.channelDescriptor)
+            } else {
+                let endpoint = RuntimeEndpoint { event in send(.runtime(event)) }
+                let server = try await RuntimeAPIServer.start(for: endpoint)
+                link = .http(server, endpoint)
+                variables["AWS_LAMBDA_RUNTIME_API"] = server.address
+            }
         } catch {
+            if let childEnd { close(childEnd) }
             throw EnvironmentFailure(object: ErrorObject(errorType: "Runtime.Unknown", errorMessage: "\(error)"))
         }
-        var variables = launch.environment
-        variables["AWS_LAMBDA_RUNTIME_API"] = server.address
         let child: ChildProcess
         do {
+            // The child's end of the channel is the child's alone from here: ChildProcess closes ours.
             child = try ChildProcess(
                 arguments: launch.arguments,
                 environment: variables,
-                directory: launch.directory
+                directory: launch.directory,
+                channel: childEnd
             )
         } catch {
-            server.stop()
+            link.stop()
             throw EnvironmentFailure(
                 object: ErrorObject(errorType: "Runtime.InvalidEntrypoint", errorMessage: "\(error)")
             )
         }
+        started.withLock { $0 = child }
         let cage = MemoryLimiter.shared.limit(child.pid, megabytes: function.configuration.memory)
         let output = OutputPump(descriptor: child.output, writer: writer)
         output.start()
         child.onExit { send(.exited($0)) }
         let environment = ProcessEnvironment(
             child: child,
-            server: server,
-            endpoint: endpoint,
+            link: link,
             cage: cage,
             output: output,
             waiter: waiter
@@ -153,7 +195,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         let function = request.function
         output.sink = request.log
         defer { output.sink = nil }
-        endpoint.deliver(
+        link.deliver(
             RuntimeEndpoint.Delivery(
                 requestID: invocation.requestID,
                 payload: invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload,
@@ -240,7 +282,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
 
     func shutdown() async {
         await stop()
-        server.stop()
+        link.stop()
         cage?.remove()
     }
 

@@ -46,14 +46,17 @@ public struct Worker: Sendable {
             writer.write("galley worker: \(message)")
             return 2
         }
-        guard let address = environment["AWS_LAMBDA_RUNTIME_API"] else {
+        let client: any RuntimeClient
+        if let channel = environment[WorkerLaunch.channelVariable].flatMap({ Int32($0) }) {
+            client = ChannelClient(descriptor: channel)
+        } else if let address = environment["AWS_LAMBDA_RUNTIME_API"] {
+            do {
+                client = try RuntimeAPIClient(address: address)
+            } catch {
+                return fail(error.description)
+            }
+        } else {
             return fail("AWS_LAMBDA_RUNTIME_API is not set; this command runs inside Galley or AWS Lambda")
-        }
-        let client: RuntimeAPIClient
-        do {
-            client = try RuntimeAPIClient(address: address)
-        } catch {
-            return fail(error.description)
         }
         let functionName = environment["AWS_LAMBDA_FUNCTION_NAME"] ?? "function"
         let level = environment["AWS_LAMBDA_LOG_LEVEL"].flatMap(InvocationLogHandler.level(named:)) ?? .info
@@ -93,62 +96,53 @@ public struct Worker: Sendable {
 
         // Invocations, one at a time.
         while true {
-            let next: RuntimeAPIClient.Response
+            let next: NextInvocation
             do {
-                next = try client.next()
+                next = try client.nextInvocation()
             } catch {
-                // The host is gone: so is this environment.
-                return 0
-            }
-            guard next.status == 200, let requestID = next.headers["lambda-runtime-aws-request-id"] else {
-                writer.write(
-                    "galley worker: /next answered \(next.status): \(String(decoding: next.body, as: UTF8.self))"
-                )
+                // The host is gone: so is this environment. An answer that is not an invocation is a fault.
+                guard error.description.hasPrefix("/next answered") else { return 0 }
+                writer.write("galley worker: \(error)")
                 return 1
             }
-            let deadlineMs = next.headers["lambda-runtime-deadline-ms"].flatMap { Int64($0) } ?? 0
-            let log = InvocationLog(writer: writer, requestID: requestID, capture: false)
+            let log = InvocationLog(writer: writer, requestID: next.requestID, capture: false)
             let context = Context(
-                requestID: requestID,
+                requestID: next.requestID,
                 functionName: functionName,
-                invokedFunctionARN: next.headers["lambda-runtime-invoked-function-arn"] ?? "",
-                deadline: ContinuousClock.now + .milliseconds(deadlineMs - Timestamp.epochMilliseconds()),
-                clientContext: next.headers["lambda-runtime-client-context"],
+                invokedFunctionARN: next.functionARN,
+                deadline: ContinuousClock.now + .milliseconds(next.deadlineMs - Timestamp.epochMilliseconds()),
+                clientContext: next.clientContext,
                 logger: InvocationLogHandler.logger(for: log, label: functionName, level: level),
                 environment: functionEnvironment,
                 stores: stores
             )
-            let answer: Result<RuntimeAPIClient.Response, RuntimeAPIClient.Failure>
+            let outcome: Result<Data, any Error>
             do {
-                let result = try await InvocationDeadline.$current.withValue(context.deadline) {
-                    try await handler.handle(Data(next.body), context)
-                }
-                answer = Result { () throws(RuntimeAPIClient.Failure) in
-                    try client.post("invocation/\(requestID)/response", body: Array(result))
+                outcome = .success(
+                    try await InvocationDeadline.$current.withValue(context.deadline) {
+                        try await handler.handle(Data(next.payload), context)
+                    }
+                )
+            } catch {
+                outcome = .failure(error)
+            }
+            do throws(ChannelError) {
+                switch outcome {
+                case .success(let result):
+                    try client.respond(to: next.requestID, with: Array(result))
+                case .failure(let error):
+                    let object = ErrorObject(error)
+                    try client.fail(next.requestID, type: object.errorType, object: Array(Dispatcher.encode(object)))
                 }
             } catch {
-                let object = ErrorObject(error)
-                answer = Result { () throws(RuntimeAPIClient.Failure) in
-                    try client.post(
-                        "invocation/\(requestID)/error",
-                        body: Array(Dispatcher.encode(object)),
-                        headers: [
-                            ("Content-Type", "application/json"), ("Lambda-Runtime-Function-Error-Type", "Unhandled"),
-                        ]
-                    )
-                }
+                return 0
             }
-            if case .failure = answer { return 0 }
         }
     }
 
-    private func initError(_ object: ErrorObject, client: RuntimeAPIClient, writer: LogWriter) -> Int32 {
+    private func initError(_ object: ErrorObject, client: any RuntimeClient, writer: LogWriter) -> Int32 {
         writer.write("\(Timestamp.now())\tERROR\tinit failed: \(object.errorType): \(object.errorMessage)")
-        _ = try? client.post(
-            "init/error",
-            body: Array(Dispatcher.encode(object)),
-            headers: [("Content-Type", "application/json"), ("Lambda-Runtime-Function-Error-Type", object.errorType)]
-        )
+        client.initError(type: object.errorType, object: Array(Dispatcher.encode(object)))
         return 1
     }
 

@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The worker's end of its private channel to the host: a Unix socket it inherited at start
+/// (``WorkerLaunch/channelDescriptor``), never a listening port.
+///
+/// Blocking reads and writes on one thread: an invocation costs one read and one write.
+final class ChannelClient: RuntimeClient {
+    private let descriptor: Int32
+    private var buffer: [UInt8] = []
+    private var chunk = [UInt8](repeating: 0, count: 65536)
+    private var announced = false
+
+    init(descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    deinit {
+        close(descriptor)
+    }
+
+    func nextInvocation() throws(ChannelError) -> NextInvocation {
+        if !announced {
+            announced = true
+            try send(ChannelFrame(kind: .ready, body: []))
+        }
+        let frame = try receive()
+        guard frame.kind == .invoke else { throw ChannelError("expected an invocation, got \(frame.kind)") }
+        var reader = ChannelFrame.Reader(frame.body)
+        let requestID = try reader.string()
+        let deadline = try reader.int64()
+        let arn = try reader.string()
+        let trace = try reader.string()
+        let clientContext = try reader.string()
+        return NextInvocation(
+            requestID: requestID,
+            deadlineMs: deadline,
+            functionARN: arn,
+            traceID: trace,
+            clientContext: clientContext.isEmpty ? nil : clientContext,
+            payload: reader.rest()
+        )
+    }
+
+    func respond(to requestID: String, with payload: [UInt8]) throws(ChannelError) {
+        try send(ChannelFrame(.response, fields: [requestID], payload: payload))
+    }
+
+    func fail(_ requestID: String, type: String, object: [UInt8]) throws(ChannelError) {
+        try send(ChannelFrame(.error, fields: [requestID, type], payload: object))
+    }
+
+    func initError(type: String, object: [UInt8]) {
+        try? send(ChannelFrame(.initError, fields: [type], payload: object))
+    }
+
+    private func send(_ frame: ChannelFrame) throws(ChannelError) {
+        let bytes = frame.bytes
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes.withUnsafeBytes {
+                Glibc.send(descriptor, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+            }
+            if sent < 0 && errno == EINTR { continue }
+            guard sent > 0 else { throw ChannelError("the host closed the channel") }
+            offset += sent
+        }
+    }
+
+    private func receive() throws(ChannelError) -> ChannelFrame {
+        while true {
+            if var frames = Optional(try ChannelFrame.split(&buffer, maxBody: Int(UInt32.max))), !frames.isEmpty {
+                // One invocation at a time: the host never sends a second before this one is answered.
+                let frame = frames.removeFirst()
+                if !frames.isEmpty { throw ChannelError("the host sent a second frame before an answer") }
+                return frame
+            }
+            let count = chunk.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw ChannelError("the host closed the channel") }
+            buffer += chunk[..<count]
+        }
+    }
+}
