@@ -13,7 +13,9 @@ struct HTTPBenchmark {
     var connections = 32
 
     struct Result {
+        /// 2xx answers per second.
         var requestsPerSecond: Double
+        var non2xx: Double = 0
         var p50: Double
         var p99: Double
     }
@@ -26,7 +28,8 @@ struct HTTPBenchmark {
         write(
             file: config,
             #"{"functions": {"hello": {"handler": "Hello", "concurrency": 64, "warm": 32, "routes": ["GET /hello/{name}"]}, "#
-                + #""hello-inline": {"handler": "Hello", "isolation": "inline", "concurrency": 1000}}}"#
+                + #""hello-inline": {"handler": "Hello", "isolation": "inline", "concurrency": 1000, "#
+                + #""routes": ["GET /hello-inline/{name}"]}}}"#
         )
         let script = "\(workDirectory)/post.lua"
         write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
@@ -34,6 +37,7 @@ struct HTTPBenchmark {
             ("Invoke API, worker processes", "/2015-03-31/functions/hello/invocations", script),
             ("Invoke API, inline", "/2015-03-31/functions/hello-inline/invocations", script),
             ("route `GET /hello/Ada`, worker processes", "/hello/Ada", nil),
+            ("route `GET /hello-inline/Ada`, inline", "/hello-inline/Ada", nil),
         ]
         var text = """
             ### HTTP: warm `hello`, \(connections) connections, \(seconds) s per run, \(rounds) alternating rounds
@@ -122,18 +126,27 @@ struct HTTPBenchmark {
         if let lua { wrkArguments += ["-s", lua] }
         _ = capture(taskset, wrkArguments + ["-d2s", url])  // warm-up
         let output = capture(taskset, wrkArguments + ["-d\(seconds)s", url])
+        // Only 2xx answers count: a 429 is not throughput.
+        let failed =
+            output.split(separator: "\n").first { $0.contains("Non-2xx or 3xx responses:") }
+            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        let total = number(after: "requests in", in: output, field: 0)
+        let perSecond = number(after: "Requests/sec:", in: output)
         return Result(
-            requestsPerSecond: number(after: "Requests/sec:", in: output),
+            requestsPerSecond: total > 0 ? perSecond * (total - failed) / total : 0,
+            non2xx: failed,
             p50: latency("50%", in: output),
             p99: latency("99%", in: output)
         )
     }
 
-    func number(after label: String, in text: String) -> Double {
+    /// The last number on wrk's line holding `label`, or with `field`, that field of the line.
+    func number(after label: String, in text: String, field: Int? = nil) -> Double {
         guard let line = text.split(separator: "\n").first(where: { $0.contains(label) }) else {
             fatalError("wrk printed no \(label):\n\(text)")
         }
-        return Double(line.split(separator: " ").last ?? "") ?? 0
+        let fields = line.split(separator: " ")
+        return Double((field.map { fields[$0] } ?? fields.last) ?? "") ?? 0
     }
 
     /// A latency percentile in milliseconds from wrk's `--latency` table.

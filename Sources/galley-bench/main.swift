@@ -2,8 +2,16 @@
     import Glibc
 #endif
 
-// `swift run -c release galley-bench [startup] [store] [environments] [queue] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
+// `swift run -c release galley-bench [startup] [store] [environments] [queue] [floor] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
 let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "pingpong-echo" {
+    PingPongBenchmark.echo()
+    exit(0)
+}
+if arguments.first == "pingpong-drive" {
+    PingPongBenchmark.drive(Array(arguments.dropFirst()))
+    exit(0)
+}
 if arguments.first == "store-worker" {
     try await StoreBenchmark.worker(Array(arguments.dropFirst()))
     exit(0)
@@ -35,6 +43,10 @@ if selected.isEmpty || selected.contains("environments") {
 
 if selected.isEmpty || selected.contains("queue") {
     print(try await QueueBenchmark(binaries: binaries, workDirectory: workDirectory).run())
+}
+
+if selected.isEmpty || selected.contains("http") || selected.contains("floor") {
+    print(PingPongBenchmark(binaries: binaries).run())
 }
 
 if selected.isEmpty || selected.contains("http") {

@@ -1,5 +1,7 @@
 import Galley
 import Logging
+import NIOCore
+import NIOPosix
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -34,6 +36,8 @@ public final class Dispatcher: Sendable {
     ///     default: this process's own executable.
     ///   - configurationFolder: The folder `directory` paths are relative to; default: the current one.
     ///   - storeFile: The store file worker processes open; `nil` gives them none.
+    ///   - eventLoopGroup: Where worker channels and Runtime API listeners are read; `galley serve`
+    ///     passes its HTTP server's, so that an invocation stays on the server's threads.
     public init(
         deployment: Deployment,
         logWriter: LogWriter = .standardError(),
@@ -41,7 +45,8 @@ public final class Dispatcher: Sendable {
         stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider = { _ in NoStore() },
         workerExecutable: String? = nil,
         configurationFolder: String = ".",
-        storeFile: String? = nil
+        storeFile: String? = nil,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.registry = DeploymentRegistry(deployment)
         self.logWriter = logWriter
@@ -52,7 +57,8 @@ public final class Dispatcher: Sendable {
             storeDurability: deployment.configuration.storage.durability,
             writer: logWriter,
             logLevel: logLevel,
-            stores: stores
+            stores: stores,
+            eventLoopGroup: eventLoopGroup
         )
     }
 

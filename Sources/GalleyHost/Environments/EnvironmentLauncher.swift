@@ -1,5 +1,6 @@
 import Galley
 import Logging
+import NIOCore
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -28,6 +29,7 @@ public struct EnvironmentLauncher: Sendable {
     var writer: LogWriter
     var logLevel: Logger.Level
     var stores: @Sendable (Deployment.Function) -> any StoreProvider
+    var eventLoopGroup: any EventLoopGroup
 
     init(
         workerExecutable: String?,
@@ -36,8 +38,10 @@ public struct EnvironmentLauncher: Sendable {
         storeDurability: RuntimeConfiguration.Storage.Durability,
         writer: LogWriter,
         logLevel: Logger.Level,
-        stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider
+        stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider,
+        eventLoopGroup: any EventLoopGroup
     ) {
+        self.eventLoopGroup = eventLoopGroup
         self.workerExecutable = workerExecutable ?? Self.currentExecutable
         self.configurationFolder = configurationFolder
         self.storeFile = storeFile
@@ -81,6 +85,7 @@ public struct EnvironmentLauncher: Sendable {
                 function,
                 launch: launch(function),
                 writer: writer,
+                group: eventLoopGroup,
                 deadline: deadline
             )
         }

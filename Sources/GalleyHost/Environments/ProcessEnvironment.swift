@@ -1,5 +1,6 @@
 import CGalleySystem
 import Galley
+import NIOCore
 import Synchronization
 
 #if canImport(FoundationEssentials)
@@ -86,6 +87,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         _ function: Deployment.Function,
         launch: WorkerLaunch,
         writer: LogWriter,
+        group: any EventLoopGroup,
         deadline: ContinuousClock.Instant
     ) async throws(EnvironmentFailure) -> ProcessEnvironment {
         // Signals go to whoever waits now; one that arrives while nobody waits is kept for the next.
@@ -107,13 +109,14 @@ final class ProcessEnvironment: ExecutionEnvironment {
                     try await WorkerChannel.start(
                         descriptor: pair[0],
                         onEvent: { send(.runtime($0)) },
-                        onBroken: { _ in started.withLock { $0?.kill(SIGKILL) } }
+                        onBroken: { _ in started.withLock { $0?.kill(SIGKILL) } },
+                        group: group
                     )
                 )
                 variables[WorkerLaunch.channelVariable] = String(ChildProcess.channelDescriptor)
             } else {
                 let endpoint = RuntimeEndpoint { event in send(.runtime(event)) }
-                let server = try await RuntimeAPIServer.start(for: endpoint)
+                let server = try await RuntimeAPIServer.start(for: endpoint, group: group)
                 link = .http(server, endpoint)
                 variables["AWS_LAMBDA_RUNTIME_API"] = server.address
             }

@@ -47,6 +47,8 @@ public struct FunctionHost: Sendable {
     let state: HostState
     let logger: Logger
     let catalog: Catalog
+    /// The HTTP server's event loops, which also read the worker channels.
+    let eventLoopGroup: any EventLoopGroup
 
     /// Loads and checks the configuration; nothing listens until ``run(onListening:)``.
     public init(options: HostOptions, catalog: Catalog) throws(ConfigurationError) {
@@ -60,6 +62,9 @@ public struct FunctionHost: Sendable {
         }
         logger.logLevel = level
         let opener = StoreOpener.sqlite(configuration, configurationFile: options.configurationFile)
+        let group: any EventLoopGroup =
+            options.eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
+            ?? MultiThreadedEventLoopGroup.singleton
         let dispatcher = Dispatcher(
             deployment: deployment,
             logWriter: writer,
@@ -67,7 +72,8 @@ public struct FunctionHost: Sendable {
             stores: StoreAccess.provider(opener),
             workerExecutable: options.workerExecutable,
             configurationFolder: URL(filePath: options.configurationFile).deletingLastPathComponent().path,
-            storeFile: StoreOpener.storeFile(configuration, configurationFile: options.configurationFile)
+            storeFile: StoreOpener.storeFile(configuration, configurationFile: options.configurationFile),
+            eventLoopGroup: group
         )
         let queueFile = EventQueue.file(configuration, configurationFile: file)
         let events: EventQueue
@@ -84,6 +90,7 @@ public struct FunctionHost: Sendable {
         self.state = state
         self.logger = logger
         self.catalog = catalog
+        self.eventLoopGroup = group
         self.responder = HostResponder(dispatcher: dispatcher, events: events, state: state, logger: logger)
     }
 
@@ -99,8 +106,6 @@ public struct FunctionHost: Sendable {
         onListening: @escaping @Sendable (String) -> Void = { _ in }
     ) -> Application<HostResponder> {
         let address = listenAddress.bindAddress
-        let group: EventLoopGroupProvider =
-            options.eventLoops.map { .shared(MultiThreadedEventLoopGroup(numberOfThreads: $0)) } ?? .singleton
         let idle = options.idleTimeout.components.seconds
         let server = dispatcher.deployment.configuration.server
         let limits = ConnectionLimits(
@@ -127,7 +132,7 @@ public struct FunctionHost: Sendable {
                     }
                 onListening(address)
             },
-            eventLoopGroupProvider: group,
+            eventLoopGroupProvider: .shared(eventLoopGroup),
             logger: logger
         )
     }

@@ -25,7 +25,7 @@ final class ChannelClient: RuntimeClient {
     func nextInvocation() throws(ChannelError) -> NextInvocation {
         if !announced {
             announced = true
-            try send(ChannelFrame(kind: .ready, body: []))
+            try send(ChannelFrame.encode(.ready, fields: [], payload: []))
         }
         let frame = try receive()
         guard frame.kind == .invoke else { throw ChannelError("expected an invocation, got \(frame.kind)") }
@@ -46,19 +46,18 @@ final class ChannelClient: RuntimeClient {
     }
 
     func respond(to requestID: String, with payload: [UInt8]) throws(ChannelError) {
-        try send(ChannelFrame(.response, fields: [requestID], payload: payload))
+        try send(ChannelFrame.encode(.response, fields: [requestID], payload: payload))
     }
 
     func fail(_ requestID: String, type: String, object: [UInt8]) throws(ChannelError) {
-        try send(ChannelFrame(.error, fields: [requestID, type], payload: object))
+        try send(ChannelFrame.encode(.error, fields: [requestID, type], payload: object))
     }
 
     func initError(type: String, object: [UInt8]) {
-        try? send(ChannelFrame(.initError, fields: [type], payload: object))
+        try? send(ChannelFrame.encode(.initError, fields: [type], payload: object))
     }
 
-    private func send(_ frame: ChannelFrame) throws(ChannelError) {
-        let bytes = frame.bytes
+    private func send(_ bytes: [UInt8]) throws(ChannelError) {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes.withUnsafeBytes {

@@ -25,16 +25,6 @@ struct ChannelFrame: Sendable, Equatable {
     var kind: Kind
     var body: [UInt8]
 
-    /// The frame as it goes on the wire.
-    var bytes: [UInt8] {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(Self.headerSize + body.count)
-        bytes.append(kind.rawValue)
-        Self.appendLength(body.count, to: &bytes)
-        bytes += body
-        return bytes
-    }
-
     static func appendLength(_ length: Int, to bytes: inout [UInt8]) {
         let value = UInt32(truncatingIfNeeded: length)
         bytes += [
@@ -43,23 +33,30 @@ struct ChannelFrame: Sendable, Equatable {
         ]
     }
 
-    /// A frame whose body is `fields` (each length-prefixed) followed by `payload` as it is.
-    init<Payload: Collection<UInt8>>(_ kind: Kind, fields: [String], deadline: Int64? = nil, payload: Payload) {
-        var body: [UInt8] = []
-        body.reserveCapacity(fields.reduce(0) { $0 + $1.utf8.count + 4 } + 8 + payload.count)
+    /// The wire bytes of a frame whose body is `fields` (each length-prefixed) followed by
+    /// `payload` as it is, built in one buffer. An invocation's deadline follows its request id.
+    static func encode<Payload: Collection<UInt8>>(
+        _ kind: Kind,
+        fields: [String],
+        deadline: Int64? = nil,
+        payload: Payload
+    ) -> [UInt8] {
+        let length = fields.reduce(0) { $0 + $1.utf8.count + 4 } + (deadline == nil ? 0 : 8) + payload.count
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(headerSize + length)
+        bytes.append(kind.rawValue)
+        appendLength(length, to: &bytes)
         for (index, field) in fields.enumerated() {
-            Self.appendLength(field.utf8.count, to: &body)
-            body += field.utf8
-            // The deadline follows the request id in an invocation.
+            appendLength(field.utf8.count, to: &bytes)
+            bytes += field.utf8
             if index == 0, let deadline {
                 for shift in stride(from: 56, through: 0, by: -8) {
-                    body.append(UInt8(truncatingIfNeeded: deadline >> shift))
+                    bytes.append(UInt8(truncatingIfNeeded: deadline >> shift))
                 }
             }
         }
-        body += payload
-        self.kind = kind
-        self.body = body
+        bytes += payload
+        return bytes
     }
 
     init(kind: Kind, body: [UInt8]) {

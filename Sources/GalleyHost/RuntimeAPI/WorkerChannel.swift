@@ -2,6 +2,12 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -14,9 +20,13 @@ import Synchronization
 final class WorkerChannel: Sendable {
     private let channel: any Channel
     private let current = Mutex<String?>(nil)
+    /// A descriptor of the host's end of its own, for writing from the caller's thread: an
+    /// invocation goes out without a hop to the event loop. Closed (-1) once stopped.
+    private let direct: Mutex<Int32>
 
-    private init(channel: any Channel) {
+    private init(channel: any Channel, direct: Int32) {
         self.channel = channel
+        self.direct = Mutex(direct)
     }
 
     /// Takes over `descriptor`, the host's end of the pair. `onEvent` hears what the worker says;
@@ -41,7 +51,7 @@ final class WorkerChannel: Sendable {
             }
             .withConnectedSocket(descriptor)
             .get()
-        let worker = WorkerChannel(channel: channel)
+        let worker = WorkerChannel(channel: channel, direct: fcntl(descriptor, F_DUPFD_CLOEXEC, 0))
         state.channel = worker
         return worker
     }
@@ -49,13 +59,24 @@ final class WorkerChannel: Sendable {
     /// Sends `delivery` to the worker; its answer arrives as an event.
     func deliver(_ delivery: RuntimeEndpoint.Delivery) {
         current.withLock { $0 = delivery.requestID }
-        let frame = ChannelFrame(
+        let bytes = ChannelFrame.encode(
             .invoke,
             fields: [delivery.requestID, delivery.functionARN, delivery.traceID, delivery.clientContext ?? ""],
             deadline: delivery.deadlineMs,
             payload: delivery.payload
         )
-        channel.writeAndFlush(ByteBuffer(bytes: frame.bytes), promise: nil)
+        // The worker reads an invocation whole before it answers, and nothing else is written
+        // meanwhile: whatever the socket does not take at once follows through the event loop.
+        let sent = direct.withLock { descriptor -> Int in
+            guard descriptor >= 0 else { return 0 }
+            let count = bytes.withUnsafeBytes {
+                send(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+            }
+            return max(count, 0)
+        }
+        if sent < bytes.count {
+            channel.writeAndFlush(ByteBuffer(bytes: bytes[sent...]), promise: nil)
+        }
     }
 
     /// Takes the answer for `requestID`, if that is the invocation in flight.
@@ -67,7 +88,15 @@ final class WorkerChannel: Sendable {
         }
     }
 
+    deinit {
+        direct.withLock { if $0 >= 0 { close($0) } }
+    }
+
     func stop() {
+        direct.withLock { descriptor in
+            if descriptor >= 0 { close(descriptor) }
+            descriptor = -1
+        }
         channel.close(promise: nil)
     }
 }
