@@ -23,7 +23,7 @@ struct RuntimeConfigurationTests {
         let hello = try #require(deployment.functions["hello"])
         #expect(hello.configuration.timeout == 3)
         #expect(hello.configuration.memory == 128)
-        #expect(hello.configuration.concurrency == 10)
+        #expect(hello.configuration.concurrency == 100)
         #expect(hello.configuration.routes.map(\.description) == ["GET /hello/{name}"])
         #expect(deployment.configuration.server.port == 9000)
         #expect(deployment.configuration.storage.path == ".galley")
@@ -112,8 +112,8 @@ struct RuntimeConfigurationTests {
             "functions.f.isolation: must be \"process\" or \"inline\""
         ),
         (
-            #"{"functions": {"f": {"handler": "H", "warm": 11}}}"#,
-            "functions.f.warm: must be between 0 and concurrency (10)"
+            #"{"functions": {"f": {"handler": "H", "warm": 101}}}"#,
+            "functions.f.warm: must be between 0 and concurrency (100)"
         ),
         (
             #"{"functions": {"f": {"handler": "H", "idleTimeout": 0}}}"#,

@@ -184,47 +184,9 @@ struct ServeTests {
         let socket = directory.path("galley.sock")
         let server = try await ServerProcess(config: config, arguments: ["--socket", socket])
         #expect(server.address == "unix:\(socket)")
-        let port = try freePort()
-        let prefix = directory.path("nginx")
-        try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
-        let conf = try directory.write(
-            "nginx.conf",
-            """
-            daemon off;
-            worker_processes 1;
-            # The worker must be able to open galley's socket; as root nginx would switch to nobody.
-            user root;
-            pid \(prefix)/nginx.pid;
-            error_log \(prefix)/error.log;
-            events { worker_connections 64; }
-            http {
-                access_log off;
-                client_body_temp_path \(prefix)/body;
-                proxy_temp_path \(prefix)/proxy;
-                fastcgi_temp_path \(prefix)/fastcgi;
-                uwsgi_temp_path \(prefix)/uwsgi;
-                scgi_temp_path \(prefix)/scgi;
-            \(Self.nginxUpstream(socket: socket, listen: "127.0.0.1:\(port)"))
-            }
-            """
-        )
-        let nginx = Process()
-        nginx.executableURL = URL(filePath: try Tools.path(of: "nginx"))
-        nginx.arguments = ["-c", conf, "-p", prefix, "-e", "\(prefix)/error.log"]
-        nginx.standardError = FileHandle.nullDevice
-        try nginx.run()
-        defer { stop(nginx) }
-        let base = "http://127.0.0.1:\(port)"
-        var ready = false
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !ready && ContinuousClock.now < deadline {
-            ready = (try? await curl(["--fail", "-o", "/dev/null", "\(base)/_galley/health"]))?.status == 0
-            if !ready { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        #expect(
-            ready,
-            "nginx did not come up: \((try? String(contentsOfFile: "\(prefix)/error.log", encoding: .utf8)) ?? "")"
-        )
+        let nginx = try await Nginx(in: directory, socket: socket)
+        defer { stop(nginx.process) }
+        let base = nginx.base
         let hello = try await curl(["\(base)/hello/Nginx"])
         #expect(hello.out == #"{"message":"Hello, Nginx!"}"#)
         let inspected = try await curl([
@@ -248,6 +210,39 @@ struct ServeTests {
             directHTTP?["sourceIp"] as? String == "127.0.0.1",
             "without a forwarded address, the client is nginx's peer"
         )
+    }
+
+    @Test(.enabled(if: Tools.usable("nginx", "curl", "wrk"), "nginx, curl or wrk is not installed"))
+    func theShippedRuntimeJSONAnswersABurstBehindNginxWithoutThrottling() async throws {
+        let repository = URL(filePath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        let shipped = try String(contentsOf: repository.appending(path: "runtime.json"), encoding: .utf8)
+            .replacingOccurrences(
+                of: #""directory": "Functions/py-echo""#,
+                with: #""directory": "\#(repository.path)/Functions/py-echo""#
+            )
+        let socket = directory.path("burst.sock")
+        let server = try await ServerProcess(
+            config: try directory.write("shipped.json", shipped),
+            arguments: ["--socket", socket]
+        )
+        let nginx = try await Nginx(in: directory, socket: socket)
+        defer { stop(nginx.process) }
+        // A cold host: 400 requests from 32 parallel clients.
+        let urls = (0..<400).flatMap { ["-o", "/dev/null", "\(nginx.base)/hello/Burst\($0)"] }
+        let burst = try await curl(
+            ["--parallel", "--parallel-max", "32", "-w", "%{http_code}\n"] + urls,
+            timeout: .seconds(120)
+        )
+        let codes = burst.out.split(separator: "\n")
+        #expect(codes.count == 400)
+        #expect(codes.allSatisfy { $0 == "200" }, "\(Dictionary(grouping: codes, by: { $0 }).mapValues(\.count))")
+        // And a sustained load of 32 connections sees no answer but 2xx.
+        let wrk = try await runProcess("wrk", ["-t1", "-c32", "-d2s", "\(nginx.base)/hello/Ada"])
+        let summary = String(decoding: wrk.stdout, as: UTF8.self)
+        #expect(summary.contains("requests in"), "\(summary)")
+        #expect(!summary.contains("Non-2xx"), "\(summary)")
+        #expect(server.process.isRunning)
     }
 
     /// The nginx `upstream` and `server` blocks the README shows.
@@ -396,4 +391,62 @@ func stop(_ process: Process) {
     while process.isRunning && ContinuousClock.now < deadline { usleep(10_000) }
     if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
+}
+
+/// nginx in front of a galley socket, as the README configures it, on a free port.
+struct Nginx {
+    let process: Process
+    /// `http://127.0.0.1:PORT`.
+    let base: String
+
+    init(in directory: TemporaryDirectory, socket: String) async throws {
+        let port = try freePort()
+        let prefix = directory.path("nginx")
+        try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
+        let conf = try directory.write(
+            "nginx.conf",
+            """
+            daemon off;
+            worker_processes 1;
+            # The worker must be able to open galley's socket; as root nginx would switch to nobody.
+            user root;
+            pid \(prefix)/nginx.pid;
+            error_log \(prefix)/error.log;
+            events { worker_connections 256; }
+            http {
+                access_log off;
+                client_body_temp_path \(prefix)/body;
+                proxy_temp_path \(prefix)/proxy;
+                fastcgi_temp_path \(prefix)/fastcgi;
+                uwsgi_temp_path \(prefix)/uwsgi;
+                scgi_temp_path \(prefix)/scgi;
+            \(ServeTests.nginxUpstream(socket: socket, listen: "127.0.0.1:\(port)"))
+            }
+            """
+        )
+        let nginx = Process()
+        nginx.executableURL = URL(filePath: try Tools.path(of: "nginx"))
+        nginx.arguments = ["-c", conf, "-p", prefix, "-e", "\(prefix)/error.log"]
+        nginx.standardError = FileHandle.nullDevice
+        try nginx.run()
+        let base = "http://127.0.0.1:\(port)"
+        var ready = false
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !ready && ContinuousClock.now < deadline {
+            ready = (try? await curl(["--fail", "-o", "/dev/null", "\(base)/_galley/health"]))?.status == 0
+            if !ready { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        guard ready else {
+            stop(nginx)
+            let log = (try? String(contentsOfFile: "\(prefix)/error.log", encoding: .utf8)) ?? ""
+            throw NginxFailed(log: log)
+        }
+        self.process = nginx
+        self.base = base
+    }
+
+    struct NginxFailed: Error, CustomStringConvertible {
+        var log: String
+        var description: String { "nginx did not come up: \(log)" }
+    }
 }

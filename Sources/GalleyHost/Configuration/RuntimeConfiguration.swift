@@ -101,8 +101,10 @@ public struct FunctionConfiguration: Sendable, Equatable {
     public var environment: [String: String] = [:]
     /// HTTP routes served by `galley serve`, e.g. `GET /hello/{name}`.
     public var routes: [Route] = []
-    /// How many invocations may run at once. Default 10; past it callers get 429.
-    public var concurrency: Int = 10
+    /// How many invocations may run at once, each in an environment of its own. Default 100, so
+    /// that a burst from a browser or a load balancer is not throttled; an idle Swift worker costs
+    /// ~18 MB and idle ones are reaped after `idleTimeout`. Past it callers get 429.
+    public var concurrency: Int = 100
     public var description: String = ""
     /// Store namespaces this function may use besides its own.
     public var store: [String] = []
