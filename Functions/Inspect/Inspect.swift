@@ -22,9 +22,20 @@ import Synchronization
 ///   `{"fail": "why"}` throws a `FunctionError` of type `InspectError`;
 /// - `{"crash": true}` traps (`fatalError`), `{"spin": true}` loops on the CPU without ever
 ///   checking for cancellation, `{"allocateMB": N}` allocates and touches N MB,
-///   `{"exit": N}` ends the process with status N.
+///   `{"exit": N}` ends the process with status N;
+/// - `{"storeGet": {"namespace": "n", "key": "k"}}` reads a key's stored JSON as text and
+///   `{"storePut": {"namespace": "n", "key": "k", "value": "v"}}` writes one (the answer's `store`),
+///   as far as runtime.json's `store` grants allow.
 struct Inspect: ByteHandler {
+    struct StoreKey: Decodable {
+        var namespace: String
+        var key: String
+        var value: String?
+    }
+
     struct Options: Decodable {
+        var storeGet: StoreKey?
+        var storePut: StoreKey?
         var sleepMs: Int?
         var fail: String?
         var log: String?
@@ -49,6 +60,15 @@ struct Inspect: ByteHandler {
         }
         if let sleep = options.sleepMs { try await Task.sleep(for: .milliseconds(sleep)) }
         if let reason = options.fail { throw FunctionError(reason, type: "InspectError") }
+        var stored: String?
+        if let get = options.storeGet {
+            stored =
+                try await context.store(namespace: get.namespace).get(get.key)
+                .map { String(decoding: $0.value, as: UTF8.self) } ?? ""
+        }
+        if let put = options.storePut {
+            stored = String(try await context.store(namespace: put.namespace).put(put.key, put.value ?? ""))
+        }
         if options.crash == true { fatalError("Inspect was asked to crash") }
         if let status = options.exit { Glibc.exit(status) }
         if options.spin == true {
@@ -75,6 +95,7 @@ struct Inspect: ByteHandler {
                 #","remainingTimeMs":\#(remaining.seconds * 1000 + remaining.attoseconds / 1_000_000_000_000_000)"#.utf8
         )
         if touched > 0 { object.append(contentsOf: #","allocatedMB":\#(touched)"#.utf8) }
+        if let stored { object.append(contentsOf: #","store":"#.utf8 + (try encoder.encode(stored))) }
         object.append(contentsOf: #","environment":"#.utf8)
         object.append(try encoder.encode(context.environment))
         object.append(contentsOf: #","event":"#.utf8)

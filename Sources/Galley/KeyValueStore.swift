@@ -221,6 +221,10 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, in a form a program can switch on.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         let name: String
+        /// A code by its name, as it crosses a process boundary.
+        package init(name: String) {
+            self.name = name
+        }
         public static let conflict = Code(name: "conflict")
         public static let invalidKey = Code(name: "invalidKey")
         public static let valueTooLarge = Code(name: "valueTooLarge")

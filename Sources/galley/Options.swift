@@ -41,8 +41,7 @@ struct ConfigOptions: ParsableArguments {
             logWriter: .standardError(format: logOptions.logFormat.format),
             logLevel: logOptions.logLevel.level,
             stores: StoreAccess.provider(storeOpener(deployment.configuration)),
-            configurationFolder: URL(filePath: config).deletingLastPathComponent().path,
-            storeFile: StoreOpener.storeFile(deployment.configuration, configurationFile: config)
+            configurationFolder: URL(filePath: config).deletingLastPathComponent().path
         )
     }
 

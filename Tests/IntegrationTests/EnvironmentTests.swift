@@ -33,6 +33,8 @@ struct EnvironmentTests {
                 "single": { "handler": "Inspect", "timeout": 5, "concurrency": 1 },
                 "spinners": { "handler": "Inspect", "timeout": 60, "concurrency": 2 },
                 "counter": { "handler": "Counter" },
+                "snoop": { "handler": "Inspect" },
+                "friend": { "handler": "Inspect", "store": ["counter"] },
                 "py-broken": {
                   "command": ["python3", "-m", "awslambdaric", "missing_module.handler"],
                   "directory": "\(Self.pythonFunction)"
@@ -195,6 +197,46 @@ struct EnvironmentTests {
                 String(decoding: $0.prefix { $0 != UInt8(ascii: "=") }, as: UTF8.self)
             }
             #expect(!names.contains("AWS_LAMBDA_RUNTIME_API"), "a Swift worker was given a Runtime API port")
+        }
+    }
+
+    @Test func aWorkerReachesTheStoreOnlyThroughTheHostWithinItsGrants() async throws {
+        let server = try await ServerProcess(config: config)
+        let counted = try await Self.invoke(server, "counter", #"{"name": "w"}"#)
+        #expect(counted.body == #"{"count":1,"name":"w"}"#)
+        // Another function's namespace is refused by the host, for reads and writes alike.
+        let read = try await Self.invoke(server, "snoop", #"{"storeGet": {"namespace": "counter", "key": "w"}}"#)
+        #expect(read.headers["X-Amz-Function-Error"] == "Unhandled")
+        #expect(read.body.contains("may not use the store namespace 'counter'"), "\(read.body)")
+        let write = try await Self.invoke(
+            server,
+            "snoop",
+            #"{"storePut": {"namespace": "counter", "key": "w", "value": "999"}}"#
+        )
+        #expect(write.body.contains("may not use the store namespace 'counter'"), "\(write.body)")
+        // Its own namespace works, and so does a granted one.
+        let own = try await Self.invoke(
+            server,
+            "snoop",
+            #"{"storePut": {"namespace": "snoop", "key": "k", "value": "v"}}"#
+        )
+        #expect(own.headers["X-Amz-Function-Error"] == nil, "\(own.body)")
+        let granted = try await Self.invoke(server, "friend", #"{"storeGet": {"namespace": "counter", "key": "w"}}"#)
+        #expect(Self.field("store", in: granted.body) == "1", "\(granted.body)")
+        let again = try await Self.invoke(server, "counter", #"{"name": "w"}"#)
+        #expect(again.body == #"{"count":2,"name":"w"}"#, "the refused write changed nothing")
+        // No worker holds the store's file, nor is told where it is.
+        for worker in Self.children(of: server.process.processIdentifier) {
+            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(worker)/fd")) ?? []
+            let files = fds.compactMap {
+                try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(worker)/fd/\($0)")
+            }
+            #expect(!files.contains { $0.contains("store.sqlite") }, "worker \(worker) has the store open: \(files)")
+            let environment = String(
+                decoding: (try? Data(contentsOf: URL(filePath: "/proc/\(worker)/environ"))) ?? Data(),
+                as: UTF8.self
+            )
+            #expect(!environment.contains("store.sqlite"))
         }
     }
 

@@ -31,11 +31,11 @@ public final class Dispatcher: Sendable {
     private let logWriter: LogWriter
 
     /// - Parameters:
-    ///   - stores: The stores an inline function may use; the default refuses every namespace.
+    ///   - stores: The stores a function may use (inline, or through the host from a worker); the
+    ///     default refuses every namespace.
     ///   - workerExecutable: The `galley` binary that runs Swift handlers in worker processes;
     ///     default: this process's own executable.
     ///   - configurationFolder: The folder `directory` paths are relative to; default: the current one.
-    ///   - storeFile: The store file worker processes open; `nil` gives them none.
     ///   - eventLoopGroup: Where worker channels and Runtime API listeners are read; `galley serve`
     ///     passes its HTTP server's, so that an invocation stays on the server's threads.
     public init(
@@ -45,7 +45,6 @@ public final class Dispatcher: Sendable {
         stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider = { _ in NoStore() },
         workerExecutable: String? = nil,
         configurationFolder: String = ".",
-        storeFile: String? = nil,
         eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) {
         self.registry = DeploymentRegistry(deployment)
@@ -53,8 +52,6 @@ public final class Dispatcher: Sendable {
         self.launcher = EnvironmentLauncher(
             workerExecutable: workerExecutable,
             configurationFolder: configurationFolder,
-            storeFile: storeFile,
-            storeDurability: deployment.configuration.storage.durability,
             writer: logWriter,
             logLevel: logLevel,
             stores: stores,

@@ -23,9 +23,6 @@ public struct EnvironmentLauncher: Sendable {
     public var workerExecutable: String
     /// The folder of runtime.json: `directory` and `storage.path` are relative to it.
     public var configurationFolder: String
-    /// The store file and durability handed to workers, or `nil` for none.
-    public var storeFile: String?
-    public var storeDurability: RuntimeConfiguration.Storage.Durability = .full
     var writer: LogWriter
     var logLevel: Logger.Level
     var stores: @Sendable (Deployment.Function) -> any StoreProvider
@@ -34,8 +31,6 @@ public struct EnvironmentLauncher: Sendable {
     init(
         workerExecutable: String?,
         configurationFolder: String,
-        storeFile: String?,
-        storeDurability: RuntimeConfiguration.Storage.Durability,
         writer: LogWriter,
         logLevel: Logger.Level,
         stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider,
@@ -44,8 +39,6 @@ public struct EnvironmentLauncher: Sendable {
         self.eventLoopGroup = eventLoopGroup
         self.workerExecutable = workerExecutable ?? Self.currentExecutable
         self.configurationFolder = configurationFolder
-        self.storeFile = storeFile
-        self.storeDurability = storeDurability
         self.writer = writer
         self.logLevel = logLevel
         self.stores = stores
@@ -84,6 +77,7 @@ public struct EnvironmentLauncher: Sendable {
             return try await ProcessEnvironment.start(
                 function,
                 launch: launch(function),
+                stores: stores(function),
                 writer: writer,
                 group: eventLoopGroup,
                 deadline: deadline
@@ -123,11 +117,6 @@ public struct EnvironmentLauncher: Sendable {
             "LANG": "en_US.UTF-8",
             WorkerLaunch.environmentKeys: configuration.environment.keys.sorted().joined(separator: ","),
         ]) { _, new in new }
-        if let storeFile {
-            environment[WorkerLaunch.storeFile] = storeFile
-            environment[WorkerLaunch.storeDurability] = storeDurability.rawValue
-            environment[WorkerLaunch.storeGrants] = configuration.store.joined(separator: ",")
-        }
         environment.merge(configuration.environment) { _, own in own }
         return WorkerLaunch(
             arguments: arguments,
@@ -157,9 +146,6 @@ struct WorkerLaunch: Sendable {
     /// Galley's own variables for `galley worker`: which `environment` names are the function's,
     /// and the store it may use.
     static let environmentKeys = "GALLEY_ENVIRONMENT_KEYS"
-    static let storeFile = "GALLEY_STORE_FILE"
-    static let storeDurability = "GALLEY_STORE_DURABILITY"
-    static let storeGrants = "GALLEY_STORE_GRANTS"
 
     /// `2024/01/15/[$LATEST]<32 hex>`, as Lambda names log streams.
     static func logStreamName() -> String {

@@ -57,6 +57,9 @@ final class ProcessEnvironment: ExecutionEnvironment {
 
     private let child: ChildProcess
     private let link: Link
+    /// The deadline the worker's store calls are bounded by.
+    private let phase: PhaseDeadline
+    private let stores: any StoreProvider
     private let cage: MemoryCage?
     private let output: OutputPump
     private let waiter: Mailbox<Signal>
@@ -73,10 +76,14 @@ final class ProcessEnvironment: ExecutionEnvironment {
         link: Link,
         cage: MemoryCage?,
         output: OutputPump,
-        waiter: Mailbox<Signal>
+        waiter: Mailbox<Signal>,
+        phase: PhaseDeadline,
+        stores: any StoreProvider
     ) {
         self.child = child
         self.link = link
+        self.phase = phase
+        self.stores = stores
         self.cage = cage
         self.output = output
         self.waiter = waiter
@@ -86,6 +93,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
     static func start(
         _ function: Deployment.Function,
         launch: WorkerLaunch,
+        stores: any StoreProvider,
         writer: LogWriter,
         group: any EventLoopGroup,
         deadline: ContinuousClock.Instant
@@ -96,6 +104,10 @@ final class ProcessEnvironment: ExecutionEnvironment {
         var variables = launch.environment
         // A worker that breaks the channel's framing is killed; its exit then reports the fault.
         let started = Mutex<ChildProcess?>(nil)
+        // The worker's store calls run against the function's grants, bounded by the deadline of
+        // the phase it is in (init, then each invocation).
+        let phase = PhaseDeadline(deadline)
+        let functionName = function.name
         let link: Link
         var childEnd: Int32?
         do {
@@ -109,6 +121,11 @@ final class ProcessEnvironment: ExecutionEnvironment {
                     try await WorkerChannel.start(
                         descriptor: pair[0],
                         onEvent: { send(.runtime($0)) },
+                        onStoreCall: { call in
+                            await InvocationDeadline.$current.withValue(phase.current) {
+                                await StoreCall.answer(call, function: functionName, stores: stores)
+                            }
+                        },
                         onBroken: { _ in started.withLock { $0?.kill(SIGKILL) } },
                         group: group
                     )
@@ -149,7 +166,9 @@ final class ProcessEnvironment: ExecutionEnvironment {
             link: link,
             cage: cage,
             output: output,
-            waiter: waiter
+            waiter: waiter,
+            phase: phase,
+            stores: stores
         )
         switch await environment.wait(until: deadline) {
         case .runtime(.ready):
@@ -198,6 +217,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         let function = request.function
         output.sink = request.log
         defer { output.sink = nil }
+        phase.current = request.deadline
         link.deliver(
             RuntimeEndpoint.Delivery(
                 requestID: invocation.requestID,
@@ -224,10 +244,13 @@ final class ProcessEnvironment: ExecutionEnvironment {
             return .handlerError(body)
         case .exited(let termination):
             output.finish()
+            await stores.settle()
             return .fault(exitError(termination, requestID: invocation.requestID))
         case .deadline:
             let starved = cage?.isOutOfMemory ?? false
             await stop()
+            // A store call the host began for it commits or is abandoned before the caller hears.
+            await stores.settle()
             if starved {
                 return .fault(
                     ErrorObject(
@@ -312,5 +335,19 @@ final class Mailbox<Value: Sendable>: Sendable {
     /// Starts a new wait.
     func renew() {
         slot.withLock { $0 = Once() }
+    }
+}
+
+/// The deadline of the phase an environment is in: its init phase, then each invocation.
+final class PhaseDeadline: Sendable {
+    private let value: Mutex<ContinuousClock.Instant>
+
+    init(_ deadline: ContinuousClock.Instant) {
+        value = Mutex(deadline)
+    }
+
+    var current: ContinuousClock.Instant {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
     }
 }

@@ -72,7 +72,6 @@ public struct FunctionHost: Sendable {
             stores: StoreAccess.provider(opener),
             workerExecutable: options.workerExecutable,
             configurationFolder: URL(filePath: options.configurationFile).deletingLastPathComponent().path,
-            storeFile: StoreOpener.storeFile(configuration, configurationFile: options.configurationFile),
             eventLoopGroup: group
         )
         let queueFile = EventQueue.file(configuration, configurationFile: file)

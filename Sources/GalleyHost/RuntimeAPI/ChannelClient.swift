@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -8,11 +10,14 @@
 /// (``WorkerLaunch/channelDescriptor``), never a listening port.
 ///
 /// Blocking reads and writes on one thread: an invocation costs one read and one write.
-final class ChannelClient: RuntimeClient {
+/// Store calls (from any task of the handler) and the invocation loop take turns on the channel.
+final class ChannelClient: RuntimeClient, @unchecked Sendable {
     private let descriptor: Int32
     private var buffer: [UInt8] = []
     private var chunk = [UInt8](repeating: 0, count: 65536)
     private var announced = false
+    /// Held for a whole exchange: one frame out, its answer in.
+    private let turn = Mutex(())
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
@@ -23,11 +28,13 @@ final class ChannelClient: RuntimeClient {
     }
 
     func nextInvocation() throws(ChannelError) -> NextInvocation {
-        if !announced {
-            announced = true
-            try send(ChannelFrame.encode(.ready, fields: [], payload: []))
+        let frame = try turn.withLock { _ throws(ChannelError) in
+            if !announced {
+                announced = true
+                try send(ChannelFrame.encode(.ready, fields: [], payload: []))
+            }
+            return try receive()
         }
-        let frame = try receive()
         guard frame.kind == .invoke else { throw ChannelError("expected an invocation, got \(frame.kind)") }
         var reader = ChannelFrame.Reader(frame.body)
         let requestID = try reader.string()
@@ -46,15 +53,29 @@ final class ChannelClient: RuntimeClient {
     }
 
     func respond(to requestID: String, with payload: [UInt8]) throws(ChannelError) {
-        try send(ChannelFrame.encode(.response, fields: [requestID], payload: payload))
+        try turn.withLock { _ throws(ChannelError) in
+            try send(ChannelFrame.encode(.response, fields: [requestID], payload: payload))
+        }
     }
 
     func fail(_ requestID: String, type: String, object: [UInt8]) throws(ChannelError) {
-        try send(ChannelFrame.encode(.error, fields: [requestID, type], payload: object))
+        try turn.withLock { _ throws(ChannelError) in
+            try send(ChannelFrame.encode(.error, fields: [requestID, type], payload: object))
+        }
     }
 
     func initError(type: String, object: [UInt8]) {
-        try? send(ChannelFrame.encode(.initError, fields: [type], payload: object))
+        turn.withLock { _ in try? send(ChannelFrame.encode(.initError, fields: [type], payload: object)) }
+    }
+
+    /// One store call: its JSON out, the host's JSON answer back.
+    func storeCall(_ call: [UInt8]) throws(ChannelError) -> [UInt8] {
+        try turn.withLock { _ throws(ChannelError) in
+            try send(ChannelFrame.encode(.storeCall, fields: [], payload: call))
+            let answer = try receive()
+            guard answer.kind == .storeAnswer else { throw ChannelError("expected a store answer, got \(answer.kind)") }
+            return answer.body
+        }
     }
 
     private func send(_ bytes: [UInt8]) throws(ChannelError) {

@@ -17,6 +17,10 @@ struct ChannelFrame: Sendable, Equatable {
         case response = 0x4F  // O
         /// Worker → host: the invocation failed. Body: request id, error type, error object.
         case error = 0x45  // E
+        /// Worker → host: a key-value store call. Body: a JSON ``StoreCall``.
+        case storeCall = 0x53  // S
+        /// Host → worker: the answer to the store call. Body: JSON.
+        case storeAnswer = 0x41  // A
     }
 
     /// Bytes before a body: the kind and the body's length.

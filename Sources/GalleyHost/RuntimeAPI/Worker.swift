@@ -61,7 +61,7 @@ public struct Worker: Sendable {
         let functionName = environment["AWS_LAMBDA_FUNCTION_NAME"] ?? "function"
         let level = environment["AWS_LAMBDA_LOG_LEVEL"].flatMap(InvocationLogHandler.level(named:)) ?? .info
         let functionEnvironment = self.functionEnvironment
-        let stores = self.stores(for: functionName)
+        let stores = self.stores(through: client)
 
         // Init phase.
         let handlerName = environment["_HANDLER"] ?? ""
@@ -154,12 +154,9 @@ public struct Worker: Sendable {
         return own
     }
 
-    /// The store Galley handed this worker, or none.
-    func stores(for function: String) -> any StoreProvider {
-        guard let file = environment[WorkerLaunch.storeFile] else { return NoStore() }
-        let durability: RuntimeConfiguration.Storage.Durability =
-            environment[WorkerLaunch.storeDurability] == "normal" ? .normal : .full
-        let grants = (environment[WorkerLaunch.storeGrants] ?? "").split(separator: ",").map(String.init)
-        return StoreAccess(function: function, granted: grants, opener: .sqlite(file: file, durability: durability))
+    /// The store, through the host over Galley's channel; none on AWS Lambda.
+    func stores(through client: any RuntimeClient) -> any StoreProvider {
+        guard let channel = client as? ChannelClient else { return NoStore() }
+        return RemoteStores { call throws(ChannelError) in try channel.storeCall(call) }
     }
 }

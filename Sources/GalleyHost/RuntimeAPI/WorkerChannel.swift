@@ -31,9 +31,12 @@ final class WorkerChannel: Sendable {
 
     /// Takes over `descriptor`, the host's end of the pair. `onEvent` hears what the worker says;
     /// a worker that breaks the framing, or closes its end while alive, is reported as `onBroken`.
+    ///
+    /// Store calls are answered by `onStoreCall` (a JSON ``StoreCall`` in, its JSON answer out).
     static func start(
         descriptor: Int32,
         onEvent: @escaping @Sendable (RuntimeEndpoint.Event) -> Void,
+        onStoreCall: @escaping @Sendable ([UInt8]) async -> [UInt8],
         onBroken: @escaping @Sendable (String) -> Void,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> WorkerChannel {
@@ -45,7 +48,7 @@ final class WorkerChannel: Sendable {
                         ByteToMessageHandler(WorkerFrameDecoder(maxBody: Dispatcher.maxResponsePayload + 4096))
                     )
                     try channel.pipeline.syncOperations.addHandler(
-                        WorkerFrameHandler(state: state, onEvent: onEvent, onBroken: onBroken)
+                        WorkerFrameHandler(state: state, onEvent: onEvent, onStoreCall: onStoreCall, onBroken: onBroken)
                     )
                 }
             }
@@ -158,16 +161,19 @@ private final class WorkerFrameHandler: ChannelInboundHandler {
 
     private let state: WorkerChannelState
     private let onEvent: @Sendable (RuntimeEndpoint.Event) -> Void
+    private let onStoreCall: @Sendable ([UInt8]) async -> [UInt8]
     private let onBroken: @Sendable (String) -> Void
     private var initialized = false
 
     init(
         state: WorkerChannelState,
         onEvent: @escaping @Sendable (RuntimeEndpoint.Event) -> Void,
+        onStoreCall: @escaping @Sendable ([UInt8]) async -> [UInt8],
         onBroken: @escaping @Sendable (String) -> Void
     ) {
         self.state = state
         self.onEvent = onEvent
+        self.onStoreCall = onStoreCall
         self.onBroken = onBroken
     }
 
@@ -184,6 +190,15 @@ private final class WorkerFrameHandler: ChannelInboundHandler {
                 )
             case .tooLarge(let kind):
                 throw ChannelError("a \(kind) frame over the size limit")
+            case .frame(let frame) where frame.kind == .storeCall:
+                // The worker waits for the answer; the call runs off the event loop.
+                let channel = context.channel
+                let onStoreCall = self.onStoreCall
+                Task {
+                    let answer = await onStoreCall(frame.body)
+                    let bytes = ChannelFrame.encode(.storeAnswer, fields: [], payload: answer)
+                    channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+                }
             case .frame(let frame):
                 try handle(frame)
             }
