@@ -20,10 +20,19 @@ final class ServerProcess: Sendable {
     /// `http://127.0.0.1:PORT`, or `unix:PATH`.
     let address: String
 
-    init(config: String, arguments: [String] = ["--port", "0"], timeout: Duration = .seconds(30)) async throws {
+    /// `environment` is added to the test process's own.
+    init(
+        config: String,
+        arguments: [String] = ["--port", "0"],
+        environment: [String: String] = [:],
+        timeout: Duration = .seconds(30)
+    ) async throws {
         let process = Process()
         process.executableURL = Binaries.galley
         process.arguments = ["serve", "--config", config] + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let error = Pipe()
         process.standardError = error
         process.standardOutput = FileHandle.nullDevice

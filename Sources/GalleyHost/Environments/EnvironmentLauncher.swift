@@ -138,11 +138,10 @@ struct WorkerLaunch: Sendable {
     /// Names the descriptor of a `galley worker`'s channel to the host.
     static let channelVariable = "GALLEY_RUNTIME_CHANNEL"
 
-    /// Host variables a worker keeps, so that interpreters and credentials resolve as in a shell.
-    static let inherited = [
-        "PATH", "HOME", "USER", "PYENV_ROOT", "PYENV_VERSION", "VIRTUAL_ENV", "PYTHONPATH", "LD_LIBRARY_PATH",
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    ]
+    /// The only host variables a worker keeps, so that interpreters resolve as in a shell. Nothing
+    /// else of the host's environment reaches a function (no credentials: give a function its own
+    /// in runtime.json's `environment`).
+    static let inherited = ["PATH", "HOME"]
     /// Galley's own variables for `galley worker`: which `environment` names are the function's,
     /// and the store it may use.
     static let environmentKeys = "GALLEY_ENVIRONMENT_KEYS"

@@ -108,6 +108,11 @@ final class ProcessEnvironment: ExecutionEnvironment {
         // the phase it is in (init, then each invocation).
         let phase = PhaseDeadline(deadline)
         let functionName = function.name
+        let storeCall: @Sendable ([UInt8]) async -> [UInt8] = { call in
+            await InvocationDeadline.$current.withValue(phase.current) {
+                await StoreCall.answer(call, function: functionName, stores: stores)
+            }
+        }
         let link: Link
         var childEnd: Int32?
         do {
@@ -121,18 +126,14 @@ final class ProcessEnvironment: ExecutionEnvironment {
                     try await WorkerChannel.start(
                         descriptor: pair[0],
                         onEvent: { send(.runtime($0)) },
-                        onStoreCall: { call in
-                            await InvocationDeadline.$current.withValue(phase.current) {
-                                await StoreCall.answer(call, function: functionName, stores: stores)
-                            }
-                        },
+                        onStoreCall: storeCall,
                         onBroken: { _ in started.withLock { $0?.kill(SIGKILL) } },
                         group: group
                     )
                 )
                 variables[WorkerLaunch.channelVariable] = String(ChildProcess.channelDescriptor)
             } else {
-                let endpoint = RuntimeEndpoint { event in send(.runtime(event)) }
+                let endpoint = RuntimeEndpoint(onEvent: { send(.runtime($0)) }, onStoreCall: storeCall)
                 let server = try await RuntimeAPIServer.start(for: endpoint, group: group)
                 link = .http(server, endpoint)
                 variables["AWS_LAMBDA_RUNTIME_API"] = server.address

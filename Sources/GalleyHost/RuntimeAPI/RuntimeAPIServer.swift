@@ -78,6 +78,9 @@ final class RuntimeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func respond(to head: HTTPRequestHead, trailers: HTTPHeaders?, context: ChannelHandlerContext) {
+        if head.method == .POST, head.uri == "/2018-06-01/galley/store" {
+            return callStore(Array(body.readableBytesView), context: context)
+        }
         let prefix = "/2018-06-01/runtime/"
         guard head.uri.hasPrefix(prefix) else {
             return write(.notFound, #"{"errorMessage":"Not Found","errorType":"NotFound"}"#, context: context)
@@ -139,6 +142,20 @@ final class RuntimeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     static let errorType = "Lambda-Runtime-Function-Error-Type"
+
+    /// Galley's store for `command` runtimes: the call runs off the event loop, the answer is 200 JSON.
+    private func callStore(_ call: [UInt8], context: ChannelHandlerContext) {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let endpoint = self.endpoint
+        Task {
+            let answer = await endpoint.onStoreCall(call)
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.write(.ok, String(decoding: answer, as: UTF8.self), context: context)
+            }
+        }
+    }
 
     private func write(_ answer: RuntimeEndpoint.Answer, context: ChannelHandlerContext) {
         switch answer {

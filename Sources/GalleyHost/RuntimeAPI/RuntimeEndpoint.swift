@@ -53,9 +53,17 @@ final class RuntimeEndpoint: Sendable {
 
     private let state = Mutex(State())
     private let onEvent: @Sendable (Event) -> Void
+    /// Answers `POST /2018-06-01/galley/store`: a JSON ``StoreCall`` in, its JSON answer out.
+    let onStoreCall: @Sendable ([UInt8]) async -> [UInt8]
 
-    init(onEvent: @escaping @Sendable (Event) -> Void) {
+    init(
+        onEvent: @escaping @Sendable (Event) -> Void,
+        onStoreCall: @escaping @Sendable ([UInt8]) async -> [UInt8] = { _ in
+            Array(#"{"error":{"code":"unavailable","message":"no key-value store is configured for this host"}}"#.utf8)
+        }
+    ) {
         self.onEvent = onEvent
+        self.onStoreCall = onStoreCall
     }
 
     /// `GET /next`: `respond` is called with the next invocation, now or when one is delivered.
