@@ -12,9 +12,13 @@ struct RuntimeAPITests {
         let endpoint: RuntimeEndpoint
         let server: RuntimeAPIServer
 
-        init() async throws {
+        /// The test process plays the environment's runtime (with its children when `family`).
+        init(family: Bool = false) async throws {
             let recorder = self.recorder
             endpoint = RuntimeEndpoint { event in recorder.events.withLock { $0.append(event) } }
+            endpoint.admit { inode in
+                LoopbackPeer.isHeld(inode, byAnyOf: family ? LoopbackPeer.family(of: getpid()) : [getpid()])
+            }
             server = try await RuntimeAPIServer.start(for: endpoint)
         }
 
@@ -121,6 +125,72 @@ struct RuntimeAPITests {
         #expect(first.responses.isEmpty)
     }
 
+    @Test func anotherProcessIsClosedWithoutAByteAndCannotDisturbTheWaitingNext() async throws {
+        let harness = try await Harness()
+        let client = try harness.client()
+        let next = Task { try await blocking { try client.next() } }
+        while harness.recorder.events.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(5)) }
+        // A stranger (here: python3, another process) asks for /next on the same port.
+        let port = harness.server.address.split(separator: ":").last!
+        let script = """
+            import socket
+            s = socket.create_connection(("127.0.0.1", \(port)))
+            s.sendall(b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            s.settimeout(10)
+            try:
+                data = s.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            print(len(data))
+            """
+        let stranger = Process()
+        stranger.executableURL = URL(filePath: "/usr/bin/env")
+        stranger.arguments = ["python3", "-c", script]
+        let output = Pipe()
+        stranger.standardOutput = output
+        try stranger.run()
+        let printed = try await blocking { output.fileHandleForReading.readDataToEndOfFile() }
+        stranger.waitUntilExit()
+        #expect(String(decoding: printed, as: UTF8.self) == "0\n", "the stranger read an answer")
+        // The environment's own /next still gets its invocation.
+        harness.deliver("own")
+        let delivered = try await next.value
+        #expect(delivered.headers["lambda-runtime-aws-request-id"] == "own")
+    }
+
+    @Test func atMostAFewConnectionsAreOpenAtOnce() async throws {
+        let harness = try await Harness()
+        let port = Int(harness.server.address.split(separator: ":").last!)!
+        var sockets: [Int32] = []
+        defer { sockets.forEach { close($0) } }
+        for _ in 0..<(RuntimeAPIServer.maxConnections + 4) {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            _ = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            sockets.append(descriptor)
+        }
+        // Ask each for its health: the ones over the cap were closed, the rest answer 404 (no such path).
+        let request = Array("GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        let opened = sockets
+        let answered = try await blocking {
+            opened.filter { descriptor in
+                _ = request.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                var timeout = timeval(tv_sec: 5, tv_usec: 0)
+                setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var buffer = [UInt8](repeating: 0, count: 1024)
+                return recv(descriptor, &buffer, buffer.count, 0) > 0
+            }.count
+        }
+        #expect(answered == RuntimeAPIServer.maxConnections)
+    }
+
     @Test func bodyOverSixMegabytesIs413AndTheCallerGetsResponseSizeTooLarge() async throws {
         let harness = try await Harness()
         harness.deliver("big")
@@ -140,7 +210,7 @@ struct RuntimeAPITests {
     }
 
     @Test func chunkedBodiesAreAccepted() async throws {
-        let harness = try await Harness()
+        let harness = try await Harness(family: true)  // curl, a child of the test, is the runtime here
         harness.deliver("chunked")
         _ = try await blocking { try harness.client().next() }
         // The Swift runtime sends large responses chunked; curl does the same with this header.

@@ -156,6 +156,12 @@ struct MemoryCage: Sendable {
     let mechanism: MemoryLimiter.Mechanism
     let limitBytes: Int
 
+    /// Every process in the environment, however it was started (a `setsid` child included).
+    var members: [pid_t]? {
+        guard mechanism != .rlimit, let text = try? ProcFile.read(path + "/cgroup.procs") else { return nil }
+        return text.split(separator: "\n").compactMap { pid_t($0) }
+    }
+
     /// How many times the kernel's OOM killer ended a process in it.
     var oomKills: Int {
         let file = mechanism == .cgroupV2 ? "/memory.events" : "/memory.oom_control"

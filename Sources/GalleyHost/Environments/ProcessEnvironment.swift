@@ -104,6 +104,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         var variables = launch.environment
         // A worker that breaks the channel's framing is killed; its exit then reports the fault.
         let started = Mutex<ChildProcess?>(nil)
+        let caged = Mutex<MemoryCage?>(nil)
         // The worker's store calls run against the function's grants, bounded by the deadline of
         // the phase it is in (init, then each invocation).
         let phase = PhaseDeadline(deadline)
@@ -134,6 +135,17 @@ final class ProcessEnvironment: ExecutionEnvironment {
                 variables[WorkerLaunch.channelVariable] = String(ChildProcess.channelDescriptor)
             } else {
                 let endpoint = RuntimeEndpoint(onEvent: { send(.runtime($0)) }, onStoreCall: storeCall)
+                endpoint.admit { inode in
+                    // The runtime may connect the moment it starts: give the spawn a moment to be noted.
+                    var child = started.withLock { $0 }
+                    for _ in 0..<50 where child == nil {
+                        usleep(1000)
+                        child = started.withLock { $0 }
+                    }
+                    guard let child else { return false }
+                    let members = caged.withLock { $0 }?.members ?? LoopbackPeer.family(of: child.pid)
+                    return LoopbackPeer.isHeld(inode, byAnyOf: members)
+                }
                 let server = try await RuntimeAPIServer.start(for: endpoint, group: group)
                 link = .http(server, endpoint)
                 variables["AWS_LAMBDA_RUNTIME_API"] = server.address
@@ -159,6 +171,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         }
         started.withLock { $0 = child }
         let cage = MemoryLimiter.shared.limit(child.pid, megabytes: function.configuration.memory)
+        caged.withLock { $0 = cage }
         let output = OutputPump(descriptor: child.output, writer: writer)
         output.start()
         child.onExit { send(.exited($0)) }

@@ -2,6 +2,7 @@ import Galley
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -13,7 +14,14 @@ import NIOPosix
 ///
 /// Plain SwiftNIO rather than Hummingbird: a listener per environment must cost next to nothing,
 /// and `/next` is a long poll that answers whenever the environment delivers an invocation.
+///
+/// It answers only the environment's own processes: a connection from any other process (found by
+/// its socket, see ``LoopbackPeer``) is closed before a byte is read or written, and at most
+/// ``maxConnections`` are open at once, so that no function can spend the host's descriptors.
 struct RuntimeAPIServer: Sendable {
+    /// Connections open at once; a runtime client needs one, a few more are slack.
+    static let maxConnections = 4
+
     let channel: any Channel
     /// `127.0.0.1:PORT`, for `AWS_LAMBDA_RUNTIME_API`.
     let address: String
@@ -23,12 +31,21 @@ struct RuntimeAPIServer: Sendable {
         for endpoint: RuntimeEndpoint,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> RuntimeAPIServer {
+        let open = Atomic<Int>(0)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                let admitted =
+                    open.wrappingAdd(1, ordering: .relaxed).newValue <= maxConnections
+                    && endpoint.admits(peerPort: channel.remoteAddress?.port, localPort: channel.localAddress?.port)
+                channel.closeFuture.whenComplete { _ in open.subtract(1, ordering: .relaxed) }
+                guard admitted else {
+                    // Not a byte for a stranger, nor for one connection too many.
+                    return channel.close()
+                }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(RuntimeAPIHandler(endpoint: endpoint))
                 }
@@ -56,6 +73,11 @@ final class RuntimeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     init(endpoint: RuntimeEndpoint) {
         self.endpoint = endpoint
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        endpoint.unpark(ObjectIdentifier(self))
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -91,9 +113,11 @@ final class RuntimeAPIHandler: ChannelInboundHandler, RemovableChannelHandler {
         case (.GET, 2, "invocation", "next"):
             let loop = context.eventLoop
             let bound = NIOLoopBound((self, context), eventLoop: loop)
-            let answer = endpoint.next { delivery in
+            let endpoint = self.endpoint
+            let answer = endpoint.next(on: ObjectIdentifier(self)) { delivery in
                 loop.execute {
                     let (handler, context) = bound.value
+                    guard context.channel.isActive else { return endpoint.redeliver(delivery) }
                     handler.write(delivery, context: context)
                 }
             }

@@ -45,13 +45,16 @@ final class RuntimeEndpoint: Sendable {
 
     private struct State {
         var initialized = false
-        var parked: (@Sendable (Delivery) -> Void)?
+        var parked: (connection: ObjectIdentifier, respond: @Sendable (Delivery) -> Void)?
         var pending: Delivery?
         var current: String?
         var answered: [String] = []
     }
 
     private let state = Mutex(State())
+    /// Whether a socket (by inode) belongs to the environment's processes; until the environment
+    /// says, nobody is admitted.
+    private let ownership = Mutex<(@Sendable (String) -> Bool)?>(nil)
     private let onEvent: @Sendable (Event) -> Void
     /// Answers `POST /2018-06-01/galley/store`: a JSON ``StoreCall`` in, its JSON answer out.
     let onStoreCall: @Sendable ([UInt8]) async -> [UInt8]
@@ -66,9 +69,22 @@ final class RuntimeEndpoint: Sendable {
         self.onStoreCall = onStoreCall
     }
 
+    /// Admits connections whose peer socket `owns` recognises as the environment's own.
+    func admit(_ owns: @escaping @Sendable (String) -> Bool) {
+        ownership.withLock { $0 = owns }
+    }
+
+    /// Whether the loopback connection from `peerPort` to `localPort` comes from the environment.
+    func admits(peerPort: Int?, localPort: Int?) -> Bool {
+        guard let owns = ownership.withLock({ $0 }), let peerPort, let localPort,
+            let inode = LoopbackPeer.socketInode(peerPort: peerPort, localPort: localPort)
+        else { return false }
+        return owns(inode)
+    }
+
     /// `GET /next`: `respond` is called with the next invocation, now or when one is delivered.
     /// Returns an error answer instead when an invocation is still unanswered.
-    func next(_ respond: @escaping @Sendable (Delivery) -> Void) -> Answer {
+    func next(on connection: ObjectIdentifier, _ respond: @escaping @Sendable (Delivery) -> Void) -> Answer {
         let (answer, delivery, first): (Answer, Delivery?, Bool) = state.withLock { state in
             if let current = state.current {
                 return (
@@ -84,7 +100,7 @@ final class RuntimeEndpoint: Sendable {
                 state.current = pending.requestID
                 return (.accepted, pending, first)
             }
-            state.parked = respond
+            state.parked = (connection, respond)
             return (.accepted, nil, first)
         }
         if first { onEvent(.ready) }
@@ -101,7 +117,29 @@ final class RuntimeEndpoint: Sendable {
             }
             state.parked = nil
             state.current = delivery.requestID
-            return parked
+            return parked.respond
+        }
+        parked?(delivery)
+    }
+
+    /// The connection of a waiting `/next` closed: the next delivery waits for the next `/next`.
+    func unpark(_ connection: ObjectIdentifier) {
+        state.withLock { state in
+            if state.parked?.connection == connection { state.parked = nil }
+        }
+    }
+
+    /// A delivery that could not be written (its connection closed meanwhile) goes to the next `/next`.
+    func redeliver(_ delivery: Delivery) {
+        let parked: (@Sendable (Delivery) -> Void)? = state.withLock { state in
+            guard state.current == delivery.requestID else { return nil }
+            guard let parked = state.parked else {
+                state.current = nil
+                state.pending = delivery
+                return nil
+            }
+            state.parked = nil
+            return parked.respond
         }
         parked?(delivery)
     }
