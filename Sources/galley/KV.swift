@@ -60,7 +60,7 @@ struct KV: AsyncParsableCommand {
         @Argument(help: "The value; stdin when omitted. Store JSON to read it back with get(_:as:).")
         var value: String?
         @Option(name: .long, help: "Seconds until the entry expires.")
-        var ttl: Double?
+        var ttl: DecimalSeconds?
         @Option(name: .long, help: "Metadata as name=value; repeat for more.")
         var metadata: [String] = []
         @Flag(name: .long, help: "Write only if the key has no entry.")
@@ -72,7 +72,7 @@ struct KV: AsyncParsableCommand {
         func validate() throws {
             if let ttl {
                 do {
-                    _ = try PutOptions.ttl(seconds: ttl, of: "--ttl")
+                    _ = try PutOptions.ttl(seconds: ttl.value, of: "--ttl")
                 } catch {
                     throw ValidationError(error.message)
                 }
@@ -92,7 +92,7 @@ struct KV: AsyncParsableCommand {
                     pairs[String(item[..<equals])] = String(item[item.index(after: equals)...])
                 }
                 let options = PutOptions(
-                    ttl: try ttl.map { try PutOptions.ttl(seconds: $0, of: "--ttl") },
+                    ttl: try ttl.map { try PutOptions.ttl(seconds: $0.value, of: "--ttl") },
                     metadata: pairs.isEmpty ? nil : pairs,
                     condition: ifAbsent ? .ifAbsent : ifVersion.map { .ifVersion($0) }
                 )

@@ -104,3 +104,14 @@ extension AsyncParsableCommand {
         }
     }
 }
+
+/// A number of seconds as people write it: decimal digits with an optional fraction (`90`, `1.5`).
+/// Swift's `Double("…")` would also take `0x10`, `1e3`, `inf` and `nan`.
+struct DecimalSeconds: ExpressibleByArgument {
+    var value: Double
+
+    init?(argument: String) {
+        guard argument.wholeMatch(of: /[0-9]+(\.[0-9]+)?/) != nil, let value = Double(argument) else { return nil }
+        self.value = value
+    }
+}

@@ -289,7 +289,9 @@ struct ScheduleTests {
         #expect(try next("cron(0 0 29 2 ? *)") == "2028-02-29T00:00:00.000Z")
         #expect(try next("cron(0 12 ? * FRI#2 *)") == "2026-12-11T12:00:00.000Z")
         #expect(try next("cron(0 12 ? * 6L *)") == "2026-11-27T12:00:00.000Z")
-        #expect(try next("cron(0 0 1 1 ? 2025)") == nil)
+        #expect(throws: ScheduleError.self, "a year that has passed never fires") {
+            try Schedule(parsing: "cron(0 0 1 1 ? 2025)")
+        }
         #expect(try next("rate(1 minute)") == "2026-11-22T10:18:00.000Z")
         #expect(try next("rate(2 hours)") == "2026-11-22T12:17:00.000Z")
     }

@@ -52,6 +52,12 @@ struct HostRouterTests {
         },
         .closure("Huge") { (_: [String: String], _: Context) in String(repeating: "x", count: 7 << 20) },
         .closure("Size") { (event: APIGatewayV2Request, _: Context) in ["bytes": event.bodyData?.count ?? -1] },
+        .closure("Status") { (event: APIGatewayV2Request, _: Context) in
+            APIGatewayV2Response(
+                statusCode: Int(event.pathParameters?["code"] ?? "") ?? 200,
+                body: "\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+            )
+        },
     ]
 
     let directory: URL
@@ -82,7 +88,8 @@ struct HostRouterTests {
                 "text": { "handler": "Text", "isolation": "inline", "routes": ["GET /text"] },
                 "framing": { "handler": "Framing", "isolation": "inline", "routes": ["GET /framing"] },
                 "huge": { "handler": "Huge", "isolation": "inline", "routes": ["GET /huge"] },
-                "size": { "handler": "Size", "isolation": "inline", "routes": ["POST /size"] }
+                "size": { "handler": "Size", "isolation": "inline", "routes": ["POST /size"] },
+                "status": { "handler": "Status", "isolation": "inline", "routes": ["ANY /status/{code}"] }
               }
             }
             """
@@ -203,6 +210,18 @@ struct HostRouterTests {
         }
     }
 
+    @Test(arguments: ["/2015-03-31/functions/slow?Qualifier=prod", "/2015-03-31/functions/slow:7/configuration"])
+    func getFunctionWithAnUnknownQualifierIsResourceNotFound(path: String) async throws {
+        try await withHost { client in
+            let response = try await client.execute(uri: path, method: .get)
+            #expect(response.status == .notFound)
+            #expect(response.headers[HTTPField.Name("x-amzn-ErrorType")!] == "ResourceNotFoundException")
+            #expect(String(buffer: response.body).contains("function:slow:"), "\(String(buffer: response.body))")
+            let latest = try await client.execute(uri: "/2015-03-31/functions/slow?Qualifier=$LATEST", method: .get)
+            #expect(latest.status == .ok)
+        }
+    }
+
     @Test func unknownFunctionIsResourceNotFound() async throws {
         try await withHost { client in
             let response = try await invoke(client, "nope")
@@ -278,7 +297,8 @@ struct HostRouterTests {
             let functions = try #require(object?["Functions"] as? [[String: Any]])
             #expect(
                 functions.map { $0["FunctionName"] as? String } == [
-                    "binary", "echo", "fail", "framing", "huge", "malformed", "size", "slow", "structured", "text",
+                    "binary", "echo", "fail", "framing", "huge", "malformed", "size", "slow", "status", "structured",
+                    "text",
                 ]
             )
             #expect(functions[7]["Timeout"] as? Int == 5)
@@ -413,6 +433,21 @@ struct HostRouterTests {
             #expect(String(buffer: failed.body) == #"{"message":"Internal Server Error"}"#)
             let malformed = try await client.execute(uri: "/malformed", method: .get)
             #expect(malformed.status == .badGateway)
+        }
+    }
+
+    @Test(arguments: ["GET /status/204", "GET /status/304", "HEAD /status/200", "GET /status/101", "GET /status/199"])
+    func theHostFramesEveryResponseAFunctionCannotForgeOne(request: String) async throws {
+        try await withHost { client in
+            let answer = try await client.raw("\(request) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(!answer.contains("forged"), "\(answer)")
+            #expect(answer.components(separatedBy: "HTTP/1.1 ").count == 2, "exactly one response: \(answer)")
+            let code = request.split(separator: "/").last!
+            if code.hasPrefix("1") {
+                #expect(answer.hasPrefix("HTTP/1.1 502"), "\(answer)")
+            } else {
+                #expect(answer.hasPrefix("HTTP/1.1 \(code)"), "\(answer)")
+            }
         }
     }
 

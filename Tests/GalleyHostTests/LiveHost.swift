@@ -74,6 +74,24 @@ struct TestClient: Sendable {
     }
 }
 
+extension TestClient {
+    /// Sends `request` as it is and returns every byte the host wrote until it closed.
+    func raw(_ request: String) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(string: request))
+            var received = ByteBuffer()
+            for try await var chunk in inbound { received.writeBuffer(&chunk) }
+            return String(buffer: received)
+        }
+    }
+}
+
 struct TestClientError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }

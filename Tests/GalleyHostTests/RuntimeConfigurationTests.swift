@@ -127,6 +127,14 @@ struct RuntimeConfigurationTests {
             #"{"functions": {"f": {"handler": "H", "schedule": "cron(0 12 * * * *)"}}}"#,
             "functions.f.schedule: cron(0 12 * * * *): exactly one of day-of-month and day-of-week must be '?'"
         ),
+        (
+            #"{"functions": {"f": {"handler": "H", "schedule": "cron(0 0 31 2 ? *)"}}}"#,
+            "functions.f.schedule: cron(0 0 31 2 ? *) can never fire"
+        ),
+        (
+            #"{"functions": {"f": {"handler": "H", "schedule": "cron(0 0 1 1 ? 2020)"}}}"#,
+            "functions.f.schedule: cron(0 0 1 1 ? 2020) can never fire"
+        ),
         (#"{"functions": {"f": {"handler": "H", "retries": 3}}}"#, "functions.f.retries: must be 0, 1 or 2"),
         (#"{"functions": {"f": {"handler": "H", "retryDelay": 0}}}"#, "functions.f.retryDelay: must be more than 0"),
         (

@@ -21,9 +21,13 @@ struct HostileInputTests {
         )
     }
 
-    /// The last line `galley serve` printed before exiting, with its exit status.
-    func serveFails(_ arguments: [String]) async throws -> (status: Int32, line: String) {
-        let output = try await runGalley(["serve", "--config", config] + arguments, timeout: .seconds(30))
+    /// The last line `galley serve` printed before exiting, with its exit status. `config` defaults to
+    /// the suite's own.
+    func serveFails(_ arguments: [String], config: String? = nil) async throws -> (status: Int32, line: String) {
+        let output = try await runGalley(
+            ["serve", "--config", config ?? self.config] + arguments,
+            timeout: .seconds(30)
+        )
         let lines = output.err.split(separator: "\n")
         #expect(lines.count == 1, "one line, not: \(output.err)")
         return (output.status, lines.last.map(String.init) ?? "")
@@ -57,7 +61,12 @@ struct HostileInputTests {
     func aLiveSocketIsNotTakenOverAndAStaleOneIsReplaced() async throws {
         let path = directory.path("galley.sock")
         let first = try await ServerProcess(config: config, arguments: ["--socket", path])
-        let second = try await serveFails(["--socket", path])
+        // Another host with a storage folder of its own (one folder takes one host).
+        let other = try directory.write(
+            "other.json",
+            #"{"storage": {"path": "other"}, "functions": {"hello": {"handler": "Hello"}}}"#
+        )
+        let second = try await serveFails(["--socket", path], config: other)
         #expect(second.status == 2)
         #expect(
             second.line
@@ -68,7 +77,7 @@ struct HostileInputTests {
 
         // A regular file is never replaced.
         let file = try directory.write("not-a-socket", "keep me")
-        let notSocket = try await serveFails(["--socket", file])
+        let notSocket = try await serveFails(["--socket", file], config: other)
         #expect(notSocket.status == 2)
         #expect(notSocket.line.hasSuffix("the path exists and is not a socket (refusing to replace it)"))
         #expect(try String(contentsOfFile: file, encoding: .utf8) == "keep me")

@@ -301,6 +301,26 @@ struct ServeTests {
     }
 
     @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
+    func aSecondHostOnTheSameStorageFolderIsRefusedAndTheCLIStillWorks() async throws {
+        let server = try await ServerProcess(config: config)
+        let second = try await runGalley(["serve", "--config", config, "--port", "0"])
+        #expect(second.status == 2)
+        let pid = server.process.processIdentifier
+        #expect(
+            second.err.hasPrefix("galley: \(config): storage.path: the storage folder ")
+                && second.err.contains("is in use by another galley serve (pid \(pid))"),
+            "\(second.err)"
+        )
+        #expect(second.err.split(separator: "\n").count == 1, "\(second.err)")
+        #expect(try await curl(["\(server.address)/hello/Still"]).out == #"{"message":"Hello, Still!"}"#)
+        // The CLI's store and queue commands work beside the running host.
+        let put = try await runGalley(["kv", "put", "hello", "k", "1", "--config", config])
+        #expect(put.status == 0, "\(put.err)")
+        let queue = try await runGalley(["queue", "--config", config])
+        #expect(queue.status == 0, "\(queue.err)")
+    }
+
+    @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
     func sighupLoadsAValidFileAndRefusesAnInvalidOne() async throws {
         let server = try await ServerProcess(config: config)
         #expect(try await curl(["\(server.address)/hello/A"]).out == #"{"message":"Hello, A!"}"#)

@@ -166,7 +166,15 @@ struct StoreCommandTests {
         #expect(try await runGalley(["kv", "list", "app", "--config", config]).out.isEmpty)
     }
 
-    @Test(arguments: ["1e300", "inf", "nan", "9223372000000000", "0"])
+    @Test(arguments: ["1e300", "inf", "nan", "0x10", "1,5", " 5"])
+    func aTTLThatIsNotADecimalNumberOfSecondsIsAUsageError(ttl: String) async throws {
+        let output = try await runGalley(["kv", "put", "app", "k", "v", "--ttl", ttl, "--config", config])
+        #expect(output.status == 64, "\(output.status) \(output.err)")  // ArgumentParser's usage error
+        #expect(output.err.contains("The value '\(ttl)' is invalid for '--ttl <ttl>'"), "\(output.err)")
+        #expect(try await runGalley(["kv", "get", "app", "k", "--config", config]).status != 0, "nothing was written")
+    }
+
+    @Test(arguments: ["9223372000000000", "0"])
     func anOutOfRangeTTLIsAUsageErrorNotACrash(ttl: String) async throws {
         let output = try await runGalley(["kv", "put", "app", "k", "v", "--ttl", ttl, "--config", config])
         #expect(output.status == 64, "\(output.status) \(output.err)")  // ArgumentParser's usage error

@@ -49,6 +49,8 @@ public struct FunctionHost: Sendable {
     let catalog: Catalog
     /// The HTTP server's event loops, which also read the worker channels.
     let eventLoopGroup: any EventLoopGroup
+    /// This host's hold on its storage folder.
+    let storageLock: StorageLock
 
     /// Loads and checks the configuration; nothing listens until ``run(onListening:)``.
     public init(options: HostOptions, catalog: Catalog) throws(ConfigurationError) {
@@ -75,6 +77,13 @@ public struct FunctionHost: Sendable {
             eventLoopGroup: group
         )
         let queueFile = EventQueue.file(configuration, configurationFile: file)
+        // Before the queue is opened: a second host must not touch the first one's running events.
+        let storageLock: StorageLock
+        do {
+            storageLock = try StorageLock(folder: URL(filePath: queueFile).deletingLastPathComponent().path)
+        } catch {
+            throw ConfigurationError(file: file, path: "storage.path", message: error.message)
+        }
         let events: EventQueue
         do {
             events = try EventQueue(path: queueFile, dispatcher: dispatcher, clock: options.queueClock, logger: logger)
@@ -90,6 +99,7 @@ public struct FunctionHost: Sendable {
         self.logger = logger
         self.catalog = catalog
         self.eventLoopGroup = group
+        self.storageLock = storageLock
         self.responder = HostResponder(dispatcher: dispatcher, events: events, state: state, logger: logger)
     }
 

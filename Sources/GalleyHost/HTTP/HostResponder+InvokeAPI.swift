@@ -21,11 +21,17 @@ extension HostResponder {
         case (.post, 2, "invocations"):
             return await invoke(request, function: segments[0], qualifier: qualifier)
         case (.get, 1, _), (.get, 2, "configuration"):
-            guard let (name, _) = Self.functionName(segments[0], qualifier: qualifier),
+            guard let (name, qualifier) = Self.functionName(segments[0], qualifier: qualifier),
                 let function = deployment.functions[name]
             else {
                 let name = PercentEncoding.decode(segments[0])
                 return Self.serviceError(InvokeError(.functionNotFound, "Function not found: \(ARN.function(name))"))
+            }
+            // Galley deploys only $LATEST: any other version or alias does not exist, as on Lambda.
+            if let qualifier, qualifier != "$LATEST" {
+                return Self.serviceError(
+                    InvokeError(.functionNotFound, "Function not found: \(ARN.function(name, qualifier: qualifier))")
+                )
             }
             let configuration = FunctionConfigurationRecord(
                 function,

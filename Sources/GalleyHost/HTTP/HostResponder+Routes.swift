@@ -58,7 +58,7 @@ extension HostResponder {
             guard !result.isFunctionError else {
                 return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
             }
-            return response(for: result.payload, headers: headers, requestID: requestID)
+            return response(for: result.payload, headers: headers, requestID: requestID, isHead: method == "HEAD")
         } catch {
             switch error.code {
             case .tooManyRequests:
@@ -74,11 +74,18 @@ extension HostResponder {
 
     /// The 2.0 response rules: a JSON object with `statusCode` is a structured response; any other
     /// JSON is a `200` with that JSON as its body.
-    func response(for payload: Data, headers: HTTPFields, requestID: String) -> Response {
+    ///
+    /// The host owns the framing: a 204 or 304, or any answer to HEAD, goes out without a body, and a
+    /// 1xx status (which would leave the connection expecting another response) is a 502.
+    func response(for payload: Data, headers: HTTPFields, requestID: String, isHead: Bool = false) -> Response {
         guard Self.looksStructured(payload) else {
             var headers = headers
             headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: payload)))
+            return Response(
+                status: .ok,
+                headers: headers,
+                body: .init(byteBuffer: isHead ? ByteBuffer() : ByteBuffer(bytes: payload))
+            )
         }
         guard let structured = try? JSONDecoder().decode(APIGatewayV2Response.self, from: payload),
             (100...599).contains(structured.statusCode)
@@ -86,6 +93,13 @@ extension HostResponder {
             logger.error("RequestId: \(requestID) the function returned a malformed HTTP response")
             return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
         }
+        guard structured.statusCode >= 200 else {
+            logger.error(
+                "RequestId: \(requestID) the function answered with status \(structured.statusCode): an informational status is not a response"
+            )
+            return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
+        }
+        let bodiless = isHead || structured.statusCode == 204 || structured.statusCode == 304
         var fields = headers
         var ignored: [String] = []
         for (name, value) in structured.headers ?? [:] {
@@ -108,7 +122,11 @@ extension HostResponder {
         }
         for cookie in structured.cookies ?? [] { fields.append(HTTPField(name: .setCookie, value: cookie)) }
         var body = ByteBuffer()
-        if let text = structured.body {
+        if let text = structured.body, bodiless, !text.isEmpty {
+            logger.warning(
+                "RequestId: \(requestID) dropped the body of a \(isHead ? "HEAD answer" : "\(structured.statusCode) response"): it has none"
+            )
+        } else if let text = structured.body {
             if structured.isBase64Encoded == true {
                 guard let bytes = Data(base64Encoded: text) else {
                     logger.error("RequestId: \(requestID) the function's body is marked base64 but is not")

@@ -23,7 +23,13 @@ public struct Schedule: Sendable, Equatable, CustomStringConvertible {
         if expression.hasPrefix("rate("), expression.hasSuffix(")") {
             kind = .rate(milliseconds: try Self.parseRate(String(expression.dropFirst(5).dropLast())))
         } else if expression.hasPrefix("cron("), expression.hasSuffix(")") {
-            kind = .cron(try Cron(parsing: String(expression.dropFirst(5).dropLast())))
+            let cron = try Cron(parsing: String(expression.dropFirst(5).dropLast()))
+            guard cron.next(after: Timestamp.epochMilliseconds()) != nil else {
+                throw ScheduleError(
+                    "\(expression) can never fire: no date from now until 2199 matches its day, month and year"
+                )
+            }
+            kind = .cron(cron)
         } else {
             throw ScheduleError(
                 "'\(expression)' is not a schedule; write rate(5 minutes) or cron(0 12 * * ? *)"
