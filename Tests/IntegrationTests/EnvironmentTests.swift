@@ -221,6 +221,53 @@ struct EnvironmentTests {
         }
     }
 
+    @Test(.enabled(if: Tools.isCI || Tools.pythonHas("awslambdaric"), "awslambdaric is not installed"))
+    func everyProcessAFunctionStartedEndsWithItsEnvironment() async throws {
+        try directory.write(
+            "hostile.py",
+            """
+            import os, subprocess
+            def handler(event, context):
+                if event.get("exit"):
+                    os._exit(3)
+                children = [subprocess.Popen(["sleep", "300"], start_new_session=(i % 2 == 0)) for i in range(20)]
+                return {"pids": [child.pid for child in children]}
+            """
+        )
+        let config = try directory.write(
+            "hostile.json",
+            #"{"storage": {"path": "hostile-data"}, "functions": {"hostile": {"command": ["python3", "-m", "awslambdaric", "hostile.handler"], "directory": "\#(directory.url.path)"}}}"#
+        )
+        let server = try await ServerProcess(config: config)
+        guard server.stderr.contains("memory limited by cgroup") else {
+            // Without a cgroup only the worker's process group is ended; the README says so.
+            return
+        }
+        let started = try await Self.invoke(server, "hostile", "{}")
+        let object = try JSONSerialization.jsonObject(with: Data(started.body.utf8)) as? [String: Any]
+        let pids = try #require(object?["pids"] as? [Int]).map { pid_t($0) }
+        #expect(pids.count == 20)
+        // Between invocations they run on, as on Lambda, and count against the environment's limit.
+        #expect(pids.allSatisfy(Self.isRunning))
+        let worker = try #require(Self.children(of: server.process.processIdentifier).first)
+        let cgroups = (try? String(contentsOfFile: "/proc/\(worker)/cgroup", encoding: .utf8)) ?? ""
+        if let line = cgroups.split(separator: "\n").first(where: { $0.contains(":pids:") }) {
+            let path = line.split(separator: ":", maxSplits: 2).last.map(String.init) ?? ""
+            let limit = try String(contentsOfFile: "/sys/fs/cgroup/pids\(path)/pids.max", encoding: .utf8)
+            #expect(limit.trimmingCharacters(in: .whitespacesAndNewlines) == "1024")
+        }
+        // The environment ends (its runtime exits): every process it started goes with it.
+        let ended = try await Self.invoke(server, "hostile", #"{"exit": true}"#)
+        #expect(ended.body.contains("Runtime.ExitError"), "\(ended.body)")
+        let deadline = ContinuousClock.now + .seconds(20)
+        while pids.contains(where: Self.isRunning) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let survivors = pids.filter(Self.isRunning)
+        #expect(survivors.isEmpty, "outlived their environment: \(survivors)")
+        for pid in survivors { kill(pid, SIGKILL) }
+    }
+
     @Test func aWorkerReachesTheStoreOnlyThroughTheHostWithinItsGrants() async throws {
         let server = try await ServerProcess(config: config)
         let counted = try await Self.invoke(server, "counter", #"{"name": "w"}"#)
@@ -491,6 +538,12 @@ struct EnvironmentTests {
 
     static func openDescriptors(of pid: pid_t) -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
+    }
+
+    /// Whether `pid` runs (a zombie does not).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        return !stat.isEmpty && !stat.contains(") Z ")
     }
 
     /// The inodes of the sockets `pid` holds open.

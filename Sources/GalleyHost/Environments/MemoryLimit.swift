@@ -24,7 +24,13 @@ final class MemoryLimiter: Sendable {
     let mechanism: Mechanism
     /// The host's own cgroup folder, under which each environment gets one.
     let folder: String?
+    /// Where process counts are limited: `folder` itself on cgroup v2, the v1 `pids` hierarchy's
+    /// twin of it on v1, or none.
+    let pidsFolder: String?
     private let counter = Atomic<Int>(0)
+
+    /// Processes (and threads) an environment may hold at once, as on Lambda.
+    static let maxProcesses = 1024
 
     /// One limiter per process: the host's cgroup folder is made once and removed at exit.
     static let shared = MemoryLimiter.detect()
@@ -38,9 +44,10 @@ final class MemoryLimiter: Sendable {
         }
     }
 
-    private init(mechanism: Mechanism, folder: String?) {
+    private init(mechanism: Mechanism, folder: String?, pidsFolder: String? = nil) {
         self.mechanism = mechanism
         self.folder = folder
+        self.pidsFolder = pidsFolder
     }
 
     private static func detect() -> MemoryLimiter {
@@ -60,16 +67,28 @@ final class MemoryLimiter: Sendable {
                     else { continue }
                     if let folder = makeFolder(base + "/" + name, probe: "memory.max") {
                         _ = ProcFile.write(folder + "/cgroup.subtree_control", "+memory")
-                        return MemoryLimiter(mechanism: .cgroupV2, folder: folder)
+                        let pids = ProcFile.write(folder + "/cgroup.subtree_control", "+pids")
+                        return MemoryLimiter(mechanism: .cgroupV2, folder: folder, pidsFolder: pids ? folder : nil)
                     }
                 }
             } else if parts[1].split(separator: ",").contains("memory") {
                 if let folder = makeFolder("/sys/fs/cgroup/memory" + own + "/" + name, probe: "memory.limit_in_bytes") {
-                    return MemoryLimiter(mechanism: .cgroupV1, folder: folder)
+                    return MemoryLimiter(mechanism: .cgroupV1, folder: folder, pidsFolder: pidsV1(lines, name: name))
                 }
             }
         }
         return MemoryLimiter(mechanism: .rlimit, folder: nil)
+    }
+
+    /// The v1 `pids` hierarchy's folder for this host, when the kernel has one.
+    private static func pidsV1(_ lines: String, name: String) -> String? {
+        for line in lines.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[1].split(separator: ",").contains("pids") else { continue }
+            let own = String(parts[2]).trimmingSuffix("/")
+            return makeFolder("/sys/fs/cgroup/pids" + own + "/" + name, probe: "pids.max")
+        }
+        return nil
     }
 
     private static func makeFolder(_ path: String, probe: String) -> String? {
@@ -100,7 +119,8 @@ final class MemoryLimiter: Sendable {
                     let childName = withUnsafeBytes(of: child.pointee.d_name) {
                         String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
                     }
-                    if childName.hasPrefix("env-") { rmdir(stale + "/" + childName) }
+                    // What a killed host's environments left running ends with them.
+                    if childName.hasPrefix("env-") { ProcessGroup.killAll(in: stale + "/" + childName) }
                 }
                 closedir(environments)
             }
@@ -109,8 +129,8 @@ final class MemoryLimiter: Sendable {
     }
 
     private static func removeFolder() {
-        guard let folder = shared.folder else { return }
-        rmdir(folder)
+        if let folder = shared.folder { rmdir(folder) }
+        if let pids = shared.pidsFolder, pids != shared.folder { rmdir(pids) }
     }
 
     /// Limits `pid` to `megabytes`; returns the cgroup it was put in, if any.
@@ -120,12 +140,19 @@ final class MemoryLimiter: Sendable {
             _ = galley_set_limit(pid, Int32(RLIMIT_DATA.rawValue), UInt64(bytes))
             return nil
         }
+        let name = "/env-\(counter.add(1, ordering: .relaxed).newValue)"
         let cage = MemoryCage(
-            path: folder + "/env-\(counter.add(1, ordering: .relaxed).newValue)",
+            path: folder + name,
             mechanism: mechanism,
-            limitBytes: bytes
+            limitBytes: bytes,
+            pidsPath: pidsFolder.map { $0 + name }
         )
         guard mkdir(cage.path, 0o755) == 0 || errno == EEXIST else { return nil }
+        if let pids = cage.pidsPath {
+            if pids != cage.path { _ = mkdir(pids, 0o755) }
+            _ = ProcFile.write(pids + "/pids.max", "\(Self.maxProcesses)")
+            if pids != cage.path { _ = ProcFile.write(pids + "/cgroup.procs", "\(pid)") }
+        }
         switch mechanism {
         case .cgroupV2:
             _ = ProcFile.write(cage.path + "/memory.max", "\(bytes)")
@@ -155,11 +182,21 @@ struct MemoryCage: Sendable {
     let path: String
     let mechanism: MemoryLimiter.Mechanism
     let limitBytes: Int
+    /// The cgroup that counts the environment's processes (`path` itself on v2).
+    var pidsPath: String?
 
     /// Every process in the environment, however it was started (a `setsid` child included).
     var members: [pid_t]? {
-        guard mechanism != .rlimit, let text = try? ProcFile.read(path + "/cgroup.procs") else { return nil }
-        return text.split(separator: "\n").compactMap { pid_t($0) }
+        guard mechanism != .rlimit else { return nil }
+        var members = Set(ProcessGroup.members(of: path))
+        if let pidsPath, pidsPath != path { members.formUnion(ProcessGroup.members(of: pidsPath)) }
+        return Array(members)
+    }
+
+    /// Ends every process in the environment: what a function left running dies with it.
+    func killAll() {
+        ProcessGroup.killAll(in: path)
+        if let pidsPath, pidsPath != path { ProcessGroup.killAll(in: pidsPath) }
     }
 
     /// How many times the kernel's OOM killer ended a process in it.
@@ -209,11 +246,33 @@ struct MemoryCage: Sendable {
     /// Removes the cgroup; its processes must have exited.
     func remove() {
         rmdir(path)
+        if let pidsPath, pidsPath != path { rmdir(pidsPath) }
     }
 }
 
 extension String {
     fileprivate func trimmingSuffix(_ suffix: String) -> String {
         hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
+    }
+}
+
+/// The processes of one cgroup folder.
+enum ProcessGroup {
+    static func members(of folder: String) -> [pid_t] {
+        ((try? ProcFile.read(folder + "/cgroup.procs")) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+    }
+
+    /// SIGKILLs every member until none is left (a process forking meanwhile is caught on the next
+    /// round; the `pids` limit bounds how many there can be), then removes the folder.
+    static func killAll(in folder: String) {
+        // cgroup v2 kills the whole group at once.
+        _ = ProcFile.write(folder + "/cgroup.kill", "1")
+        for _ in 0..<500 {
+            let members = members(of: folder)
+            if members.isEmpty { break }
+            for member in members { kill(member, SIGKILL) }
+            usleep(1000)
+        }
+        rmdir(folder)
     }
 }

@@ -308,7 +308,8 @@ final class ProcessEnvironment: ExecutionEnvironment {
 
     var isAlive: Bool { child.exited == nil }
 
-    /// SIGTERM, then SIGKILL after ``killGrace``, and wait for the process to be collected.
+    /// SIGTERM, then SIGKILL after ``killGrace``, and wait for the process to be collected; then
+    /// every other process of the environment is killed.
     private func stop() async {
         if child.exited == nil {
             child.kill(SIGTERM)
@@ -317,6 +318,8 @@ final class ProcessEnvironment: ExecutionEnvironment {
             _ = await child.waitForExit()
             ticket.cancel()
         }
+        // Whatever the worker started, however detached, ends with its environment.
+        cage?.killAll()
         output.finish()
     }
 
