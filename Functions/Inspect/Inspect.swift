@@ -18,7 +18,8 @@ import Synchronization
 ///
 /// The event may steer it:
 /// - `{"sleepMs": 500}` waits first, `{"log": "text"}` writes a log line, `{"print": "text"}`
-///   writes text to stdout as it is,
+///   writes text to stdout as it is, `{"printMB": N}` writes N MB of 1 KB lines, `{"printLineKB": N}`
+///   one line of N KB,
 ///   `{"fail": "why"}` throws a `FunctionError` of type `InspectError`;
 /// - `{"crash": true}` traps (`fatalError`), `{"spin": true}` loops on the CPU without ever
 ///   checking for cancellation, `{"allocateMB": N}` allocates and touches N MB,
@@ -40,6 +41,8 @@ struct Inspect: ByteHandler {
         var fail: String?
         var log: String?
         var print: String?
+        var printMB: Int?
+        var printLineKB: Int?
         var crash: Bool?
         var spin: Bool?
         var allocateMB: Int?
@@ -57,6 +60,15 @@ struct Inspect: ByteHandler {
         if let text = options.print {
             let bytes = Array((text + "\n").utf8)
             _ = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
+        }
+        if let megabytes = options.printMB, megabytes > 0 {
+            // 1 KB lines, written 64 KB at a time.
+            let chunk = [UInt8]((0..<64).flatMap { _ in [UInt8](repeating: UInt8(ascii: "x"), count: 1023) + [10] })
+            for _ in 0..<(megabytes * 16) { _ = chunk.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) } }
+        }
+        if let kilobytes = options.printLineKB, kilobytes > 0 {
+            let line = [UInt8](repeating: UInt8(ascii: "y"), count: kilobytes * 1024) + [10]
+            _ = line.withUnsafeBytes { Glibc.write(1, $0.baseAddress, $0.count) }
         }
         if let sleep = options.sleepMs { try await Task.sleep(for: .milliseconds(sleep)) }
         if let reason = options.fail { throw FunctionError(reason, type: "InspectError") }

@@ -30,6 +30,7 @@ struct EnvironmentTests {
                 "hello": { "handler": "Hello" },
                 "faults": { "handler": "Inspect", "timeout": 1, "memory": 128, "concurrency": 2 },
                 "pair": { "handler": "Inspect", "timeout": 60, "concurrency": 2 },
+                "printer": { "handler": "Inspect", "timeout": 900 },
                 "hog": { "handler": "Inspect", "timeout": 20, "memory": 128 },
                 "single": { "handler": "Inspect", "timeout": 5, "concurrency": 1 },
                 "spinners": { "handler": "Inspect", "timeout": 60, "concurrency": 2 },
@@ -109,6 +110,32 @@ struct EnvironmentTests {
         let after = try await Self.invoke(server, fault.function, #"{"n": 1}"#)
         #expect(after.headers["X-Amz-Function-Error"] == nil, "\(after.body)")
         #expect(after.body.contains(#""event":{"n": 1}"#))
+    }
+
+    @Test func hundredsOfMegabytesOfOutputCostTheHostNoMoreMemoryThanAQuietFunction() async throws {
+        let server = try await ServerProcess(config: config, logLimit: 1 << 20)
+        let pid = server.process.processIdentifier
+        // A line past Lambda's 256 KB is cut with a marker; the next line is whole.
+        let long = try await Self.invoke(server, "faults", #"{"printLineKB": 300, "print": "after"}"#)
+        #expect(long.headers["X-Amz-Function-Error"] == nil)
+        #expect(try await server.waitForLog { $0.contains("was cut at 262144 bytes; 45056 more dropped") })
+        #expect(try await server.waitForLog { $0.hasSuffix("\nafter\n") || $0.contains("\nafter\n") })
+        _ = try await Self.invoke(server, "printer", #"{"printMB": 1}"#)  // warm: the worker and the log path
+        let before = Self.peakResidentKB(of: pid)
+        let printed = try await Self.invoke(server, "printer", #"{"printMB": \#(Self.outputMB)}"#, timeout: 900)
+        #expect(printed.headers["X-Amz-Function-Error"] == nil, "\(printed.body)")
+        let growth = (Self.peakResidentKB(of: pid) - before) / 1024
+        #expect(growth < 50, "the host's peak grew by \(growth) MB for \(Self.outputMB) MB of output")
+    }
+
+    /// 300 MB in CI, as the issue measured; 100 MB elsewhere, for a quicker loop.
+    static var outputMB: Int { Tools.isCI ? 300 : 100 }
+
+    /// `VmHWM` of `pid` in KB.
+    static func peakResidentKB(of pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") } ?? ""
+        return Int(line.filter(\.isNumber)) ?? 0
     }
 
     @Test func aWorkersOutputCannotForgeTheHostsLines() async throws {
@@ -501,11 +528,16 @@ struct EnvironmentTests {
         var body: String
     }
 
-    static func invoke(_ server: ServerProcess, _ function: String, _ payload: String) async throws -> Answer {
+    static func invoke(
+        _ server: ServerProcess,
+        _ function: String,
+        _ payload: String,
+        timeout: Double = 30
+    ) async throws -> Answer {
         var request = URLRequest(url: URL(string: "\(server.address)/2015-03-31/functions/\(function)/invocations")!)
         request.httpMethod = "POST"
         request.httpBody = Data(payload.utf8)
-        request.timeoutInterval = 30
+        request.timeoutInterval = timeout
         return try await send(request)
     }
 

@@ -11,12 +11,15 @@ final class ServerProcess: Sendable {
     /// Bytes appended by a reader thread.
     final class Buffer: Sendable {
         private let data = Mutex(Data())
-        func append(_ chunk: Data) { data.withLock { $0.append(chunk) } }
+        /// Past this many bytes the rest is read and dropped (for hosts that log hundreds of MB).
+        let limit: Int
+        init(limit: Int = .max) { self.limit = limit }
+        func append(_ chunk: Data) { data.withLock { if $0.count < limit { $0.append(chunk) } } }
         var text: String { data.withLock { String(decoding: $0, as: UTF8.self) } }
     }
 
     let process: Process
-    private let log = Buffer()
+    private let log: Buffer
     /// `http://127.0.0.1:PORT`, or `unix:PATH`.
     let address: String
 
@@ -25,8 +28,10 @@ final class ServerProcess: Sendable {
         config: String,
         arguments: [String] = ["--port", "0"],
         environment: [String: String] = [:],
+        logLimit: Int = .max,
         timeout: Duration = .seconds(30)
     ) async throws {
+        log = Buffer(limit: logLimit)
         let process = Process()
         process.executableURL = Binaries.galley
         process.arguments = ["serve", "--config", config] + arguments

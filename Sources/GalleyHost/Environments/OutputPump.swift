@@ -14,6 +14,8 @@ import Synchronization
 final class OutputPump: Sendable {
     private struct State {
         var partial: [UInt8] = []
+        /// Bytes of a line past ``lineLimit`` being dropped until its end.
+        var dropping = 0
         /// Reused by every read: one buffer per worker, not one per invocation.
         var buffer = [UInt8](repeating: 0, count: 16384)
         var sink: InvocationLog?
@@ -93,18 +95,46 @@ final class OutputPump: Sendable {
         }
     }
 
+    /// A log line is at most Lambda's 256 KB; the rest of a longer one is dropped with a marker.
+    static let lineLimit = 256 * 1024
+
     private func split(_ bytes: ArraySlice<UInt8>, into state: inout State) {
         var start = bytes.startIndex
-        for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") {
-            let line = state.partial + bytes[start..<index]
+        while start < bytes.endIndex {
+            guard let end = bytes[start...].firstIndex(of: UInt8(ascii: "\n")) else {
+                take(bytes[start...], into: &state)
+                return
+            }
+            take(bytes[start..<end], into: &state)
+            if state.dropping > 0 {
+                emit(
+                    Array(
+                        "[galley: the line above was cut at \(Self.lineLimit) bytes; \(state.dropping) more dropped]"
+                            .utf8
+                    ),
+                    to: state.sink
+                )
+                state.dropping = 0
+            } else {
+                emit(state.partial, to: state.sink)
+            }
             state.partial = []
-            emit(line, to: state.sink)
-            start = index + 1
+            start = end + 1
         }
-        state.partial += bytes[start...]
-        if state.partial.count > 256 * 1024 {
+    }
+
+    /// Adds part of a line, cutting it at ``lineLimit``.
+    private func take(_ bytes: ArraySlice<UInt8>, into state: inout State) {
+        guard state.dropping == 0 else {
+            state.dropping += bytes.count
+            return
+        }
+        let room = Self.lineLimit - state.partial.count
+        state.partial += bytes.prefix(room)
+        if bytes.count > room {
             emit(state.partial, to: state.sink)
             state.partial = []
+            state.dropping = bytes.count - room
         }
     }
 

@@ -71,14 +71,18 @@ final class InvocationRecord: Sendable {
 /// caller asked for `X-Amz-Log-Type: Tail`.
 ///
 /// Lines are held until the handler logs or the invocation ends, then written in one call: a quiet
-/// invocation costs one write, and the order of lines is the order they were made.
+/// invocation costs one write, and the order of lines is the order they were made. At most
+/// ``holdLimit`` bytes are ever held: past that they are written at once, so that a function
+/// printing hundreds of megabytes costs the host no more memory than a quiet one.
 final class InvocationLog: Sendable {
     static let tailLimit = 4096
+    static let holdLimit = 64 * 1024
 
     let writer: LogWriter
     let requestID: String?
     private struct State {
         var pending: [String] = []
+        var pendingBytes = 0
         var captured: [UInt8]?
     }
     private let state: Mutex<State>
@@ -100,8 +104,12 @@ final class InvocationLog: Sendable {
                 }
             }
             state.pending.append(line)
-            guard flush else { return [] }
-            defer { state.pending.removeAll(keepingCapacity: true) }
+            state.pendingBytes += line.utf8.count + 1
+            guard flush || state.pendingBytes > Self.holdLimit else { return [] }
+            defer {
+                state.pending.removeAll(keepingCapacity: true)
+                state.pendingBytes = 0
+            }
             return state.pending
         }
         if !lines.isEmpty { writer.write(lines: lines) }
