@@ -20,6 +20,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Listen on this Unix domain socket instead of TCP (for an nginx upstream).")
     var socket: String?
 
+    @Option(
+        name: .long,
+        help: "The socket's permission bits in octal, e.g. 660 for its owner and group (default: the umask's)."
+    )
+    var socketMode: String?
+
     @Option(name: .long, help: .hidden)
     var eventLoops: Int?
 
@@ -29,6 +35,12 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be between 0 and 65535") }
         if let eventLoops, eventLoops < 1 { throw ValidationError("--event-loops must be at least 1") }
+        if let socketMode {
+            guard socket != nil else { throw ValidationError("--socket-mode goes with --socket") }
+            guard socketMode.wholeMatch(of: /0?[0-7]{3}/) != nil else {
+                throw ValidationError("--socket-mode must be octal permission bits such as 660, found '\(socketMode)'")
+            }
+        }
     }
 
     func run() async throws {
@@ -37,6 +49,7 @@ struct Serve: AsyncParsableCommand {
             options.host = host
             options.port = port
             options.socket = socket
+            options.socketMode = socketMode.flatMap { UInt32($0, radix: 8) }
             options.eventLoops = eventLoops
             options.logFormat = logOptions.logFormat.format
             options.logLevel = logOptions.logLevel.level

@@ -182,7 +182,7 @@ struct ServeTests {
     @Test(.enabled(if: Tools.usable("nginx", "curl"), "nginx or curl is not installed"))
     func nginxInFrontForwardsTheClientAddress() async throws {
         let socket = directory.path("galley.sock")
-        let server = try await ServerProcess(config: config, arguments: ["--socket", socket])
+        let server = try await ServerProcess(config: config, arguments: ["--socket", socket, "--socket-mode", "666"])
         #expect(server.address == "unix:\(socket)")
         let nginx = try await Nginx(in: directory, socket: socket)
         defer { stop(nginx.process) }
@@ -224,7 +224,7 @@ struct ServeTests {
         let socket = directory.path("burst.sock")
         let server = try await ServerProcess(
             config: try directory.write("shipped.json", shipped),
-            arguments: ["--socket", socket]
+            arguments: ["--socket", socket, "--socket-mode", "666"]
         )
         let nginx = try await Nginx(in: directory, socket: socket)
         defer { stop(nginx.process) }
@@ -428,8 +428,8 @@ struct Nginx {
             """
             daemon off;
             worker_processes 1;
-            # The worker must be able to open galley's socket; as root nginx would switch to nobody.
-            user root;
+            # An unprivileged worker, as in production: galley's --socket-mode 666 lets it connect.
+            user nobody nogroup;
             pid \(prefix)/nginx.pid;
             error_log \(prefix)/error.log;
             events { worker_connections 256; }

@@ -7,6 +7,12 @@ import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -20,6 +26,9 @@ public struct HostOptions: Sendable {
     public var port: Int?
     /// A Unix domain socket to listen on instead of TCP (for nginx upstreams).
     public var socket: String?
+    /// The permission bits the socket gets once it exists, e.g. `0o660` so that nginx's workers in
+    /// the socket's group can connect; `nil` leaves what the umask gave (usually 0755: the owner only).
+    public var socketMode: UInt32?
     public var logFormat: LogWriter.Format = .text
     public var logLevel: Logger.Level = .info
     /// Event-loop threads; default one per core.
@@ -131,7 +140,10 @@ public struct FunctionHost: Sendable {
                 )
             },
             configuration: ApplicationConfiguration(address: address, serverName: "Galley"),
-            onServerRunning: { channel in
+            onServerRunning: { [socketMode = options.socketMode] channel in
+                if let socketMode, let path = channel.localAddress?.pathname {
+                    _ = chmod(path, mode_t(socketMode))
+                }
                 let address =
                     switch channel.localAddress {
                     case .unixDomainSocket: "unix:\(channel.localAddress?.pathname ?? "")"
