@@ -67,6 +67,8 @@ struct KV: AsyncParsableCommand {
         var ifAbsent = false
         @Option(name: .long, help: "Write only if the entry still has this version.")
         var ifVersion: Int64?
+        @Flag(name: .long, help: "Store the bytes as they are, even when they are not JSON.")
+        var raw = false
         @OptionGroup var store: StoreOptions
 
         func validate() throws {
@@ -86,6 +88,17 @@ struct KV: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let bytes = value.map { Data($0.utf8) } ?? StandardStreams.readAll()
+                // Handlers read values with get(_:as:), which decodes JSON: `notjson` would fail there.
+                if !raw {
+                    do {
+                        try JSONSyntax.validate(bytes)
+                    } catch {
+                        throw Failure(
+                            "the value is not JSON (\(error); handlers read values with get(_:as:)): quote a "
+                                + "string as '\"text\"', or pass --raw to store the bytes as they are"
+                        )
+                    }
+                }
                 var pairs: [String: String] = [:]
                 for item in metadata {
                     let equals = item.firstIndex(of: "=")!

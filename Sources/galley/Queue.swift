@@ -53,6 +53,13 @@ struct DLQ: AsyncParsableCommand {
         func run() async throws {
             try await reportingFailures {
                 let letters = try await queueCall { try configOptions.queueInspector().deadLetters(function: function) }
+                // A function that is not deployed and left no letters is most likely a typo.
+                let deployed = try configOptions.loadConfiguration().functions.keys.sorted()
+                if letters.isEmpty, !deployed.contains(function) {
+                    throw Failure(
+                        "\(configOptions.config): no function named '\(function)'; deployed: \(deployed.joined(separator: ", "))"
+                    )
+                }
                 var table = [["ID", "FAILED AT", "CONDITION", "ATTEMPTS", "ERROR TYPE", "REQUEST ID"]]
                 for letter in letters {
                     table.append([

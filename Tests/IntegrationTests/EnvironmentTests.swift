@@ -175,7 +175,10 @@ struct EnvironmentTests {
         #expect(!server.stderr.contains("Status: timeout"))
         // Nothing else ends a 60 s spin sooner: a killed host takes its workers with it.
         server.signal(SIGKILL)
-        _ = try? await [first, second]
+        // Each awaited on its own: an async let left to be cancelled at the end of scope can deadlock
+        // FoundationNetworking's URLSession on Linux (a cancel racing the task's own failure).
+        _ = try? await first
+        _ = try? await second
     }
 
     @Test func crashingInvocationsLeakNoDescriptorOrChild() async throws {
@@ -184,7 +187,8 @@ struct EnvironmentTests {
         // Warm up what opens lazily: two client connections, the event loops, the watchdog.
         async let one = Self.invoke(server, "faults", #"{"exit": 1}"#)
         async let two = Self.invoke(server, "faults", #"{"exit": 1}"#)
-        _ = try await [one, two]
+        _ = try? await one
+        _ = try? await two
         let descriptors = Self.openDescriptors(of: pid)
         let count = Tools.isCI ? 1000 : 200
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -350,7 +354,11 @@ struct EnvironmentTests {
         let third = try await Self.invoke(server, "pair", "{}")
         #expect(third.status == 429)
         #expect(third.headers["x-amzn-ErrorType"] == "TooManyRequestsException")
-        let results = try await [first, second]
+        // Each awaited on its own, so that neither is left to be cancelled (see above).
+        let firstAnswer = try? await first
+        let secondAnswer = try? await second
+        let results = [firstAnswer, secondAnswer].compactMap { $0 }
+        #expect(results.count == 2)
         let ids = Set(results.compactMap { Self.field("requestId", in: $0.body) })
         #expect(ids.count == 2)
         // Both environments stay warm: the next two calls start no process.

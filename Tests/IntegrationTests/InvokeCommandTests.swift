@@ -52,6 +52,18 @@ struct InvokeCommandTests {
         #expect(survivors.isEmpty, "workers outlived galley invoke: \(survivors)")
     }
 
+    @Test func aCommandWhoseFolderIsMissingIsNamedNotItsInterpreter() async throws {
+        let missing = try directory.write(
+            "missing.json",
+            #"{"functions": {"py": {"command": ["python3", "-m", "awslambdaric", "app.handler"], "directory": "nowhere"}}}"#
+        )
+        let output = try await runGalley(["invoke", "py", "--config", missing], stdin: "{}")
+        #expect(output.status == 2)
+        #expect(
+            output.err == "galley: \(missing): functions.py.directory: no such folder: \(directory.path("nowhere"))\n"
+        )
+    }
+
     @Test func eventFromStdinPrintsOnlyTheResponseOnStdout() async throws {
         let output = try await runGalley(["invoke", "hello", "--config", config], stdin: #"{"name":"Ada"}"#)
         #expect(output.status == 0)

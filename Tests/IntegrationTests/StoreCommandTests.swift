@@ -24,6 +24,23 @@ struct StoreCommandTests {
 
     var storeFile: String { directory.path("data/store.sqlite") }
 
+    @Test func aValueThatIsNotJSONIsRefusedUnlessRaw() async throws {
+        let refused = try await runGalley(["kv", "put", "app", "k", "notjson", "--config", config])
+        #expect(refused.status == 2)
+        #expect(refused.err.hasPrefix("galley: the value is not JSON (line 1, column 1"), "\(refused.err)")
+        #expect(refused.err.contains("--raw"))
+        #expect(try await runGalley(["kv", "get", "app", "k", "--config", config]).status == 1, "nothing was written")
+        let raw = try await runGalley(["kv", "put", "app", "k", "notjson", "--raw", "--config", config])
+        #expect(raw.status == 0, "\(raw.err)")
+        #expect(try await runGalley(["kv", "get", "app", "k", "--config", config]).out == "notjson\n")
+    }
+
+    @Test func deadLettersOfAFunctionThatIsNotDeployedAreAMistake() async throws {
+        let output = try await runGalley(["dlq", "list", "nosuchfunction", "--config", config])
+        #expect(output.status == 2)
+        #expect(output.err.contains("no function named 'nosuchfunction'; deployed: "), "\(output.err)")
+    }
+
     @Test func counterCountsAcrossInvocations() async throws {
         for expected in 1...3 {
             let output = try await runGalley(["invoke", "counter", "--config", config], stdin: #"{"name": "visits"}"#)

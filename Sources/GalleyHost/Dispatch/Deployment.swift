@@ -1,5 +1,11 @@
 import Galley
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// The functions of one runtime.json, each bound to its handler in the catalog.
 ///
 /// Built once per configuration; `galley serve` builds a new one on SIGHUP.
@@ -49,6 +55,19 @@ public struct Deployment: Sendable {
                     path: "functions.\(name).handler",
                     message: "no handler named '\(function.handler)' is registered; registered handlers: \(known)"
                 )
+            }
+            // A missing folder would otherwise surface as the interpreter "not found" at the first call.
+            if function.command != nil, let folder = function.directory {
+                let base = file.lastIndex(of: "/").map { String(file[..<$0]) } ?? "."
+                let path = folder.hasPrefix("/") ? folder : base + "/" + folder
+                var info = stat()
+                if stat(path, &info) != 0 || info.st_mode & S_IFMT != S_IFDIR {
+                    throw ConfigurationError(
+                        file: file,
+                        path: "functions.\(name).directory",
+                        message: "no such folder: \(path)"
+                    )
+                }
             }
             if let kept = previous?.functions[name], kept.configuration == function {
                 functions[name] = kept

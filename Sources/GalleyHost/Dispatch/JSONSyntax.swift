@@ -1,14 +1,14 @@
 /// A one-pass JSON syntax check over raw bytes, with no allocation: events are checked before
 /// they reach a handler so that bad input is refused with its position, and changes nothing.
-enum JSONSyntax {
-    struct Error: Swift.Error, Sendable, CustomStringConvertible {
+package enum JSONSyntax {
+    package struct Error: Swift.Error, Sendable, CustomStringConvertible {
         var message: String
         var line: Int
         var column: Int
         /// In ``validateDocument(_:)``, the dotted path of the member at fault, e.g.
         /// `functions.hello.timeout`; otherwise empty.
         var path = ""
-        var description: String { "line \(line), column \(column): \(message)" }
+        package var description: String { "line \(line), column \(column): \(message)" }
     }
 
     /// Validates a document a person wrote (runtime.json), and more strictly than an event: a key
@@ -22,7 +22,7 @@ enum JSONSyntax {
     }
 
     /// Throws the first syntax error in `bytes`, with its line and column.
-    static func validate(_ bytes: some Collection<UInt8>) throws(Error) {
+    package static func validate(_ bytes: some Collection<UInt8>) throws(Error) {
         let result: Result<Void, Error>? = bytes.withContiguousStorageIfAvailable { buffer in
             var parser = Parser(bytes: buffer)
             return Result { () throws(Error) in try parser.document() }
