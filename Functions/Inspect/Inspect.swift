@@ -34,7 +34,15 @@ struct Inspect: ByteHandler {
         var value: String?
     }
 
+    /// `{"storeLoop": {"op": "get", "count": 10000}}`: that many gets (or puts) of one key in its own
+    /// namespace, for measuring what a store call costs from where the handler runs.
+    struct StoreLoop: Decodable {
+        var op: String
+        var count: Int
+    }
+
     struct Options: Decodable {
+        var storeLoop: StoreLoop?
         var storeGet: StoreKey?
         var storePut: StoreKey?
         var sleepMs: Int?
@@ -73,6 +81,14 @@ struct Inspect: ByteHandler {
         if let sleep = options.sleepMs { try await Task.sleep(for: .milliseconds(sleep)) }
         if let reason = options.fail { throw FunctionError(reason, type: "InspectError") }
         var stored: String?
+        if let loop = options.storeLoop {
+            let store = try context.store
+            try await store.put("loop", "v")
+            for _ in 0..<loop.count {
+                if loop.op == "put" { try await store.put("loop", "v") } else { _ = try await store.get("loop") }
+            }
+            stored = "\(loop.count) \(loop.op)s"
+        }
         if let get = options.storeGet {
             stored =
                 try await context.store(namespace: get.namespace).get(get.key)

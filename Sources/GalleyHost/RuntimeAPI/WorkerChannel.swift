@@ -68,12 +68,17 @@ final class WorkerChannel: Sendable {
             deadline: delivery.deadlineMs,
             payload: delivery.payload
         )
-        // The worker reads an invocation whole before it answers, and nothing else is written
-        // meanwhile: whatever the socket does not take at once follows through the event loop.
+        send(bytes)
+    }
+
+    /// Writes a frame from the calling thread. The worker reads each frame whole before it sends
+    /// its next, and only one frame is ever unanswered: whatever the socket does not take at once
+    /// follows through the event loop, in order.
+    func send(_ bytes: [UInt8]) {
         let sent = direct.withLock { descriptor -> Int in
             guard descriptor >= 0 else { return 0 }
             let count = bytes.withUnsafeBytes {
-                send(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
             }
             return max(count, 0)
         }
@@ -192,12 +197,11 @@ private final class WorkerFrameHandler: ChannelInboundHandler {
                 throw ChannelError("a \(kind) frame over the size limit")
             case .frame(let frame) where frame.kind == .storeCall:
                 // The worker waits for the answer; the call runs off the event loop.
-                let channel = context.channel
                 let onStoreCall = self.onStoreCall
+                let worker = state.channel
                 Task {
                     let answer = await onStoreCall(frame.body)
-                    let bytes = ChannelFrame.encode(.storeAnswer, fields: [], payload: answer)
-                    channel.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+                    worker?.send(ChannelFrame.encode(.storeAnswer, fields: [], payload: answer))
                 }
             case .frame(let frame):
                 try handle(frame)
