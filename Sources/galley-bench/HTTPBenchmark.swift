@@ -230,15 +230,21 @@ func capture(_ path: String, _ arguments: [String]) -> String {
     var pid = pid_t()
     guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { fatalError("cannot start \(path)") }
     close(pipe[1])
+    let output = readToEnd(pipe[0])
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    return output
+}
+
+/// Reads `descriptor` until end of file, closes it, and returns what it held as text.
+func readToEnd(_ descriptor: Int32) -> String {
     var output: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
-        let count = read(pipe[0], &buffer, buffer.count)
+        let count = read(descriptor, &buffer, buffer.count)
         if count <= 0 { break }
         output += buffer[..<count]
     }
-    close(pipe[0])
-    var status: Int32 = 0
-    waitpid(pid, &status, 0)
+    close(descriptor)
     return String(decoding: output, as: UTF8.self)
 }

@@ -131,15 +131,8 @@ struct PingPongBenchmark {
         _ = fcntl(pipe[0], F_SETFD, FD_CLOEXEC)
         let pid = spawn(arguments, descriptors: descriptors, output: pipe[1])
         close(pipe[1])
-        var output: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = read(pipe[0], &buffer, buffer.count)
-            if count <= 0 { break }
-            output += buffer[..<count]
-        }
-        close(pipe[0])
+        let output = readToEnd(pipe[0])
         waitForProcess(pid)
-        return String(decoding: output, as: UTF8.self)
+        return output
     }
 }

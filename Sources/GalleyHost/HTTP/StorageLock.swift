@@ -16,7 +16,12 @@ final class StorageLock: Sendable {
     ///
     /// - Throws: a one-line description naming the folder, and the process holding it when known.
     init(folder: String) throws(StorageLockError) {
-        _ = mkdir(folder, 0o755)
+        // Like `mkdir -p`: the queue and the store expect the folder to exist.
+        var prefix = folder.hasPrefix("/") ? "" : "."
+        for part in folder.split(separator: "/") {
+            prefix += "/" + part
+            _ = mkdir(prefix, 0o755)
+        }
         let path = folder + "/serve.lock"
         let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else {

@@ -79,15 +79,7 @@ final class ChannelClient: RuntimeClient, @unchecked Sendable {
     }
 
     private func send(_ bytes: [UInt8]) throws(ChannelError) {
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes.withUnsafeBytes {
-                Glibc.send(descriptor, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
-            }
-            if sent < 0 && errno == EINTR { continue }
-            guard sent > 0 else { throw ChannelError("the host closed the channel") }
-            offset += sent
-        }
+        guard RuntimeAPIClient.sendAll(bytes, to: descriptor) else { throw ChannelError("the host closed the channel") }
     }
 
     private func receive() throws(ChannelError) -> ChannelFrame {

@@ -109,15 +109,23 @@ public final class RuntimeAPIClient: @unchecked Sendable {
     }
 
     private func send(_ bytes: [UInt8]) throws(Failure) {
+        guard Self.sendAll(bytes, to: socket) else {
+            throw Failure(description: "the Runtime API closed the connection")
+        }
+    }
+
+    /// Writes every byte to a blocking socket; `false` once the other side is gone.
+    static func sendAll(_ bytes: [UInt8], to descriptor: Int32) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes.withUnsafeBytes {
-                Glibc.send(socket, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                Glibc.send(descriptor, $0.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
             }
             if sent < 0 && errno == EINTR { continue }
-            guard sent > 0 else { throw Failure(description: "the Runtime API closed the connection") }
+            guard sent > 0 else { return false }
             offset += sent
         }
+        return true
     }
 
     /// Reads more bytes into the buffer.
