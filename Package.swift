@@ -90,6 +90,11 @@ let package = Package(
             name: "GalleyTests",
             dependencies: ["Galley", "GalleyHost"]
         ),
+        // Unit tests of the functions themselves (`galley new` adds one per function).
+        .testTarget(
+            name: "FunctionsTests",
+            dependencies: ["Functions", "Galley"]
+        ),
         .testTarget(
             name: "GalleyStoreTests",
             dependencies: ["Galley", "GalleyStore", "TestSupport"]

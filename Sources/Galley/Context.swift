@@ -105,3 +105,42 @@ extension StoreProvider {
 package enum InvocationDeadline {
     @TaskLocal package static var current: ContinuousClock.Instant?
 }
+
+extension Context {
+    /// A context for calling a handler directly in a unit test: a fresh request id, `timeout`
+    /// seconds to run, a logger that prints, and a store that refuses every call.
+    public static func forTesting(
+        functionName: String,
+        environment: [String: String] = [:],
+        timeout: Duration = .seconds(3)
+    ) -> Context {
+        Context(
+            requestID: "test-\(UInt64.random(in: 0...UInt64.max))",
+            functionName: functionName,
+            invokedFunctionARN: "arn:aws:lambda:us-east-1:123456789012:function:\(functionName)",
+            deadline: .now + timeout,
+            logger: Logger(label: functionName),
+            environment: environment,
+            stores: TestingStores()
+        )
+    }
+}
+
+extension InitContext {
+    /// An init context for constructing a handler directly in a unit test.
+    public static func forTesting(functionName: String, environment: [String: String] = [:]) -> InitContext {
+        InitContext(
+            functionName: functionName,
+            logger: Logger(label: functionName),
+            environment: environment,
+            stores: TestingStores()
+        )
+    }
+}
+
+/// The store of ``Context/forTesting(functionName:environment:timeout:)``: none.
+private struct TestingStores: StoreProvider {
+    func store(namespace: String) throws -> any KeyValueStore {
+        throw StoreError(.unavailable, "no store in Context.forTesting; test store code against a real store")
+    }
+}

@@ -213,6 +213,22 @@ struct EnvironmentTests {
         #expect(Self.children(of: pid).isEmpty)
     }
 
+    @Test func aRebuildIsNeverPickedUpSilentlyNewWorkersRunTheHostsOwnBinary() async throws {
+        // The host runs from a copy of galley, which a "rebuild" then replaces on disk.
+        let binary = directory.path("galley")
+        try FileManager.default.copyItem(atPath: Binaries.galley.path, toPath: binary)
+        let server = try await ServerProcess(config: config, executable: URL(filePath: binary))
+        #expect(try await Self.invoke(server, "hello", #"{"name":"Ada"}"#).body == #"{"message":"Hello, Ada!"}"#)
+        let replacement = try directory.write("rebuilt", "#!/bin/sh\necho 'the rebuilt binary ran' >&2\nexit 7\n")
+        chmod(replacement, 0o755)
+        #expect(rename(replacement, binary) == 0)
+        // A cold environment now: it starts from the binary the host started with, not the new file.
+        let cold = try await Self.invoke(server, "single", #"{"n": 1}"#)
+        #expect(cold.headers["X-Amz-Function-Error"] == nil, "\(cold.body)")
+        #expect(cold.body.contains(#""event":{"n": 1}"#))
+        #expect(!server.stderr.contains("the rebuilt binary ran"))
+    }
+
     @Test func aSwiftWorkerTalksToTheHostOverItsInheritedSocketNotTCP() async throws {
         let server = try await ServerProcess(config: config)
         let response = try await Self.invoke(server, "hello", #"{"name":"Ada"}"#)

@@ -29,11 +29,12 @@ final class ServerProcess: Sendable {
         arguments: [String] = ["--port", "0"],
         environment: [String: String] = [:],
         logLimit: Int = .max,
+        executable: URL = Binaries.galley,
         timeout: Duration = .seconds(30)
     ) async throws {
         log = Buffer(limit: logLimit)
         let process = Process()
-        process.executableURL = Binaries.galley
+        process.executableURL = executable
         process.arguments = ["serve", "--config", config] + arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }

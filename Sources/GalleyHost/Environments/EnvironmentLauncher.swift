@@ -37,7 +37,9 @@ public struct EnvironmentLauncher: Sendable {
         eventLoopGroup: any EventLoopGroup
     ) {
         self.eventLoopGroup = eventLoopGroup
-        self.workerExecutable = workerExecutable ?? Self.currentExecutable
+        // The binary this host started from, even once a rebuild has replaced the file on disk:
+        // a worker never runs code the host was not started with (until a restart says so).
+        self.workerExecutable = workerExecutable ?? "/proc/\(getpid())/exe"
         self.configurationFolder = configurationFolder
         self.writer = writer
         self.logLevel = logLevel
@@ -85,6 +87,11 @@ public struct EnvironmentLauncher: Sendable {
         }
     }
 
+    /// Where the worker binary lives on disk, for `LAMBDA_RUNTIME_DIR`.
+    var runtimeExecutable: String {
+        workerExecutable.hasPrefix("/proc/") ? Self.currentExecutable : workerExecutable
+    }
+
     /// The command line, folder and environment variables of `function`'s worker processes.
     func launch(_ function: Deployment.Function) -> WorkerLaunch {
         let configuration = function.configuration
@@ -112,7 +119,7 @@ public struct EnvironmentLauncher: Sendable {
             "AWS_REGION": ARN.region,
             "AWS_DEFAULT_REGION": ARN.region,
             "LAMBDA_TASK_ROOT": directory ?? configurationFolder,
-            "LAMBDA_RUNTIME_DIR": URL(filePath: workerExecutable).deletingLastPathComponent().path,
+            "LAMBDA_RUNTIME_DIR": URL(filePath: runtimeExecutable).deletingLastPathComponent().path,
             "TZ": "UTC",
             "LANG": "en_US.UTF-8",
             WorkerLaunch.environmentKeys: configuration.environment.keys.sorted().joined(separator: ","),
