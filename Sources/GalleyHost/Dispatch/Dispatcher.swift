@@ -152,7 +152,8 @@ public final class Dispatcher: Sendable {
                 "Request must be smaller than \(limit) bytes for the InvokeFunction operation"
             )
         }
-        if !invocation.payload.isEmpty {
+        // A route's event is JSON the host wrote itself: only outside bytes are checked.
+        if !invocation.payload.isEmpty, !invocation.isRouteEvent {
             do {
                 try JSONSyntax.validate(invocation.payload)
             } catch {

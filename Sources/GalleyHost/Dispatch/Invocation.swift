@@ -32,7 +32,8 @@ public struct Invocation: Sendable {
     /// Whether the result should carry the last 4 KB of the invocation's log.
     public var wantsLogTail: Bool
     /// An HTTP API event built by a route, whose request body was held to 6 MB before it was
-    /// wrapped: Lambda limits the body, not the event around it.
+    /// wrapped: Lambda limits the body, not the event around it. The host wrote it, so it is not
+    /// checked as JSON again (the event builder has its own fuzz test).
     var isRouteEvent = false
 
     public init(
