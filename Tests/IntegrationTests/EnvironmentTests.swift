@@ -31,6 +31,7 @@ struct EnvironmentTests {
                 "faults": { "handler": "Inspect", "timeout": 1, "memory": 128, "concurrency": 2 },
                 "pair": { "handler": "Inspect", "timeout": 60, "concurrency": 2 },
                 "printer": { "handler": "Inspect", "timeout": 900 },
+                "eight": { "handler": "Inspect", "timeout": 60, "concurrency": 8 },
                 "hog": { "handler": "Inspect", "timeout": 20, "memory": 128 },
                 "single": { "handler": "Inspect", "timeout": 5, "concurrency": 1 },
                 "spinners": { "handler": "Inspect", "timeout": 60, "concurrency": 2 },
@@ -227,6 +228,31 @@ struct EnvironmentTests {
         #expect(cold.headers["X-Amz-Function-Error"] == nil, "\(cold.body)")
         #expect(cold.body.contains(#""event":{"n": 1}"#))
         #expect(!server.stderr.contains("the rebuilt binary ran"))
+    }
+
+    @Test func oneSharedThreadReadsEveryWorkersOutput() async throws {
+        let server = try await ServerProcess(config: config)
+        let pid = server.process.processIdentifier
+        _ = try await Self.invoke(server, "eight", #"{"log": "one"}"#)
+        let before = Self.threads(of: pid)
+        // More workers at once, each logging; all stay warm afterwards.
+        try await withThrowingTaskGroup(of: Answer.self) { group in
+            for _ in 0..<8 {
+                group.addTask { try await Self.invoke(server, "eight", #"{"sleepMs": 1500, "log": "x"}"#) }
+            }
+            for try await answer in group { #expect(answer.headers["X-Amz-Function-Error"] == nil, "\(answer.body)") }
+        }
+        // As many as ran at once (URLSession opens at most 6 connections to one host).
+        let added = Self.children(of: pid).count - 1
+        #expect(added >= 4)
+        // Each worker still has the thread that collects its exit status, and no thread for its output.
+        let grown = Self.threads(of: pid) - before
+        #expect(grown <= added + 2, "\(grown) more threads for \(added) more workers")
+        #expect(try await server.waitForLog { $0.components(separatedBy: "\tINFO\tx").count - 1 == 8 })
+    }
+
+    static func threads(of pid: pid_t) -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task").count) ?? 0
     }
 
     @Test func aSwiftWorkerTalksToTheHostOverItsInheritedSocketNotTCP() async throws {

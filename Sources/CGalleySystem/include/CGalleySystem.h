@@ -2,6 +2,7 @@
 #define GALLEY_CGALLEYSYSTEM_H
 
 #include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
 
 /// Linux calls that glibc declares only under _GNU_SOURCE, which Swift's Glibc module does not set.

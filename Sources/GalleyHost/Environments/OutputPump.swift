@@ -1,3 +1,4 @@
+import CGalleySystem
 import Synchronization
 
 #if canImport(Glibc)
@@ -9,8 +10,9 @@ import Synchronization
 /// Reads (and owns) a worker's merged stdout and stderr line by line into the log of the invocation it is
 /// serving (its `sink`), or straight to the host's log between invocations (init-phase lines).
 ///
-/// A thread waits for output; ``drain()`` reads whatever is already in the pipe, so that lines a
-/// runtime wrote before posting its response land before the invocation's `END`.
+/// One shared thread (``OutputReader``) waits for every worker's output; ``drain()`` reads whatever
+/// is already in the pipe, so that lines a runtime wrote before posting its response land before the
+/// invocation's `END`.
 final class OutputPump: Sendable {
     private struct State {
         var partial: [UInt8] = []
@@ -40,16 +42,15 @@ final class OutputPump: Sendable {
     }
 
     func start() {
-        let descriptor = self.descriptor
-        BlockingThread { [self] in
-            var poller = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            while !state.withLock({ $0.closed }) {
-                let ready = poll(&poller, 1, 1000)
-                if ready < 0 && errno != EINTR { return }
-                if ready > 0 && !drain() { return }
-            }
-        }
-        .start()
+        OutputReader.shared.add(self, descriptor: descriptor)
+    }
+
+    /// Stops watching the pipe and closes it; under the state lock, so that the descriptor's number
+    /// is free for reuse only once nothing refers to it.
+    private func close(_ state: inout State) {
+        state.closed = true
+        OutputReader.shared.remove(self, descriptor: descriptor)
+        Glibc.close(descriptor)
     }
 
     /// Reads what the pipe holds now; returns `false` at end of file.
@@ -69,8 +70,7 @@ final class OutputPump: Sendable {
                     // End of file: the worker and everything it started are gone.
                     if !state.partial.isEmpty { emit(state.partial, to: state.sink) }
                     state.partial = []
-                    state.closed = true
-                    close(descriptor)
+                    close(&state)
                     return false
                 }
                 return true  // EAGAIN: nothing more for now
@@ -90,8 +90,7 @@ final class OutputPump: Sendable {
             guard !state.closed else { return }
             if !state.partial.isEmpty { emit(state.partial, to: state.sink) }
             state.partial = []
-            state.closed = true
-            close(descriptor)
+            close(&state)
         }
     }
 
@@ -152,5 +151,51 @@ final class OutputPump: Sendable {
         } else {
             writer.write(text)
         }
+    }
+}
+
+/// The one thread that waits for output from every worker (epoll), instead of a thread per worker.
+final class OutputReader: Sendable {
+    static let shared = OutputReader()
+
+    private let epoll: Int32
+    private let pumps = Mutex<[Int32: OutputPump]>([:])
+
+    private init() {
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        let epoll = self.epoll
+        BlockingThread { [self] in
+            var events = [epoll_event](repeating: epoll_event(), count: 64)
+            while true {
+                let count = epoll_wait(epoll, &events, Int32(events.count), -1)
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                for event in events[..<Int(count)] {
+                    let descriptor = event.data.fd
+                    guard let pump = pumps.withLock({ $0[descriptor] }) else { continue }
+                    pump.drain()  // at end of file the pump removes itself
+                }
+            }
+        }
+        .start()
+    }
+
+    func add(_ pump: OutputPump, descriptor: Int32) {
+        pumps.withLock { $0[descriptor] = pump }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | EPOLLHUP.rawValue
+        event.data.fd = descriptor
+        epoll_ctl(epoll, EPOLL_CTL_ADD, descriptor, &event)
+    }
+
+    /// Before the descriptor is closed: a stale event for it finds no pump.
+    func remove(_ pump: OutputPump, descriptor: Int32) {
+        pumps.withLock { pumps in
+            guard pumps[descriptor] === pump else { return }
+            pumps[descriptor] = nil
+        }
+        epoll_ctl(epoll, EPOLL_CTL_DEL, descriptor, nil)
     }
 }
