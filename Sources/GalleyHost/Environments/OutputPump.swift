@@ -55,14 +55,20 @@ final class OutputPump: Sendable {
 
     /// Reads what the pipe holds now; returns `false` at end of file.
     @discardableResult
-    func drain() -> Bool {
+    ///
+    /// - Parameter reads: At most this many reads (16 KB each); the shared reader passes a few, so
+    ///   that a worker printing without pause cannot keep the one thread from every other worker's
+    ///   output (the pipe stays readable and comes round again).
+    func drain(reads: Int = .max) -> Bool {
         state.withLock { state in
             guard !state.closed else { return false }
-            while true {
+            var left = reads
+            while left > 0 {
                 let count = state.buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
                 if count > 0 {
                     let bytes = state.buffer[..<count]
                     split(bytes, into: &state)
+                    left -= 1
                     continue
                 }
                 if count < 0 && errno == EINTR { continue }
@@ -75,6 +81,7 @@ final class OutputPump: Sendable {
                 }
                 return true  // EAGAIN: nothing more for now
             }
+            return true  // more may wait: level-triggered epoll reports it again
         }
     }
 
@@ -175,7 +182,7 @@ final class OutputReader: Sendable {
                 for event in events[..<Int(count)] {
                     let descriptor = event.data.fd
                     guard let pump = pumps.withLock({ $0[descriptor] }) else { continue }
-                    pump.drain()  // at end of file the pump removes itself
+                    pump.drain(reads: 4)  // at end of file the pump removes itself
                 }
             }
         }
