@@ -26,7 +26,10 @@ import Synchronization
 ///   `{"exit": N}` ends the process with status N;
 /// - `{"storeGet": {"namespace": "n", "key": "k"}}` reads a key's stored JSON as text and
 ///   `{"storePut": {"namespace": "n", "key": "k", "value": "v"}}` writes one (the answer's `store`),
-///   as far as runtime.json's `store` grants allow.
+///   as far as runtime.json's `store` grants allow;
+/// - `{"reach": ["/path", …]}` tries to read each file or list each folder, and `{"signal": PID}`
+///   to signal a process (signal 0): the answer's `reached` says what came of each, and `uid` who
+///   it ran as. A tenant's probe of its sandbox.
 struct Inspect: ByteHandler {
     struct StoreKey: Decodable {
         var namespace: String
@@ -55,6 +58,8 @@ struct Inspect: ByteHandler {
         var spin: Bool?
         var allocateMB: Int?
         var exit: Int32?
+        var reach: [String]?
+        var signal: Int32?
     }
 
     /// Counts the spinning loop's turns, so that the loop has an effect and is not optimised away.
@@ -124,11 +129,44 @@ struct Inspect: ByteHandler {
         )
         if touched > 0 { object.append(contentsOf: #","allocatedMB":\#(touched)"#.utf8) }
         if let stored { object.append(contentsOf: #","store":"#.utf8 + (try encoder.encode(stored))) }
+        if options.reach != nil || options.signal != nil {
+            var reached: [String: String] = [:]
+            for path in options.reach ?? [] { reached[path] = Self.reach(path) }
+            if let pid = options.signal {
+                reached["signal \(pid)"] = kill(pid, 0) == 0 ? "ok" : "error: \(String(cString: strerror(errno)))"
+            }
+            object.append(contentsOf: #","uid":\#(getuid()),"reached":"#.utf8 + (try encoder.encode(reached)))
+        }
         object.append(contentsOf: #","environment":"#.utf8)
         object.append(try encoder.encode(context.environment))
         object.append(contentsOf: #","event":"#.utf8)
         object.append(payload)
         object.append(UInt8(ascii: "}"))
         return Data(object)
+    }
+
+    /// `ok: N bytes` of a file or `ok: N entries` of a folder, or the error that stopped it.
+    static func reach(_ path: String) -> String {
+        if let folder = opendir(path) {
+            defer { closedir(folder) }
+            var entries = 0
+            while let entry = readdir(folder) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { entries += 1 }
+            }
+            return "ok: \(entries) entries"
+        }
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { return "error: \(String(cString: strerror(errno)))" }
+        defer { close(descriptor) }
+        var total = 0
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count < 0 { return "error: \(String(cString: strerror(errno)))" }
+            if count == 0 { break }
+            total += count
+        }
+        return "ok: \(total) bytes"
     }
 }

@@ -2,6 +2,7 @@
 #define GALLEY_CGALLEYSYSTEM_H
 
 #include <spawn.h>
+#include <sys/types.h>
 #include <sys/epoll.h>
 #include <sys/types.h>
 
@@ -12,5 +13,55 @@ int galley_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path)
 int galley_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// A connected pair of Unix stream sockets, both close-on-exec.
 int galley_socketpair_cloexec(int fds[2]);
+
+
+/// What `galley_spawn` does to a new process's view of the files, in this order: every `bind`
+/// target is opened first; then the `cover`s are mounted (a tmpfs over a folder, `source` its
+/// options); then each `bind` puts the folder opened before back at its place, read-only, creating
+/// the folders on its way; then each `hide` puts `/dev/null` over a file, or an empty tmpfs
+/// (`source` its options) over a folder. A cover or hide whose target no longer exists is skipped.
+enum galley_mount_kind { GALLEY_MOUNT_COVER = 0, GALLEY_MOUNT_BIND = 1, GALLEY_MOUNT_HIDE = 2 };
+
+struct galley_mount {
+    int kind;
+    const char *source;
+    const char *target;
+};
+
+/// A process to start with `galley_spawn`.
+struct galley_spawn_request {
+    /// The executable; run through a descriptor opened before privileges are dropped when
+    /// `exec_by_descriptor` is set (it need not be reachable by the new identity).
+    const char *path;
+    int exec_by_descriptor;
+    char *const *argv;
+    char *const *envp;
+    /// The working folder, or NULL.
+    const char *directory;
+    /// Becomes stdout and stderr; stdin is /dev/null.
+    int output;
+    /// Becomes descriptor 3, or -1.
+    int channel;
+    /// Unshare the mount namespace and apply `mounts`.
+    int isolate_files;
+    /// Unshare a user namespace first, mapping the caller's own uid and gid (an unprivileged host).
+    int user_namespace;
+    const struct galley_mount *mounts;
+    int mount_count;
+    /// The identity to run as; (uid_t)-1 keeps the caller's.
+    uid_t uid;
+    gid_t gid;
+};
+
+/// Starts a process as `request` says: a process group of its own, default signal dispositions
+/// and an empty mask, no descriptor but 0, 1, 2 (and 3), no new privileges. Returns 0 and the
+/// pid, or an errno and which step failed (a short name, static storage).
+int galley_spawn(const struct galley_spawn_request *request, pid_t *pid, const char **failed_step);
+
+/// Makes this process's /proc entries root's (PR_SET_DUMPABLE 0).
+int galley_set_undumpable(void);
+
+/// Whether this process may create a user namespace (tried in a short-lived child).
+int galley_can_unshare_user(void);
 
 #endif

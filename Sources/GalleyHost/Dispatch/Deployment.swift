@@ -24,6 +24,9 @@ public struct Deployment: Sendable {
     public let functions: [String: Function]
     /// Every function's HTTP routes.
     public let routes: RouteTable
+    /// What no worker process may see of the application: its folder, runtime.json, the storage
+    /// folder, every function's folder but its own.
+    let privatePaths: PrivatePaths
 
     /// Binds every function of `configuration` to its handler in `catalog`.
     ///
@@ -84,6 +87,14 @@ public struct Deployment: Sendable {
         self.configuration = configuration
         self.functions = functions
         self.routes = RouteTable(configuration: configuration)
+        let base = Sandbox.absolute(file.lastIndex(of: "/").map { String(file[..<$0]) } ?? ".")
+        let inBase = { (path: String) in Sandbox.absolute(path.hasPrefix("/") ? path : base + "/" + path) }
+        let storage = inBase(configuration.storage.path)
+        self.privatePaths = PrivatePaths(
+            application: base,
+            covered: [base, storage],
+            hidden: [inBase(file), storage] + configuration.functions.values.compactMap { $0.directory.map(inBase) }
+        )
     }
 }
 

@@ -85,7 +85,7 @@ public final class Dispatcher: Sendable {
             Task {
                 for _ in 0..<function.configuration.warm {
                     do throws(EnvironmentFailure) {
-                        function.pool.add(try await launcher.start(function))
+                        function.pool.add(try await launcher.start(function, hiding: deployment.privatePaths))
                     } catch {
                         // Not retried: the next invocation runs the init phase again and reports it.
                         writer.write(
@@ -179,7 +179,7 @@ public final class Dispatcher: Sendable {
             environment = warm
         case .cold:
             do {
-                environment = try await launcher.start(function)
+                environment = try await launcher.start(function, hiding: deployment.privatePaths)
                 record.initFinished()
             } catch {
                 record.initFinished()

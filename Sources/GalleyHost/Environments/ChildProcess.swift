@@ -39,8 +39,12 @@ final class ChildProcess: Sendable {
     struct SpawnError: Error, CustomStringConvertible {
         var executable: String
         var errno: Int32
+        /// What failed on the way into the sandbox, when it was not the exec.
+        var step: String?
         var description: String {
-            "cannot start '\(executable)': \(String(cString: strerror(errno)))"
+            let reason = String(cString: strerror(errno))
+            guard let step, step != "exec" else { return "cannot start '\(executable)': \(reason)" }
+            return "cannot start '\(executable)': \(step): \(reason)"
         }
     }
 
@@ -59,7 +63,8 @@ final class ChildProcess: Sendable {
         arguments: [String],
         environment: [String: String],
         directory: String?,
-        channel: Int32? = nil
+        channel: Int32? = nil,
+        sandbox: Sandbox.Plan? = nil
     ) throws(SpawnError) {
         precondition(!arguments.isEmpty)
         // Keep the channel clear of the descriptors the child gets (dup2 onto itself would keep
@@ -74,6 +79,71 @@ final class ChildProcess: Sendable {
         guard galley_pipe_cloexec(&fds) == 0 else { throw SpawnError(executable: arguments[0], errno: errno) }
         let (readEnd, writeEnd) = (fds[0], fds[1])
 
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        var (status, step): (Int32, String?) = (0, nil)
+        if let sandbox {
+            (status, step) = Self.spawn(
+                sandbox.executable,
+                argv: argv,
+                envp: envp,
+                output: writeEnd,
+                channel: channel,
+                sandbox: sandbox,
+                pid: &pid
+            )
+        } else {
+            status = Self.spawn(
+                arguments[0],
+                argv: argv,
+                envp: envp,
+                output: writeEnd,
+                channel: channel,
+                directory: directory,
+                pid: &pid
+            )
+        }
+        close(writeEnd)
+        if let channel { close(channel) }
+        guard status == 0 else {
+            close(readEnd)
+            throw SpawnError(executable: arguments[0], errno: status, step: step)
+        }
+        self.pid = pid
+        self.output = readEnd
+        let child = pid
+        let termination = self.termination
+        Self.running.withLock { $0[pid] = self }
+        // One thread per child waits for it, so that the host never collects another's child.
+        let waiter = BlockingThread {
+            var status: Int32 = 0
+            while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+            let signal = status & 0x7F
+            _ = ChildProcess.running.withLock { $0.removeValue(forKey: child) }
+            termination.resolve(
+                signal == 0
+                    ? Termination(exitStatus: (status >> 8) & 0xFF, signal: nil)
+                    : Termination(exitStatus: nil, signal: signal)
+            )
+        }
+        waiter.start()
+    }
+
+    /// `posix_spawn`, for a worker with no sandbox.
+    private static func spawn(
+        _ executable: String,
+        argv: [UnsafeMutablePointer<CChar>?],
+        envp: [UnsafeMutablePointer<CChar>?],
+        output writeEnd: Int32,
+        channel: Int32?,
+        directory: String?,
+        pid: inout pid_t
+    ) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -103,41 +173,54 @@ final class ChildProcess: Sendable {
             Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
         )
 
-        let argv = arguments.map { strdup($0) } + [nil]
-        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
+        return executable.contains("/")
+            ? posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+            : posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
+    }
+
+    /// `galley_spawn`: into the sandbox's namespaces, under the function's identity.
+    private static func spawn(
+        _ executable: String,
+        argv: [UnsafeMutablePointer<CChar>?],
+        envp: [UnsafeMutablePointer<CChar>?],
+        output: Int32,
+        channel: Int32?,
+        sandbox: Sandbox.Plan,
+        pid: inout pid_t
+    ) -> (status: Int32, step: String?) {
+        let strings = sandbox.mounts.map { (strdup($0.source), strdup($0.target)) }
+        defer { strings.forEach { free($0.0); free($0.1) } }
+        var mounts = zip(sandbox.mounts, strings).map { mount, text in
+            galley_mount(kind: Int32(mount.kind.rawValue), source: text.0, target: text.1)
         }
-        var pid: pid_t = 0
-        let status =
-            arguments[0].contains("/")
-            ? posix_spawn(&pid, arguments[0], &actions, &attributes, argv, envp)
-            : posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, envp)
-        close(writeEnd)
-        if let channel { close(channel) }
-        guard status == 0 else {
-            close(readEnd)
-            throw SpawnError(executable: arguments[0], errno: status)
+        var failedStep: UnsafePointer<CChar>?
+        let status = executable.withCString { path in
+            sandbox.directory.withCString { directory in
+                argv.withUnsafeBufferPointer { argv in
+                    envp.withUnsafeBufferPointer { envp in
+                        mounts.withUnsafeMutableBufferPointer { mounts in
+                            var request = galley_spawn_request(
+                                path: path,
+                                exec_by_descriptor: sandbox.execByDescriptor ? 1 : 0,
+                                argv: argv.baseAddress,
+                                envp: envp.baseAddress,
+                                directory: directory,
+                                output: output,
+                                channel: channel ?? -1,
+                                isolate_files: 1,
+                                user_namespace: sandbox.userNamespace ? 1 : 0,
+                                mounts: mounts.baseAddress,
+                                mount_count: Int32(mounts.count),
+                                uid: sandbox.identity?.uid ?? uid_t.max,
+                                gid: sandbox.identity?.gid ?? gid_t.max
+                            )
+                            return galley_spawn(&request, &pid, &failedStep)
+                        }
+                    }
+                }
+            }
         }
-        self.pid = pid
-        self.output = readEnd
-        let child = pid
-        let termination = self.termination
-        Self.running.withLock { $0[pid] = self }
-        // One thread per child waits for it, so that the host never collects another's child.
-        let waiter = BlockingThread {
-            var status: Int32 = 0
-            while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-            let signal = status & 0x7F
-            _ = ChildProcess.running.withLock { $0.removeValue(forKey: child) }
-            termination.resolve(
-                signal == 0
-                    ? Termination(exitStatus: (status >> 8) & 0xFF, signal: nil)
-                    : Termination(exitStatus: nil, signal: signal)
-            )
-        }
-        waiter.start()
+        return (status, status == 0 ? nil : failedStep.map { String(cString: $0) })
     }
 
     /// Every child that has not been collected yet.

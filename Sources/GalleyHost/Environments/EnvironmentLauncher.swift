@@ -55,7 +55,11 @@ public struct EnvironmentLauncher: Sendable {
     }()
 
     /// Runs the init phase of a new environment for `function`.
-    func start(_ function: Deployment.Function) async throws(EnvironmentFailure) -> any ExecutionEnvironment {
+    /// `paths` are what its workers may not see of the application.
+    func start(
+        _ function: Deployment.Function,
+        hiding paths: PrivatePaths
+    ) async throws(EnvironmentFailure) -> any ExecutionEnvironment {
         let deadline = ContinuousClock.now + Self.initTimeout
         switch function.configuration.isolation {
         case .inline:
@@ -76,9 +80,11 @@ public struct EnvironmentLauncher: Sendable {
                 deadline: deadline
             )
         default:
+            var launch = launch(function)
+            launch.sandbox = Sandbox.shared.plan(for: function.name, launch: launch, paths: paths)
             return try await ProcessEnvironment.start(
                 function,
-                launch: launch(function),
+                launch: launch,
                 stores: stores(function),
                 writer: writer,
                 group: eventLoopGroup,
@@ -141,6 +147,8 @@ struct WorkerLaunch: Sendable {
     var environment: [String: String]
     /// `galley worker` talks to the host over an inherited socket pair; a `command` over HTTP.
     var usesChannel: Bool
+    /// Its identity and view of the files, or `nil` to start it as the host.
+    var sandbox: Sandbox.Plan? = nil
 
     /// Names the descriptor of a `galley worker`'s channel to the host.
     static let channelVariable = "GALLEY_RUNTIME_CHANNEL"

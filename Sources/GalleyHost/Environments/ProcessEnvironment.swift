@@ -161,7 +161,8 @@ final class ProcessEnvironment: ExecutionEnvironment {
                 arguments: launch.arguments,
                 environment: variables,
                 directory: launch.directory,
-                channel: childEnd
+                channel: childEnd,
+                sandbox: launch.sandbox
             )
         } catch {
             link.stop()

@@ -170,7 +170,10 @@ public struct FunctionHost: Sendable {
         }
         let application = application { address in
             // Only once listening: a host that cannot listen says one line and nothing else.
-            if limitsMemory { logger.notice("worker processes: memory limited by \(MemoryLimiter.shared.description)") }
+            if limitsMemory {
+                logger.notice("worker processes: memory limited by \(MemoryLimiter.shared.description)")
+                logger.notice("worker processes: kept apart by \(Sandbox.shared.description)")
+            }
             logger.notice("listening on \(address)")
             onListening(address)
         }
