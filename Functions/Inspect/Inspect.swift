@@ -27,7 +27,8 @@ import Synchronization
 /// - `{"storeGet": {"namespace": "n", "key": "k"}}` reads a key's stored JSON as text and
 ///   `{"storePut": {"namespace": "n", "key": "k", "value": "v"}}` writes one (the answer's `store`),
 ///   as far as runtime.json's `store` grants allow;
-/// - `{"reach": ["/path", …]}` tries to read each file or list each folder, and `{"signal": PID}`
+/// - `{"reach": ["/path", …]}` tries to read each file or list each folder (`{parent}` in a path
+///   is the host's pid), and `{"signal": PID}`
 ///   to signal a process (signal 0): the answer's `reached` says what came of each, and `uid` who
 ///   it ran as. A tenant's probe of its sandbox.
 struct Inspect: ByteHandler {
@@ -131,7 +132,9 @@ struct Inspect: ByteHandler {
         if let stored { object.append(contentsOf: #","store":"#.utf8 + (try encoder.encode(stored))) }
         if options.reach != nil || options.signal != nil {
             var reached: [String: String] = [:]
-            for path in options.reach ?? [] { reached[path] = Self.reach(path) }
+            for path in options.reach ?? [] {
+                reached[path] = Self.reach(path.replacing("{parent}", with: String(getppid())))
+            }
             if let pid = options.signal {
                 reached["signal \(pid)"] = kill(pid, 0) == 0 ? "ok" : "error: \(String(cString: strerror(errno)))"
             }
@@ -151,7 +154,9 @@ struct Inspect: ByteHandler {
             defer { closedir(folder) }
             var entries = 0
             while let entry = readdir(folder) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 if name != "." && name != ".." { entries += 1 }
             }
             return "ok: \(entries) entries"

@@ -188,19 +188,21 @@ static int child_prepare(const struct galley_spawn_request *request, int *execut
     sigprocmask(SIG_SETMASK, &none, NULL);
     setpgid(0, 0);
 
+    if (request->exec_by_descriptor) {
+        *executable = open(request->path, O_PATH | O_CLOEXEC);
+        if (*executable < 0) return 17;
+    }
     uid_t outer_uid = getuid();
     gid_t outer_gid = getgid();
     if (request->user_namespace) {
+        // A non-dumpable host's /proc/self is root's: this child's own maps must be its to write.
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
         if (unshare(CLONE_NEWUSER) != 0) return 1;
         if (child_map_identity(outer_uid, outer_gid) != 0) return 2;
     }
     if (request->isolate_files) {
         int step = child_mount(request);
         if (step >= 0) return step;
-    }
-    if (request->exec_by_descriptor) {
-        *executable = open(request->path, O_PATH | O_CLOEXEC);
-        if (*executable < 0) return 17;
     }
     if (request->uid != (uid_t)-1) {
         if (syscall(SYS_setgroups, 0, NULL) != 0) return 11;

@@ -189,7 +189,11 @@ final class ChildProcess: Sendable {
         pid: inout pid_t
     ) -> (status: Int32, step: String?) {
         let strings = sandbox.mounts.map { (strdup($0.source), strdup($0.target)) }
-        defer { strings.forEach { free($0.0); free($0.1) } }
+        defer {
+            strings.forEach {
+                free($0.0); free($0.1)
+            }
+        }
         var mounts = zip(sandbox.mounts, strings).map { mount, text in
             galley_mount(kind: Int32(mount.kind.rawValue), source: text.0, target: text.1)
         }

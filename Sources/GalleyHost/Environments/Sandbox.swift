@@ -138,7 +138,13 @@ final class Sandbox: Sendable {
         let directory = launch.directory.map(Self.absolute)
         if let directory { binds.append(directory) }
         var runtimePaths = (launch.environment["PATH"] ?? "").split(separator: ":").map(String.init)
-        let executable = launch.usesChannel ? launch.arguments[0] : Self.resolve(launch.arguments[0], in: launch)
+        // The host's own binary is the child's /proc/self/exe until the exec: a non-dumpable
+        // host's /proc/PID is not the child's to read.
+        let hostBinary = "/proc/\(getpid())/exe"
+        let executable =
+            launch.arguments[0] == hostBinary
+            ? "/proc/self/exe"
+            : launch.usesChannel ? launch.arguments[0] : Self.resolve(launch.arguments[0], in: launch)
         if !launch.usesChannel { runtimePaths.append(executable) }
         for path in runtimePaths where path.hasPrefix("/") {
             guard let blocked = Self.firstClosedFolder(on: path, uid: uid, gid: gid) else { continue }
@@ -192,7 +198,8 @@ final class Sandbox: Sendable {
             guard stat(folder, &info) == 0 else { return nil }
             let mode = info.st_mode
             let enters =
-                info.st_uid == uid ? mode & S_IXUSR != 0 : info.st_gid == gid ? mode & S_IXGRP != 0 : mode & S_IXOTH != 0
+                info.st_uid == uid
+                ? mode & S_IXUSR != 0 : info.st_gid == gid ? mode & S_IXGRP != 0 : mode & S_IXOTH != 0
             if !enters { return folder }
         }
         return nil
