@@ -283,3 +283,268 @@ int galley_can_unshare_user(void) {
 }
 
 int galley_set_undumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+
+// MARK: - Guarding a one-shot invocation in this process
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static int guard_result_fd = -1;
+static int guard_log_fd = -1;
+static char *guard_texts[4][2];
+// 0 idle, 1 armed, 2 claimed by a fault, 3 disarmed.
+static _Atomic int guard_state = 0;
+static _Atomic long long guard_started_ns = 0;
+static _Atomic long long guard_deadline_ns = 0;
+static pthread_mutex_t guard_wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t guard_wake;
+
+long long galley_monotonic_ns(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static void guard_write_all(int fd, const char *bytes, size_t count) {
+    while (count > 0) {
+        ssize_t written = write(fd, bytes, count);
+        if (written < 0 && errno == EINTR) continue;
+        if (written <= 0) return;
+        bytes += written;
+        count -= (size_t)written;
+    }
+}
+
+static size_t guard_number(char *out, unsigned long long value, int width) {
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value && count < 24);
+    while (count < width) digits[count++] = '0';
+    size_t length = 0;
+    while (count) out[length++] = digits[--count];
+    return length;
+}
+
+static const char *guard_signal_name(int signal) {
+    switch (signal) {
+    case SIGILL: return "illegal instruction";
+    case SIGTRAP: return "trace/breakpoint trap";
+    case SIGSEGV: return "segmentation fault";
+    case SIGBUS: return "bus error";
+    case SIGFPE: return "floating point exception";
+    case SIGABRT: return "aborted";
+    default: return "killed";
+    }
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+static void guard_civil(long long days, long long *year, unsigned *month, unsigned *day) {
+    days += 719468;
+    long long era = (days >= 0 ? days : days - 146096) / 146097;
+    unsigned doe = (unsigned)(days - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long y = (long long)yoe + era * 400;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *day = doy - (153 * mp + 2) / 5 + 1;
+    *month = mp < 10 ? mp + 3 : mp - 9;
+    *year = y + (*month <= 2);
+}
+
+static size_t guard_timestamp(char *out) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long seconds = now.tv_sec;
+    long long days = seconds / 86400;
+    long long rest = seconds % 86400;
+    long long year;
+    unsigned month, day;
+    guard_civil(days, &year, &month, &day);
+    size_t at = 0;
+    at += guard_number(out + at, (unsigned long long)year, 4);
+    out[at++] = '-';
+    at += guard_number(out + at, month, 2);
+    out[at++] = '-';
+    at += guard_number(out + at, day, 2);
+    out[at++] = 'T';
+    at += guard_number(out + at, (unsigned long long)(rest / 3600), 2);
+    out[at++] = ':';
+    at += guard_number(out + at, (unsigned long long)(rest / 60 % 60), 2);
+    out[at++] = ':';
+    at += guard_number(out + at, (unsigned long long)(rest % 60), 2);
+    out[at++] = '.';
+    at += guard_number(out + at, (unsigned long long)(now.tv_nsec / 1000000), 3);
+    out[at++] = 'Z';
+    return at;
+}
+
+/// Writes `text` to `fd`, filling in its placeholders.
+static void guard_render(int fd, const char *text, int status, int signal) {
+    if (!text) return;
+    long long elapsed = galley_monotonic_ns() - atomic_load(&guard_started_ns);
+    if (elapsed < 0) elapsed = 0;
+    struct rusage usage;
+    long peak_kb = getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss : 0;
+    char buffer[512];
+    size_t at = 0;
+    for (const char *cursor = text; *cursor; cursor++) {
+        if (at > sizeof buffer - 64) {
+            guard_write_all(fd, buffer, at);
+            at = 0;
+        }
+        if (*cursor != '\x01' || !cursor[1]) {
+            buffer[at++] = *cursor;
+            continue;
+        }
+        cursor++;
+        switch (*cursor) {
+        case 'D': {
+            unsigned long long hundredths = (unsigned long long)((elapsed + 5000) / 10000);
+            at += guard_number(buffer + at, hundredths / 100, 1);
+            buffer[at++] = '.';
+            at += guard_number(buffer + at, hundredths % 100, 2);
+            break;
+        }
+        case 'B': {
+            unsigned long long billed = (unsigned long long)((elapsed + 999999) / 1000000);
+            at += guard_number(buffer + at, billed ? billed : 1, 1);
+            break;
+        }
+        case 'M': at += guard_number(buffer + at, (unsigned long long)((peak_kb + 1023) / 1024), 1); break;
+        case 'S': at += guard_number(buffer + at, (unsigned long long)(status & 0xff), 1); break;
+        case 'N': {
+            const char *name = guard_signal_name(signal);
+            size_t length = strlen(name);
+            memcpy(buffer + at, name, length);
+            at += length;
+            break;
+        }
+        case 'T': at += guard_timestamp(buffer + at); break;
+        default: buffer[at++] = *cursor;
+        }
+    }
+    guard_write_all(fd, buffer, at);
+}
+
+/// Claims the invocation for a fault; returns 0 when it was not armed or already claimed.
+static int guard_claim(void) {
+    int armed = 1;
+    return atomic_compare_exchange_strong(&guard_state, &armed, 2);
+}
+
+static _Noreturn void guard_report(int fault, int status, int signal) {
+    guard_render(guard_log_fd, guard_texts[fault][1], status, signal);
+    guard_render(guard_result_fd, guard_texts[fault][0], status, signal);
+    _exit(1);
+}
+
+static void guard_on_signal(int signal, siginfo_t *info, void *context) {
+    (void)info;
+    (void)context;
+    // Swift traps right after a failed allocation, with malloc's ENOMEM still in errno.
+    int out_of_memory = errno == ENOMEM && (signal == SIGILL || signal == SIGTRAP || signal == SIGABRT);
+    if (guard_claim()) guard_report(out_of_memory ? GALLEY_FAULT_OUT_OF_MEMORY : GALLEY_FAULT_CRASH, 0, signal);
+    // Not ours to report: the default action, as if no handler were there.
+    struct sigaction defaults;
+    memset(&defaults, 0, sizeof defaults);
+    defaults.sa_handler = SIG_DFL;
+    sigaction(signal, &defaults, NULL);
+    raise(signal);
+}
+
+static void guard_on_exit(int status, void *argument) {
+    (void)argument;
+    if (guard_claim()) guard_report(GALLEY_FAULT_EXIT, status, 0);
+}
+
+static void *guard_watchdog(void *argument) {
+    (void)argument;
+    pthread_mutex_lock(&guard_wake_lock);
+    for (;;) {
+        long long deadline = atomic_load(&guard_deadline_ns);
+        int state = atomic_load(&guard_state);
+        if (state == 1 && deadline > 0 && galley_monotonic_ns() >= deadline) {
+            pthread_mutex_unlock(&guard_wake_lock);
+            if (guard_claim()) guard_report(GALLEY_FAULT_TIMEOUT, 0, 0);
+            pthread_mutex_lock(&guard_wake_lock);
+            continue;
+        }
+        if (state == 1 && deadline > 0) {
+            struct timespec until = {.tv_sec = deadline / 1000000000LL, .tv_nsec = deadline % 1000000000LL};
+            pthread_cond_timedwait(&guard_wake, &guard_wake_lock, &until);
+        } else {
+            pthread_cond_wait(&guard_wake, &guard_wake_lock);
+        }
+    }
+    return NULL;
+}
+
+int galley_guard_install(int result_descriptor, int log_descriptor) {
+    static int installed = 0;
+    guard_result_fd = result_descriptor;
+    guard_log_fd = log_descriptor;
+    if (installed) return 0;
+    installed = 1;
+    // A stack overflow still gets its handler.
+    stack_t stack = {.ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024, .ss_flags = 0};
+    if (stack.ss_sp) sigaltstack(&stack, NULL);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = guard_on_signal;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    int signals[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT};
+    for (unsigned index = 0; index < sizeof signals / sizeof signals[0]; index++) {
+        sigaction(signals[index], &action, NULL);
+    }
+    on_exit(guard_on_exit, NULL);
+    pthread_condattr_t attributes;
+    pthread_condattr_init(&attributes);
+    pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC);
+    pthread_cond_init(&guard_wake, &attributes);
+    pthread_condattr_destroy(&attributes);
+    pthread_t thread;
+    pthread_attr_t thread_attributes;
+    pthread_attr_init(&thread_attributes);
+    pthread_attr_setdetachstate(&thread_attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&thread_attributes, 64 * 1024);
+    int status = pthread_create(&thread, &thread_attributes, guard_watchdog, NULL);
+    pthread_attr_destroy(&thread_attributes);
+    return status;
+}
+
+void galley_guard_set(int fault, const char *result, const char *log) {
+    if (fault < 0 || fault > 3) return;
+    free(guard_texts[fault][0]);
+    free(guard_texts[fault][1]);
+    guard_texts[fault][0] = result ? strdup(result) : NULL;
+    guard_texts[fault][1] = log ? strdup(log) : NULL;
+}
+
+void galley_guard_arm(long long started_ns, long long deadline_ns) {
+    pthread_mutex_lock(&guard_wake_lock);
+    atomic_store(&guard_started_ns, started_ns);
+    atomic_store(&guard_deadline_ns, deadline_ns);
+    atomic_store(&guard_state, 1);
+    pthread_cond_signal(&guard_wake);
+    pthread_mutex_unlock(&guard_wake_lock);
+}
+
+int galley_guard_disarm(void) {
+    int armed = 1;
+    if (!atomic_compare_exchange_strong(&guard_state, &armed, 3)) {
+        // A fault claimed it: its report is being written and the process is ending.
+        if (armed == 2) for (;;) pause();
+        return 1;
+    }
+    pthread_mutex_lock(&guard_wake_lock);
+    pthread_cond_signal(&guard_wake);
+    pthread_mutex_unlock(&guard_wake_lock);
+    return 1;
+}

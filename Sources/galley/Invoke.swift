@@ -1,6 +1,10 @@
 import ArgumentParser
 import GalleyHost
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -26,6 +30,15 @@ struct Invoke: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Read one event per line from stdin and answer each on its own line.")
     var lines = false
+
+    @Flag(
+        name: .long,
+        help: """
+            Run a Swift function in a worker process, under its own identity, as serve does. By default one \
+            event runs in this process (with Lambda's fault results kept); --lines always uses a worker.
+            """
+    )
+    var worker = false
 
     @OptionGroup var configOptions: ConfigOptions
     @OptionGroup var logOptions: LogOptions
@@ -64,8 +77,15 @@ struct Invoke: AsyncParsableCommand {
         try checkDeployed(function, in: deployment)
         let payload = try StandardStreams.contents(of: event, describedAs: "the event file '\(event ?? "")'")
         let result: InvocationResult
+        // The answer keeps the real stdout; what the handler prints goes to stderr, as a worker's does.
+        let answer = worker ? 1 : dup(1)
+        if !worker { dup2(2, 1) }
         do throws(InvokeError) {
-            result = try await dispatcher.invoke(Invocation(function: function, payload: payload))
+            let invocation = Invocation(function: function, payload: payload)
+            result =
+                worker
+                ? try await dispatcher.invoke(invocation)
+                : try await dispatcher.invokeInProcess(invocation, resultDescriptor: answer)
         } catch {
             let source = event.map { "event file '\($0)'" } ?? "event on stdin"
             switch error.code {
@@ -75,7 +95,7 @@ struct Invoke: AsyncParsableCommand {
             default: throw Failure(error.message)
             }
         }
-        StandardStreams.writeLine(result.payload)
+        StandardStreams.write(Array(result.payload) + [UInt8(ascii: "\n")], to: answer)
         if result.isFunctionError { throw ExitCode(1) }
     }
 

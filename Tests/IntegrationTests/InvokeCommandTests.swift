@@ -32,6 +32,67 @@ struct InvokeCommandTests {
         #expect(output.err.contains("Status: error\tError Type: Runtime.ExitError"))
     }
 
+    enum Fault: String, CaseIterable, Sendable {
+        case crash, exit, exitZero, spin, memory
+
+        var event: String {
+            switch self {
+            case .crash: #"{"crash": true}"#
+            case .exit: #"{"exit": 3}"#
+            case .exitZero: #"{"exit": 0}"#
+            case .spin: #"{"spin": true}"#
+            case .memory: #"{"allocateMB": 600}"#
+            }
+        }
+    }
+
+    /// A run's answer and REPORT line with what differs between runs (request id, figures) blanked.
+    static func normalized(_ output: ProcessOutput) -> (answer: String, report: String) {
+        func blank(_ text: String) -> String {
+            text.replacing(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/, with: "ID")
+                .replacing(/(Duration|Max Memory Used): [0-9.]+/) { "\($0.output.1): N" }
+        }
+        let report = output.err.split(separator: "\n").last { $0.hasPrefix("REPORT") }.map(String.init) ?? ""
+        return (blank(output.out), blank(report))
+    }
+
+    /// One event runs in the command's own process; `--worker` runs it as serve does. A fault
+    /// reads the same to the caller either way.
+    @Test(arguments: Fault.allCases)
+    func theOneShotProcessReportsEveryFaultAsAWorkerDoes(fault: Fault) async throws {
+        let inProcess = try await runGalley(["invoke", "inspect", "--config", config], stdin: fault.event)
+        let worker = try await runGalley(["invoke", "inspect", "--worker", "--config", config], stdin: fault.event)
+        #expect(inProcess.status == 1 && worker.status == 1)
+        let (answer, report) = Self.normalized(inProcess)
+        let (workerAnswer, workerReport) = Self.normalized(worker)
+        // Without a memory cgroup a worker cannot tell an allocation failure from a crash.
+        if fault == .memory, workerAnswer.contains("Runtime.ExitError") {
+            #expect(answer.contains("Runtime.OutOfMemory"), "\(answer)")
+            return
+        }
+        #expect(answer == workerAnswer)
+        #expect(report == workerReport)
+        #expect(!report.isEmpty)
+        // START, END and the function error's line are there too, in the same order.
+        for output in [inProcess, worker] {
+            let kinds = output.err.split(separator: "\n").compactMap { line in
+                ["START", "END", "REPORT"].first { line.hasPrefix($0) }
+            }
+            #expect(kinds == ["START", "END", "REPORT"], "\(output.err)")
+        }
+    }
+
+    @Test func whatTheHandlerPrintsGoesToStderrAndTheAnswerAloneToStdout() async throws {
+        let output = try await runGalley(
+            ["invoke", "inspect", "--config", config],
+            stdin: #"{"print": "from the handler"}"#
+        )
+        #expect(output.status == 0)
+        #expect(output.err.contains("from the handler"))
+        #expect(!output.out.contains("from the handler\n"))
+        #expect(try JSONSerialization.jsonObject(with: output.stdout) is [String: Any])
+    }
+
     @Test func spinningHandlerTimesOutAndLeavesNoWorkerBehind() async throws {
         // A marker in the function's environment finds its workers among every process.
         let marker = "GALLEY_TEST_MARK=\(UUID().uuidString)"

@@ -64,4 +64,36 @@ int galley_set_undumpable(void);
 /// Whether this process may create a user namespace (tried in a short-lived child).
 int galley_can_unshare_user(void);
 
+
+// MARK: - A one-shot invocation inside the command's own process
+
+/// The faults a guarded invocation may end with. Each has two prepared texts, written with
+/// async-signal-safe calls when it happens: the caller's answer (to the result descriptor) and the
+/// log lines (to the log descriptor). In them `\x01D` becomes the duration in ms with two decimals,
+/// `\x01B` the billed ms, `\x01M` the peak memory in MB, `\x01S` the exit status, `\x01N` the
+/// signal's name, `\x01T` the time (ISO 8601, UTC, milliseconds).
+enum galley_guard_fault {
+    GALLEY_FAULT_CRASH = 0,
+    GALLEY_FAULT_OUT_OF_MEMORY = 1,
+    GALLEY_FAULT_EXIT = 2,
+    GALLEY_FAULT_TIMEOUT = 3,
+};
+
+/// Installs the signal handlers (on an alternate stack), the exit hook and the watchdog thread, once.
+int galley_guard_install(int result_descriptor, int log_descriptor);
+
+/// Sets a fault's texts (copied). Not while armed.
+void galley_guard_set(int fault, const char *result, const char *log);
+
+/// From now until `galley_guard_disarm`, a fault writes its texts and ends the process with
+/// status 1. `deadline_ns` and `started_ns` are CLOCK_MONOTONIC nanoseconds.
+void galley_guard_arm(long long started_ns, long long deadline_ns);
+
+/// Returns 1 when the invocation ended before any fault claimed it (its answer is the caller's to
+/// write), 0 when a fault is being reported (the process is ending).
+int galley_guard_disarm(void);
+
+/// CLOCK_MONOTONIC now, in nanoseconds.
+long long galley_monotonic_ns(void);
+
 #endif

@@ -28,7 +28,7 @@ public final class Dispatcher: Sendable {
 
     public let registry: DeploymentRegistry
     let launcher: EnvironmentLauncher
-    private let logWriter: LogWriter
+    let logWriter: LogWriter
 
     /// - Parameters:
     ///   - stores: The stores a function may use (inline, or through the host from a worker); the

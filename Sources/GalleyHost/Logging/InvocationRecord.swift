@@ -34,19 +34,6 @@ final class InvocationRecord: Sendable {
     /// Writes `END`, the timeout line and `REPORT`, and returns what the caller gets.
     func finish(_ outcome: EnvironmentOutcome, peakMemoryMB: Int) -> InvocationResult {
         let initDuration = self.initDuration.withLock { $0 }
-        if outcome.isFunctionError, !outcome.isTimeout {
-            // Every function error is in the log once, whoever called (Invoke API, route, queue).
-            let error = ReportedError(outcome.payload)
-            let text =
-                error.map { "\($0.type ?? "Error"): \($0.message ?? "")" }
-                ?? String(decoding: outcome.payload, as: UTF8.self)
-            InvocationLogHandler.logger(for: log, label: "galley", level: .error)
-                .error("Invoke Error \(text.split(whereSeparator: \.isNewline).joined(separator: " "))")
-        }
-        log.append(Report.end(requestID, format: format), flush: false)
-        if outcome.isTimeout {
-            log.append(Report.timedOut(requestID, after: configuration.timeout, format: format), flush: false)
-        }
         let report = Report(
             requestID: requestID,
             duration: ContinuousClock.now - started - (initDuration ?? .zero),
@@ -56,7 +43,7 @@ final class InvocationRecord: Sendable {
             status: outcome.status,
             errorType: outcome.status == "error" ? outcome.errorType : nil
         )
-        log.append(report.line(format: format))
+        Self.close(outcome, report: report, timeout: configuration.timeout, in: log)
         var result = InvocationResult(
             requestID: requestID,
             payload: outcome.payload,
@@ -64,6 +51,28 @@ final class InvocationRecord: Sendable {
         )
         if let tail = log.tail { result.logTail = Data(tail).base64EncodedString() }
         return result
+    }
+
+    /// The init phase's length so far, once it has finished.
+    var initPhase: Duration? { initDuration.withLock { $0 } }
+
+    /// Appends what ends an invocation with `outcome` to `log`: a function error's line (every
+    /// function error is in the log once, whoever called), `END`, the timeout line, `REPORT`.
+    static func close(_ outcome: EnvironmentOutcome, report: Report, timeout: Double, in log: InvocationLog) {
+        let format = log.writer.format
+        if outcome.isFunctionError, !outcome.isTimeout {
+            let error = ReportedError(outcome.payload)
+            let text =
+                error.map { "\($0.type ?? "Error"): \($0.message ?? "")" }
+                ?? String(decoding: outcome.payload, as: UTF8.self)
+            InvocationLogHandler.logger(for: log, label: "galley", level: .error)
+                .error("Invoke Error \(text.split(whereSeparator: \.isNewline).joined(separator: " "))")
+        }
+        log.append(Report.end(report.requestID, format: format), flush: false)
+        if outcome.isTimeout {
+            log.append(Report.timedOut(report.requestID, after: timeout, format: format), flush: false)
+        }
+        log.append(report.line(format: format))
     }
 }
 
@@ -86,6 +95,8 @@ final class InvocationLog: Sendable {
         var captured: [UInt8]?
     }
     private let state: Mutex<State>
+    /// Whether every line is written as it comes, none held.
+    private let writesThrough = Atomic<Bool>(false)
 
     init(writer: LogWriter, requestID: String?, capture: Bool) {
         self.writer = writer
@@ -105,9 +116,25 @@ final class InvocationLog: Sendable {
             }
             state.pending.append(line)
             state.pendingBytes += line.utf8.count + 1
-            guard flush || state.pendingBytes > Self.holdLimit else { return [] }
+            guard flush || state.pendingBytes > Self.holdLimit || writesThrough.load(ordering: .relaxed) else {
+                return []
+            }
             defer {
                 state.pending.removeAll(keepingCapacity: true)
+                state.pendingBytes = 0
+            }
+            return state.pending
+        }
+        if !lines.isEmpty { writer.write(lines: lines) }
+    }
+
+    /// Writes what is held, and from now on every line as it comes: for an invocation whose process
+    /// may end at any moment (a one-shot `galley invoke`), so that no line is lost with it.
+    func writeThrough() {
+        writesThrough.store(true, ordering: .relaxed)
+        let lines: [String] = state.withLock { state in
+            defer {
+                state.pending.removeAll()
                 state.pendingBytes = 0
             }
             return state.pending

@@ -117,8 +117,13 @@ enum Timestamp {
 
     /// The current time as ISO 8601 with milliseconds, e.g. `2026-11-21T04:03:34.123Z`.
     static func now() -> String {
-        iso8601(epochMilliseconds: epochMilliseconds())
+        if let fixed = Self.fixed { return fixed }
+        return iso8601(epochMilliseconds: epochMilliseconds())
     }
+
+    /// What `now()` answers instead of the time, while set: a placeholder in lines prepared ahead
+    /// (a one-shot invocation's fault report).
+    @TaskLocal static var fixed: String?
 
     /// Unix epoch milliseconds as ISO 8601 with milliseconds, e.g. `2026-11-21T04:03:34.123Z`.
     static func iso8601(epochMilliseconds milliseconds: Int64) -> String {
