@@ -37,7 +37,8 @@ public final class Dispatcher: Sendable {
     ///     default: this process's own executable.
     ///   - configurationFolder: The folder `directory` paths are relative to; default: the current one.
     ///   - eventLoopGroup: Where worker channels and Runtime API listeners are read; `galley serve`
-    ///     passes its HTTP server's, so that an invocation stays on the server's threads.
+    ///     passes its HTTP server's, so that an invocation stays on the server's threads. Default:
+    ///     NIO's shared group, started only when a worker process needs it.
     public init(
         deployment: Deployment,
         logWriter: LogWriter = .standardError(),
@@ -45,7 +46,7 @@ public final class Dispatcher: Sendable {
         stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider = { _ in NoStore() },
         workerExecutable: String? = nil,
         configurationFolder: String = ".",
-        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        eventLoopGroup: (any EventLoopGroup)? = nil
     ) {
         self.registry = DeploymentRegistry(deployment)
         self.logWriter = logWriter

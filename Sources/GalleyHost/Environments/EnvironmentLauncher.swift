@@ -1,6 +1,7 @@
 import Galley
 import Logging
 import NIOCore
+import NIOPosix
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -26,7 +27,10 @@ public struct EnvironmentLauncher: Sendable {
     var writer: LogWriter
     var logLevel: Logger.Level
     var stores: @Sendable (Deployment.Function) -> any StoreProvider
-    var eventLoopGroup: any EventLoopGroup
+    private var sharedGroup: (any EventLoopGroup)?
+    /// The given group, or NIO's shared one, whose threads start at first use (a one-shot invoke
+    /// that runs in-process never starts them).
+    var eventLoopGroup: any EventLoopGroup { sharedGroup ?? MultiThreadedEventLoopGroup.singleton }
 
     init(
         workerExecutable: String?,
@@ -34,9 +38,9 @@ public struct EnvironmentLauncher: Sendable {
         writer: LogWriter,
         logLevel: Logger.Level,
         stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider,
-        eventLoopGroup: any EventLoopGroup
+        eventLoopGroup: (any EventLoopGroup)?
     ) {
-        self.eventLoopGroup = eventLoopGroup
+        self.sharedGroup = eventLoopGroup
         // The binary this host started from, even once a rebuild has replaced the file on disk:
         // a worker never runs code the host was not started with (until a restart says so).
         self.workerExecutable = workerExecutable ?? "/proc/\(getpid())/exe"
