@@ -9,6 +9,7 @@ import GalleyHost
 
 struct Events: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "events",
         abstract: "Print sample events to use as event files.",
         subcommands: [HTTP.self]
     )

@@ -13,6 +13,7 @@ import GalleyHost
 
 struct Invoke: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "invoke",
         abstract: "Invoke a function with an event from a file or stdin; print its response on stdout.",
         discussion: """
             Exit status: 0 success, 1 function error (the error object is printed), 2 usage or configuration error.

@@ -33,7 +33,10 @@ struct KV: AsyncParsableCommand {
     }
 
     struct Get: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the value of KEY (exit 1 when there is none).")
+        static let configuration = CommandConfiguration(
+            commandName: "get",
+            abstract: "Print the value of KEY (exit 1 when there is none)."
+        )
         @Argument var namespace: String
         @Argument var key: String
         @Flag(name: .long, help: "Print the entry as an export line, with its version, expiry and metadata.")
@@ -52,6 +55,7 @@ struct KV: AsyncParsableCommand {
 
     struct Put: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "put",
             abstract: "Write VALUE (or stdin) under KEY and print the new version.",
             discussion: "A failed condition exits 1 and writes nothing."
         )
@@ -118,7 +122,10 @@ struct KV: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete KEY (exit 1 when there was none).")
+        static let configuration = CommandConfiguration(
+            commandName: "delete",
+            abstract: "Delete KEY (exit 1 when there was none)."
+        )
         @Argument var namespace: String
         @Argument var key: String
         @Option(name: .long, help: "Delete only if the entry still has this version.")
@@ -137,6 +144,7 @@ struct KV: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "Print the keys of NAMESPACE, one per line, in order."
         )
         @Argument var namespace: String
@@ -163,6 +171,7 @@ struct KV: AsyncParsableCommand {
 
     struct Export: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "export",
             abstract: "Print every live entry of NAMESPACE as a JSON line (the format import reads)."
         )
         @Argument var namespace: String
@@ -185,6 +194,7 @@ struct KV: AsyncParsableCommand {
 
     struct Import: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "import",
             abstract:
                 "Write JSON lines ({\"key\", \"value\", \"ttl\"?, \"metadata\"?}) from FILE or stdin, all or none."
         )

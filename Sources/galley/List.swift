@@ -2,7 +2,10 @@ import ArgumentParser
 import GalleyHost
 
 struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the deployed functions and their configuration.")
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "List the deployed functions and their configuration."
+    )
 
     @OptionGroup var configOptions: ConfigOptions
 

@@ -10,6 +10,7 @@ import GalleyHost
 /// `galley new NAME`: a function ready to invoke, in the house style.
 struct New: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "new",
         abstract: "Create a function: its folder, handler, catalog line, runtime.json entry, sample event and test.",
         discussion: """
             Files are created beside runtime.json (--config): Functions/<Type>/, Tests/FunctionsTests/<Type>Tests.swift \

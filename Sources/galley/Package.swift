@@ -16,6 +16,7 @@ import GalleyHost
 /// `galley package FUNCTION`: a zip that AWS Lambda runs as a `provided.al2023` custom runtime.
 struct Package: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "package",
         abstract: "Build a Lambda-ready zip (bootstrap) of a Swift function for the provided.al2023 runtime.",
         discussion: """
             Builds galley in release mode with the static Swift standard library (swift build -c release \

@@ -3,6 +3,7 @@ import GalleyHost
 
 struct Queue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "queue",
         abstract: "Show the async queue per function: waiting, running, oldest, delivered, retries, dead letters.",
         discussion: "Reads the queue file in the storage folder; no running host is needed."
     )
@@ -46,7 +47,10 @@ struct DLQ: AsyncParsableCommand {
     )
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List FUNCTION's dead letters, oldest first.")
+        static let configuration = CommandConfiguration(
+            commandName: "list",
+            abstract: "List FUNCTION's dead letters, oldest first."
+        )
         @Argument var function: String
         @OptionGroup var configOptions: ConfigOptions
 
@@ -75,6 +79,7 @@ struct DLQ: AsyncParsableCommand {
 
     struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "show",
             abstract: "Print one dead letter: its record in Lambda's on-failure destination format."
         )
         @Argument var function: String
@@ -97,6 +102,7 @@ struct DLQ: AsyncParsableCommand {
 
     struct Replay: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "replay",
             abstract: "Queue FUNCTION's dead letters (or the one ID) again as new events, with no attempts counted.",
             discussion: "A running host delivers them within a second; otherwise the next 'galley serve' does."
         )
@@ -119,7 +125,10 @@ struct DLQ: AsyncParsableCommand {
     }
 
     struct Purge: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete FUNCTION's dead letters (or the one ID).")
+        static let configuration = CommandConfiguration(
+            commandName: "purge",
+            abstract: "Delete FUNCTION's dead letters (or the one ID)."
+        )
         @Argument var function: String
         @Argument(help: "One dead letter; all of FUNCTION's when omitted.") var id: Int64?
         @OptionGroup var configOptions: ConfigOptions

@@ -4,6 +4,7 @@ import GalleyHost
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Serve every function over HTTP: the Lambda Invoke API and the functions' routes.",
         discussion: """
             SIGTERM or SIGINT stops accepting, finishes running invocations, then exits 0. SIGHUP re-reads the \
