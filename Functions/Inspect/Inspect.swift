@@ -66,7 +66,15 @@ struct Inspect: ByteHandler {
     /// Counts the spinning loop's turns, so that the loop has an effect and is not optimised away.
     static let spins = Atomic<Int>(0)
 
-    init(context: InitContext) {}
+    /// `INSPECT_INIT` in the function's environment makes the init phase fail: `crash` traps,
+    /// `exit` ends the process with status 4.
+    init(context: InitContext) {
+        switch context.environment["INSPECT_INIT"] {
+        case "crash": fatalError("Inspect was asked to crash in its init phase")
+        case "exit": Glibc.exit(4)
+        default: break
+        }
+    }
 
     func handle(_ payload: Data, context: Context) async throws -> Data {
         let options = (try? JSONDecoder().decode(Options.self, from: payload)) ?? Options()

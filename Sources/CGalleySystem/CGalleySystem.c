@@ -294,7 +294,9 @@ int galley_set_undumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
 
 static int guard_result_fd = -1;
 static int guard_log_fd = -1;
-static char *guard_texts[4][2];
+static char *guard_texts[5][2];
+static char *guard_prefix;
+static _Atomic long long guard_init_ns = -1;
 // 0 idle, 1 armed, 2 claimed by a fault, 3 disarmed.
 static _Atomic int guard_state = 0;
 static _Atomic long long guard_started_ns = 0;
@@ -389,12 +391,16 @@ static void guard_render(int fd, const char *text, int status, int signal) {
     if (!text) return;
     long long elapsed = galley_monotonic_ns() - atomic_load(&guard_started_ns);
     if (elapsed < 0) elapsed = 0;
+    long long init = atomic_load(&guard_init_ns);
+    int invoking = init >= 0;
+    long long duration = invoking ? elapsed : 0;
+    if (!invoking) init = elapsed;
     struct rusage usage;
     long peak_kb = getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss : 0;
     char buffer[512];
     size_t at = 0;
     for (const char *cursor = text; *cursor; cursor++) {
-        if (at > sizeof buffer - 64) {
+        if (at > sizeof buffer - 160) {
             guard_write_all(fd, buffer, at);
             at = 0;
         }
@@ -404,16 +410,26 @@ static void guard_render(int fd, const char *text, int status, int signal) {
         }
         cursor++;
         switch (*cursor) {
-        case 'D': {
-            unsigned long long hundredths = (unsigned long long)((elapsed + 5000) / 10000);
+        case 'D':
+        case 'I': {
+            long long nanoseconds = *cursor == 'D' ? duration : init;
+            unsigned long long hundredths = (unsigned long long)((nanoseconds + 5000) / 10000);
             at += guard_number(buffer + at, hundredths / 100, 1);
             buffer[at++] = '.';
             at += guard_number(buffer + at, hundredths % 100, 2);
             break;
         }
         case 'B': {
-            unsigned long long billed = (unsigned long long)((elapsed + 999999) / 1000000);
+            unsigned long long billed = (unsigned long long)((duration + 999999) / 1000000);
             at += guard_number(buffer + at, billed ? billed : 1, 1);
+            break;
+        }
+        case 'P': {
+            if (!invoking || !guard_prefix) break;
+            size_t length = strlen(guard_prefix);
+            if (length > 128) length = 128;
+            memcpy(buffer + at, guard_prefix, length);
+            at += length;
             break;
         }
         case 'M': at += guard_number(buffer + at, (unsigned long long)((peak_kb + 1023) / 1024), 1); break;
@@ -471,7 +487,9 @@ static void *guard_watchdog(void *argument) {
         int state = atomic_load(&guard_state);
         if (state == 1 && deadline > 0 && galley_monotonic_ns() >= deadline) {
             pthread_mutex_unlock(&guard_wake_lock);
-            if (guard_claim()) guard_report(GALLEY_FAULT_TIMEOUT, 0, 0);
+            if (guard_claim()) {
+                guard_report(atomic_load(&guard_init_ns) >= 0 ? GALLEY_FAULT_TIMEOUT : GALLEY_FAULT_INIT_TIMEOUT, 0, 0);
+            }
             pthread_mutex_lock(&guard_wake_lock);
             continue;
         }
@@ -520,15 +538,21 @@ int galley_guard_install(int result_descriptor, int log_descriptor) {
 }
 
 void galley_guard_set(int fault, const char *result, const char *log) {
-    if (fault < 0 || fault > 3) return;
+    if (fault == -1) {
+        free(guard_prefix);
+        guard_prefix = result ? strdup(result) : NULL;
+        return;
+    }
+    if (fault < 0 || fault > 4) return;
     free(guard_texts[fault][0]);
     free(guard_texts[fault][1]);
     guard_texts[fault][0] = result ? strdup(result) : NULL;
     guard_texts[fault][1] = log ? strdup(log) : NULL;
 }
 
-void galley_guard_arm(long long started_ns, long long deadline_ns) {
+void galley_guard_arm(long long started_ns, long long deadline_ns, long long init_ns) {
     pthread_mutex_lock(&guard_wake_lock);
+    atomic_store(&guard_init_ns, init_ns);
     atomic_store(&guard_started_ns, started_ns);
     atomic_store(&guard_deadline_ns, deadline_ns);
     atomic_store(&guard_state, 1);

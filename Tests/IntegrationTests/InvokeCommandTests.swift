@@ -82,6 +82,22 @@ struct InvokeCommandTests {
         }
     }
 
+    @Test(arguments: ["crash", "exit"])
+    func anInitPhaseFaultReadsTheSameInTheOneShotProcess(fault: String) async throws {
+        let file = try directory.write(
+            "init-\(fault).json",
+            #"{"functions": {"broken": {"handler": "Inspect", "environment": {"INSPECT_INIT": "\#(fault)"}}}}"#
+        )
+        let inProcess = try await runGalley(["invoke", "broken", "--config", file], stdin: "{}")
+        let worker = try await runGalley(["invoke", "broken", "--worker", "--config", file], stdin: "{}")
+        #expect(inProcess.status == 1 && worker.status == 1)
+        let (answer, report) = Self.normalized(inProcess)
+        let (workerAnswer, workerReport) = Self.normalized(worker)
+        #expect(answer == workerAnswer)
+        #expect(report == workerReport)
+        #expect(answer.contains(fault == "crash" ? "signal: illegal instruction" : "exit status 4"), "\(answer)")
+    }
+
     @Test func whatTheHandlerPrintsGoesToStderrAndTheAnswerAloneToStdout() async throws {
         let output = try await runGalley(
             ["invoke", "inspect", "--config", config],

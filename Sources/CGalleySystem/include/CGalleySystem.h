@@ -69,25 +69,30 @@ int galley_can_unshare_user(void);
 
 /// The faults a guarded invocation may end with. Each has two prepared texts, written with
 /// async-signal-safe calls when it happens: the caller's answer (to the result descriptor) and the
-/// log lines (to the log descriptor). In them `\x01D` becomes the duration in ms with two decimals,
-/// `\x01B` the billed ms, `\x01M` the peak memory in MB, `\x01S` the exit status, `\x01N` the
-/// signal's name, `\x01T` the time (ISO 8601, UTC, milliseconds).
+/// log lines (to the log descriptor). In them `\x01D` becomes the invocation's duration in ms with
+/// two decimals (0.00 in the init phase), `\x01B` its billed ms, `\x01I` the init phase's duration,
+/// `\x01P` the request prefix (`RequestId: … `, none in the init phase), `\x01M` the peak memory in
+/// MB, `\x01S` the exit status, `\x01N` the signal's name, `\x01T` the time (ISO 8601, UTC, ms).
 enum galley_guard_fault {
     GALLEY_FAULT_CRASH = 0,
     GALLEY_FAULT_OUT_OF_MEMORY = 1,
     GALLEY_FAULT_EXIT = 2,
-    GALLEY_FAULT_TIMEOUT = 3,
+    /// The init phase's deadline.
+    GALLEY_FAULT_INIT_TIMEOUT = 3,
+    /// The invocation's deadline.
+    GALLEY_FAULT_TIMEOUT = 4,
 };
 
 /// Installs the signal handlers (on an alternate stack), the exit hook and the watchdog thread, once.
 int galley_guard_install(int result_descriptor, int log_descriptor);
 
-/// Sets a fault's texts (copied). Not while armed.
+/// Sets a fault's texts (copied), or the request prefix (`fault` -1, `result` the text). Not while armed.
 void galley_guard_set(int fault, const char *result, const char *log);
 
 /// From now until `galley_guard_disarm`, a fault writes its texts and ends the process with
-/// status 1. `deadline_ns` and `started_ns` are CLOCK_MONOTONIC nanoseconds.
-void galley_guard_arm(long long started_ns, long long deadline_ns);
+/// status 1: the init phase (`init_ns` negative) or the invocation after an init phase of
+/// `init_ns`. `started_ns` and `deadline_ns` are CLOCK_MONOTONIC nanoseconds.
+void galley_guard_arm(long long started_ns, long long deadline_ns, long long init_ns);
 
 /// Returns 1 when the invocation ended before any fault claimed it (its answer is the caller's to
 /// write), 0 when a fault is being reported (the process is ending).
