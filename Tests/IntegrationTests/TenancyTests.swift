@@ -184,7 +184,7 @@ struct TenancyTests {
             setpriv,
             [
                 "--reuid", "65534", "--regid", "65534", "--clear-groups", "env", "-i", "PATH=/usr/bin:/bin",
-                Binaries.galley.path, "invoke", "snoop", "--config", file,
+                Binaries.galley.path, "invoke", "snoop", "--worker", "--config", file,
             ],
             stdin: event
         )
