@@ -30,6 +30,25 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: .hidden)
     var eventLoops: Int?
 
+    @Flag(
+        name: .long,
+        help: """
+            Rebuild on changes to Sources/, Functions/, Package.swift (swift build) and serve the new build with no \
+            request lost; a command function restarts when its directory changes; runtime.json reloads.
+            """
+    )
+    var watch = false
+
+    /// One generation of a `--watch` host (the watcher holds the lock and the public address).
+    @Flag(name: .long, help: .hidden)
+    var supervised = false
+
+    @Flag(name: .long, help: .hidden)
+    var noRecovery = false
+
+    @Option(name: .long, help: .hidden)
+    var build: String?
+
     @OptionGroup var configOptions: ConfigOptions
     @OptionGroup var logOptions: LogOptions
 
@@ -54,6 +73,26 @@ struct Serve: AsyncParsableCommand {
             options.eventLoops = eventLoops
             options.logFormat = logOptions.logFormat.format
             options.logLevel = logOptions.logLevel.level
+            options.supervised = supervised
+            options.recoversQueue = !noRecovery
+            options.build = build
+            if watch {
+                let supervisor: WatchSupervisor
+                do throws(ConfigurationError) {
+                    supervisor = try WatchSupervisor(
+                        options: options,
+                        address: FunctionHost.listenAddress(for: options)
+                    )
+                } catch {
+                    throw Failure(error.description)
+                }
+                do {
+                    try await supervisor.run()
+                } catch let error as ListenError {
+                    throw Failure(error.description)
+                }
+                return
+            }
             let host: FunctionHost
             do throws(ConfigurationError) {
                 host = try FunctionHost(options: options, catalog: catalog)

@@ -39,6 +39,14 @@ public struct HostOptions: Sendable {
     public var workerExecutable: String?
     /// The clock of the async queue's due times and schedules; tests move a manual one.
     public var queueClock: any QueueClock = SystemQueueClock()
+    /// Run by `serve --watch` as one generation of its host: the watcher holds the storage folder's
+    /// lock and the public address; this host serves on a private socket.
+    public var supervised = false
+    /// Whether events a crashed host was delivering are delivered again at start. A generation
+    /// started while the previous one still delivers must not take its events.
+    public var recoversQueue = true
+    /// Which build of `serve --watch` this host runs, for the log and `/_galley/functions`.
+    public var build: String?
 
     public init(configurationFile: String) {
         self.configurationFile = configurationFile
@@ -58,8 +66,8 @@ public struct FunctionHost: Sendable {
     let catalog: Catalog
     /// The HTTP server's event loops, which also read the worker channels.
     let eventLoopGroup: any EventLoopGroup
-    /// This host's hold on its storage folder.
-    let storageLock: StorageLock
+    /// This host's hold on its storage folder (its watcher's, under `serve --watch`).
+    let storageLock: StorageLock?
 
     /// Loads and checks the configuration; nothing listens until ``run(onListening:)``.
     public init(options: HostOptions, catalog: Catalog) throws(ConfigurationError) {
@@ -87,15 +95,23 @@ public struct FunctionHost: Sendable {
         )
         let queueFile = EventQueue.file(configuration, configurationFile: file)
         // Before the queue is opened: a second host must not touch the first one's running events.
-        let storageLock: StorageLock
-        do {
-            storageLock = try StorageLock(folder: URL(filePath: queueFile).deletingLastPathComponent().path)
-        } catch {
-            throw ConfigurationError(file: file, path: "storage.path", message: error.message)
+        var storageLock: StorageLock?
+        if !options.supervised {
+            do {
+                storageLock = try StorageLock(folder: URL(filePath: queueFile).deletingLastPathComponent().path)
+            } catch {
+                throw ConfigurationError(file: file, path: "storage.path", message: error.message)
+            }
         }
         let events: EventQueue
         do {
-            events = try EventQueue(path: queueFile, dispatcher: dispatcher, clock: options.queueClock, logger: logger)
+            events = try EventQueue(
+                path: queueFile,
+                dispatcher: dispatcher,
+                clock: options.queueClock,
+                logger: logger,
+                recovers: options.recoversQueue
+            )
         } catch {
             throw ConfigurationError(file: file, path: "storage.path", message: "cannot open the queue: \(error)")
         }
@@ -109,12 +125,26 @@ public struct FunctionHost: Sendable {
         self.catalog = catalog
         self.eventLoopGroup = group
         self.storageLock = storageLock
-        self.responder = HostResponder(dispatcher: dispatcher, events: events, state: state, logger: logger)
+        self.responder = HostResponder(
+            dispatcher: dispatcher,
+            events: events,
+            state: state,
+            logger: logger,
+            build: options.build
+        )
     }
 
     /// Where the host listens: `--socket`, else `--host`/`--port` over runtime.json's `server`.
     public var listenAddress: ListenAddress {
-        let server = dispatcher.deployment.configuration.server
+        Self.listenAddress(options, server: dispatcher.deployment.configuration.server)
+    }
+
+    /// Where a host with `options` listens, runtime.json read for its `server`.
+    public static func listenAddress(for options: HostOptions) throws(ConfigurationError) -> ListenAddress {
+        listenAddress(options, server: try RuntimeConfiguration.load(from: options.configurationFile).server)
+    }
+
+    static func listenAddress(_ options: HostOptions, server: RuntimeConfiguration.Server) -> ListenAddress {
         if let socket = options.socket { return .socket(path: socket) }
         return .tcp(host: options.host ?? server.host, port: options.port ?? server.port)
     }
@@ -165,6 +195,7 @@ public struct FunctionHost: Sendable {
         try listenAddress.checkSocketPath()
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         let logger = self.logger
+        let options = self.options
         let limitsMemory = dispatcher.deployment.functions.values.contains {
             $0.configuration.isolation == .process
         }
@@ -174,7 +205,12 @@ public struct FunctionHost: Sendable {
                 logger.notice("worker processes: memory limited by \(MemoryLimiter.shared.description)")
                 logger.notice("worker processes: kept apart by \(Sandbox.shared.description)")
             }
-            logger.notice("listening on \(address)")
+            if let build = options.build {
+                // The watcher says where the public address is; this is its private one.
+                logger.notice("build \(build) ready at \(address)")
+            } else {
+                logger.notice("listening on \(address)")
+            }
             onListening(address)
         }
         let reload = ReloadService(

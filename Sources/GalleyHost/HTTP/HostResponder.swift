@@ -21,6 +21,8 @@ public struct HostResponder: HTTPResponder {
     let events: EventQueue
     let state: HostState
     let logger: Logger
+    /// The build of `serve --watch` this host runs, if any.
+    var build: String? = nil
     /// When the host started: the `LastModified` of every function.
     let started = Date()
 
@@ -53,7 +55,9 @@ public struct HostResponder: HTTPResponder {
                 draining ? #"{"status":"draining"}"# : #"{"status":"ok"}"#
             )
         case "/_galley/functions":
-            return .json(.ok, FunctionsDocument(deployment).json)
+            var document = FunctionsDocument(deployment)
+            document.build = build
+            return .json(.ok, document.json)
         case "/_galley/queue":
             return .json(.ok, events.statusJSON())
         default:
@@ -131,6 +135,8 @@ struct FunctionsDocument: Encodable {
     }
 
     var functions: [String: Function]
+    /// Which build of `serve --watch` every environment of this host runs (absent without it).
+    var build: String?
 
     init(_ deployment: Deployment) {
         functions = deployment.functions.mapValues { function in

@@ -49,7 +49,8 @@ public final class EventQueue: Service, Sendable {
         path: String,
         dispatcher: Dispatcher,
         clock: any QueueClock = SystemQueueClock(),
-        logger: Logger
+        logger: Logger,
+        recovers: Bool = true
     )
         throws
     {
@@ -57,7 +58,11 @@ public final class EventQueue: Service, Sendable {
         self.dispatcher = dispatcher
         self.clock = clock
         self.logger = logger
+        self.recovers = recovers
     }
+
+    /// Whether `run` delivers again what a crashed host was delivering.
+    private let recovers: Bool
 
     /// `queue.sqlite` in the storage folder of `configuration`.
     public static func file(_ configuration: RuntimeConfiguration, configurationFile: String) -> String {
@@ -106,7 +111,7 @@ public final class EventQueue: Service, Sendable {
     /// file for the next start.
     public func run() async throws {
         do {
-            let interrupted = try await file.recoverInterrupted()
+            let interrupted = recovers ? try await file.recoverInterrupted() : 0
             if interrupted > 0 {
                 logger.warning(
                     "queue: \(interrupted) events were being delivered when the host stopped; they are delivered again (possible duplicates)"
