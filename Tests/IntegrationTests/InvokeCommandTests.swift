@@ -65,7 +65,10 @@ struct InvokeCommandTests {
     @Test(arguments: Fault.allCases)
     func theOneShotProcessReportsEveryFaultAsAWorkerDoes(fault: Fault) async throws {
         let inProcess = try await runGalley(["invoke", fault.function, "--config", config], stdin: fault.event)
-        let worker = try await runGalley(["invoke", fault.function, "--worker", "--config", config], stdin: fault.event)
+        let worker = try await runGalley(
+            ["invoke", fault.function, "--worker", "--config", config],
+            stdin: fault.event
+        )
         #expect(inProcess.status == 1 && worker.status == 1)
         let (answer, report) = Self.normalized(inProcess)
         let (workerAnswer, workerReport) = Self.normalized(worker)
@@ -204,7 +207,9 @@ struct InvokeCommandTests {
         let output = try await runGalley(["invoke", "nope", "--config", config], stdin: "{}")
         #expect(output.status == 2)
         #expect(output.out.isEmpty)
-        #expect(output.err == "galley: no function named 'nope' in \(config); deployed functions: hello, hog, inspect\n")
+        #expect(
+            output.err == "galley: no function named 'nope' in \(config); deployed functions: hello, hog, inspect\n"
+        )
     }
 
     @Test func malformedEventIsRefusedWithItsPosition() async throws {
