@@ -12,7 +12,8 @@ struct GalleyCommand: AsyncParsableCommand {
         commandName: "galley",
         abstract: "Run and test Lambda-style functions locally.",
         subcommands: [
-            Serve.self, Invoke.self, New.self, List.self, KV.self, Queue.self, DLQ.self, Events.self, Package.self,
+            Serve.self, Invoke.self, New.self, List.self, Logs.self, KV.self, Queue.self, DLQ.self, Events.self,
+            Package.self,
             WorkerCommand.self,
         ]
     )

@@ -28,6 +28,8 @@ public final class Dispatcher: Sendable {
 
     public let registry: DeploymentRegistry
     let launcher: EnvironmentLauncher
+    /// Every invocation's events, as they happen: what the log, metrics and live feeds observe.
+    public let events = InvocationEvents()
     let logWriter: LogWriter
 
     /// - Parameters:
@@ -50,7 +52,7 @@ public final class Dispatcher: Sendable {
     ) {
         self.registry = DeploymentRegistry(deployment)
         self.logWriter = logWriter
-        self.launcher = EnvironmentLauncher(
+        var launcher = EnvironmentLauncher(
             workerExecutable: workerExecutable,
             configurationFolder: configurationFolder,
             writer: logWriter,
@@ -58,6 +60,8 @@ public final class Dispatcher: Sendable {
             stores: stores,
             eventLoopGroup: eventLoopGroup
         )
+        launcher.events = events
+        self.launcher = launcher
     }
 
     /// The deployment new invocations use.
@@ -116,6 +120,7 @@ public final class Dispatcher: Sendable {
             return InvocationResult(requestID: invocation.requestID, payload: Data(), isFunctionError: false)
         }
         guard let reservation = function.pool.reserve() else {
+            events.publish(.throttle(function: function.name))
             throw InvokeError(
                 .tooManyRequests,
                 "Rate Exceeded.",
@@ -173,7 +178,7 @@ public final class Dispatcher: Sendable {
         on function: Deployment.Function,
         reservation: EnvironmentPool.Reservation
     ) async -> InvocationResult {
-        let record = InvocationRecord(invocation: invocation, function: function, writer: logWriter)
+        let record = InvocationRecord(invocation: invocation, function: function, writer: logWriter, events: events)
         let environment: any ExecutionEnvironment
         switch reservation {
         case .warm(let warm):

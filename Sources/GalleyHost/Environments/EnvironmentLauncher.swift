@@ -25,6 +25,8 @@ public struct EnvironmentLauncher: Sendable {
     /// The folder of runtime.json: `directory` and `storage.path` are relative to it.
     public var configurationFolder: String
     var writer: LogWriter
+    /// Where init-phase and between-invocation lines are published too.
+    var events: InvocationEvents?
     var logLevel: Logger.Level
     var stores: @Sendable (Deployment.Function) -> any StoreProvider
     private var sharedGroup: (any EventLoopGroup)?
@@ -80,6 +82,7 @@ public struct EnvironmentLauncher: Sendable {
                 entry: entry,
                 stores: stores(function),
                 writer: writer,
+                events: events,
                 logLevel: logLevel,
                 deadline: deadline
             )
@@ -91,6 +94,7 @@ public struct EnvironmentLauncher: Sendable {
                 launch: launch,
                 stores: stores(function),
                 writer: writer,
+                events: events,
                 group: eventLoopGroup,
                 deadline: deadline
             )

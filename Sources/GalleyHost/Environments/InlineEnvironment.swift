@@ -29,13 +29,20 @@ final class InlineEnvironment: ExecutionEnvironment {
         entry: Catalog.Entry,
         stores: any StoreProvider,
         writer: LogWriter,
+        events: InvocationEvents? = nil,
         logLevel: Logger.Level,
         deadline: ContinuousClock.Instant
     ) async throws(EnvironmentFailure) -> InlineEnvironment {
         let context = InitContext(
             functionName: function.name,
             logger: InvocationLogHandler.logger(
-                for: InvocationLog(writer: writer, requestID: nil, capture: false),
+                for: InvocationLog(
+                    writer: writer,
+                    requestID: nil,
+                    capture: false,
+                    function: function.name,
+                    events: events
+                ),
                 label: function.name,
                 level: logLevel
             ),

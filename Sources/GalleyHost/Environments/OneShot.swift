@@ -39,7 +39,7 @@ extension Dispatcher {
             format: logWriter.format,
             resultDescriptor: resultDescriptor
         )
-        let record = InvocationRecord(invocation: invocation, function: function, writer: logWriter)
+        let record = InvocationRecord(invocation: invocation, function: function, writer: logWriter, events: events)
         record.log.writeThrough()
         guardian.limitMemory()
         guardian.prepare()
@@ -52,6 +52,7 @@ extension Dispatcher {
                 entry: entry,
                 stores: launcher.stores(function),
                 writer: logWriter,
+                events: events,
                 logLevel: launcher.logLevel,
                 deadline: initStart + EnvironmentLauncher.initTimeout
             )

@@ -25,12 +25,13 @@ final class OutputPump: Sendable {
     }
 
     private let descriptor: Int32
-    private let writer: LogWriter
+    /// Where lines go between invocations: the host's log at once, and the event stream.
+    private let idle: InvocationLog
     private let state = Mutex(State())
 
-    init(descriptor: Int32, writer: LogWriter) {
+    init(descriptor: Int32, writer: LogWriter, function: String? = nil, events: InvocationEvents? = nil) {
         self.descriptor = descriptor
-        self.writer = writer
+        self.idle = InvocationLog(writer: writer, requestID: nil, capture: false, function: function, events: events)
         let flags = fcntl(descriptor, F_GETFL)
         _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
     }
@@ -156,7 +157,7 @@ final class OutputPump: Sendable {
         if let sink {
             sink.append(text, flush: false)
         } else {
-            writer.write(text)
+            idle.append(text)
         }
     }
 }

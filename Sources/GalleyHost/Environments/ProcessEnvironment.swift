@@ -95,6 +95,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         launch: WorkerLaunch,
         stores: any StoreProvider,
         writer: LogWriter,
+        events: InvocationEvents? = nil,
         group: any EventLoopGroup,
         deadline: ContinuousClock.Instant
     ) async throws(EnvironmentFailure) -> ProcessEnvironment {
@@ -173,7 +174,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         started.withLock { $0 = child }
         let cage = MemoryLimiter.shared.limit(child.pid, megabytes: function.configuration.memory)
         caged.withLock { $0 = cage }
-        let output = OutputPump(descriptor: child.output, writer: writer)
+        let output = OutputPump(descriptor: child.output, writer: writer, function: function.name, events: events)
         output.start()
         child.onExit { send(.exited($0)) }
         let environment = ProcessEnvironment(

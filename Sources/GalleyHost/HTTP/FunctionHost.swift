@@ -125,12 +125,20 @@ public struct FunctionHost: Sendable {
         self.catalog = catalog
         self.eventLoopGroup = group
         self.storageLock = storageLock
+        let metrics = HostMetrics()
+        let recent = RecentInvocations()
+        dispatcher.events.observe { event in
+            metrics.record(event)
+            recent.record(event)
+        }
         self.responder = HostResponder(
             dispatcher: dispatcher,
             events: events,
             state: state,
             logger: logger,
-            build: options.build
+            build: options.build,
+            metrics: metrics,
+            recent: recent
         )
     }
 
@@ -230,7 +238,15 @@ public struct FunctionHost: Sendable {
                     .init(service: PurgeService(opener: opener, logger: logger)),
                     .init(service: reload),
                     .init(service: application),
-                    .init(service: DrainService(state: state, onDrain: { [events] in events.stopDelivering() })),
+                    .init(
+                        service: DrainService(
+                            state: state,
+                            onDrain: { [events, dispatcher] in
+                                events.stopDelivering()
+                                dispatcher.events.finishSubscriptions()
+                            }
+                        )
+                    ),
                 ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger

@@ -23,17 +23,26 @@ public struct HostResponder: HTTPResponder {
     let logger: Logger
     /// The build of `serve --watch` this host runs, if any.
     var build: String? = nil
+    /// The host's metrics and recent invocations (none in tests that build a bare responder).
+    var metrics: HostMetrics? = nil
+    var recent: RecentInvocations? = nil
     /// When the host started: the `LastModified` of every function.
     let started = Date()
 
     public func respond(to request: Request, context: HostRequestContext) async throws -> Response {
+        let response = try await answer(request, context: context)
+        metrics?.countResponse(status: response.status.code)
+        return response
+    }
+
+    private func answer(_ request: Request, context: HostRequestContext) async throws -> Response {
         let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
         let deployment = dispatcher.deployment
         if path.hasPrefix("/_galley/") {
             guard deployment.configuration.server.servesHostEndpoints else {
                 return .json(.notFound, #"{"message":"Not Found"}"#)
             }
-            return management(path: path, deployment: deployment)
+            return management(path: path, query: query, deployment: deployment)
         }
         // The whole segment: `/2015-03-31/functionshello/…` is not the Invoke API.
         if deployment.configuration.server.invokeAPI,
@@ -46,7 +55,7 @@ public struct HostResponder: HTTPResponder {
 
     // MARK: - The host's own endpoints
 
-    func management(path: String, deployment: Deployment) -> Response {
+    func management(path: String, query: String = "", deployment: Deployment) -> Response {
         switch path {
         case "/_galley/health":
             let draining = state.isDraining
@@ -60,6 +69,18 @@ public struct HostResponder: HTTPResponder {
             return .json(.ok, document.json)
         case "/_galley/queue":
             return .json(.ok, events.statusJSON())
+        case "/_galley/metrics":
+            guard let metrics else { return .json(.notFound, #"{"message":"Not Found"}"#) }
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            let text = metrics.exposition(
+                deployment: deployment,
+                queue: events.functionStatuses(),
+                droppedEvents: dispatcher.events.droppedEvents
+            )
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+        case "/_galley/logs":
+            return logs(query: query, deployment: deployment)
         default:
             return .json(.notFound, #"{"message":"Not Found"}"#)
         }

@@ -17,11 +17,23 @@ final class InvocationRecord: Sendable {
     private let started = ContinuousClock.now
     private let initDuration = Mutex<Duration?>(nil)
 
-    init(invocation: Invocation, function: Deployment.Function, writer: LogWriter) {
+    private let function: String
+    private let events: InvocationEvents?
+
+    init(invocation: Invocation, function: Deployment.Function, writer: LogWriter, events: InvocationEvents? = nil) {
         requestID = invocation.requestID
         configuration = function.configuration
         format = writer.format
-        log = InvocationLog(writer: writer, requestID: invocation.requestID, capture: invocation.wantsLogTail)
+        self.function = function.name
+        self.events = events
+        events?.publish(.start(function: function.name, requestID: invocation.requestID))
+        log = InvocationLog(
+            writer: writer,
+            requestID: invocation.requestID,
+            capture: invocation.wantsLogTail,
+            function: function.name,
+            events: events
+        )
         log.append(Report.start(requestID, format: format), flush: false)
     }
 
@@ -44,6 +56,25 @@ final class InvocationRecord: Sendable {
             errorType: outcome.status == "error" ? outcome.errorType : nil
         )
         Self.close(outcome, report: report, timeout: configuration.timeout, in: log)
+        if let events {
+            let errorType = outcome.isFunctionError ? (outcome.errorType ?? ReportedError(outcome.payload)?.type) : nil
+            events.publish(
+                .end(
+                    InvocationEvent.Summary(
+                        function: function,
+                        requestID: requestID,
+                        durationMs: Milliseconds.of(report.duration),
+                        billedMs: report.billedMilliseconds,
+                        initDurationMs: report.initDuration.map(Milliseconds.of),
+                        memorySizeMB: report.memorySize,
+                        maxMemoryUsedMB: report.maxMemoryUsed,
+                        status: outcome.status ?? (outcome.isFunctionError ? "error" : "success"),
+                        errorType: outcome.isTimeout ? "Sandbox.Timedout" : errorType,
+                        time: Timestamp.epochMilliseconds()
+                    )
+                )
+            )
+        }
         var result = InvocationResult(
             requestID: requestID,
             payload: outcome.payload,
@@ -98,14 +129,38 @@ final class InvocationLog: Sendable {
     /// Whether every line is written as it comes, none held.
     private let writesThrough = Atomic<Bool>(false)
 
-    init(writer: LogWriter, requestID: String?, capture: Bool) {
+    /// The function whose log this is, for the event stream.
+    private let function: String?
+    private let events: InvocationEvents?
+
+    init(
+        writer: LogWriter,
+        requestID: String?,
+        capture: Bool,
+        function: String? = nil,
+        events: InvocationEvents? = nil
+    ) {
         self.writer = writer
         self.requestID = requestID
         self.state = Mutex(State(captured: capture ? [] : nil))
+        self.function = function
+        self.events = events
     }
 
     /// Adds a line; `flush` writes it (and anything held) now.
     func append(_ line: String, flush: Bool = true) {
+        if let events, let function {
+            events.publish(
+                .line(
+                    InvocationEvent.Line(
+                        function: function,
+                        requestID: requestID,
+                        text: line,
+                        time: Timestamp.epochMilliseconds()
+                    )
+                )
+            )
+        }
         let lines: [String] = state.withLock { state in
             if state.captured != nil {
                 state.captured!.append(contentsOf: line.utf8)

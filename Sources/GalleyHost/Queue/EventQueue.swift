@@ -94,6 +94,9 @@ public final class EventQueue: Service, Sendable {
             logger.error("RequestId: \(invocation.requestID) could not queue the Event invocation: \(error)")
             throw InvokeError(.service, "The event could not be queued: \(error)")
         }
+        if case .accepted = acceptance {
+            dispatcher.events.publish(.queue(function: invocation.function, .accepted))
+        }
         if case .full(let events, let bytes) = acceptance {
             throw InvokeError(
                 .tooManyRequests,
@@ -291,6 +294,7 @@ public final class EventQueue: Service, Sendable {
         logger.warning(
             "RequestId: \(event.requestID) Event invocation of \(event.function) failed (attempt \(attempts) of \(configuration.retries + 1), \(ReportedError(result.payload)?.type ?? "error")); retrying in \(RuntimeConfiguration.format(Double(delay) / 1000)) s"
         )
+        dispatcher.events.publish(.queue(function: event.function, .retried))
         await commit(event, "retrying") { connection in
             try QueueFile.reschedule(connection, event: event.id, due: now + delay, attempted: true)
             try QueueFile.count(connection, event.function, "attempts")
@@ -325,6 +329,7 @@ public final class EventQueue: Service, Sendable {
         logger.error(
             "RequestId: \(event.requestID) Event invocation of \(event.function) is a dead letter (\(condition) after \(attempts) attempts\(errorType.map { ", \($0)" } ?? ""))\(target.map { "; sent to \($0)" } ?? ""); see galley dlq list \(event.function)"
         )
+        dispatcher.events.publish(.queue(function: event.function, .deadLettered))
         await commit(event, "dead-lettering") { connection in
             try QueueFile.delete(connection, event: event.id)
             if counted { try QueueFile.count(connection, event.function, "attempts") }
@@ -482,6 +487,11 @@ public final class EventQueue: Service, Sendable {
     // MARK: - Status
 
     /// `/_galley/queue` and `galley queue --json`.
+    /// Per function: waiting and running events and the oldest one's age (empty when unreadable).
+    func functionStatuses() -> [QueueFunctionStatus] {
+        (try? file.status(now: clock.now())) ?? []
+    }
+
     public func statusJSON() -> String {
         Self.statusJSON(file: file, configuration: dispatcher.deployment.configuration.queue, now: clock.now())
     }

@@ -1,0 +1,171 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+import Synchronization
+
+/// The host's Prometheus metrics, named after Lambda's CloudWatch metrics where one exists,
+/// recorded through swift-metrics into a registry of the host's own (no global bootstrap, so a
+/// process may run several hosts) and served at `GET /_galley/metrics`.
+///
+/// | metric | Lambda's |
+/// |---|---|
+/// | `galley_invocations_total{function}` | Invocations |
+/// | `galley_errors_total{function,error_type}` | Errors |
+/// | `galley_throttles_total{function}` | Throttles |
+/// | `galley_duration_seconds{function}` (histogram) | Duration |
+/// | `galley_init_duration_seconds{function}` (histogram) | Init Duration |
+/// | `galley_concurrent_executions{function}` | ConcurrentExecutions |
+/// | `galley_environments{function,state="warm"/"busy"}` | |
+/// | `galley_max_memory_used_megabytes{function}` (the last invocation's) | Max Memory Used |
+/// | `galley_async_events_received_total{function}` | AsyncEventsReceived |
+/// | `galley_async_event_retries_total{function}` | |
+/// | `galley_async_events_dead_lettered_total{function}` | AsyncEventsDropped |
+/// | `galley_async_queue_depth{function}`, `galley_async_event_age_seconds{function}` | AsyncEventAge |
+/// | `galley_http_requests_total{status}` | |
+/// | `galley_events_dropped` (events live feeds lost by not keeping up, since start) | |
+public final class HostMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let handles = Mutex<[String: Handles]>([:])
+    private let statuses = Mutex<[Int: CoreMetrics.Counter]>([:])
+
+    /// One function's metrics, made once.
+    private struct Handles: Sendable {
+        var invocations: CoreMetrics.Counter
+        var throttles: CoreMetrics.Counter
+        var duration: CoreMetrics.Timer
+        var initDuration: CoreMetrics.Timer
+        var concurrent: CoreMetrics.Meter
+        var maxMemory: CoreMetrics.Gauge
+        var received: CoreMetrics.Counter
+        var retries: CoreMetrics.Counter
+        var deadLettered: CoreMetrics.Counter
+    }
+
+    /// Lambda's durations run from a millisecond to 15 minutes.
+    static let buckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
+        .seconds(10), .seconds(30), .seconds(60), .seconds(300), .seconds(900),
+    ]
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.defaultDurationHistogramBuckets = Self.buckets
+        self.factory = factory
+    }
+
+    private func handles(for function: String) -> Handles {
+        if let known = handles.withLock({ $0[function] }) { return known }
+        let labels = [("function", function)]
+        let made = Handles(
+            invocations: CoreMetrics.Counter(label: "galley_invocations_total", dimensions: labels, factory: factory),
+            throttles: CoreMetrics.Counter(label: "galley_throttles_total", dimensions: labels, factory: factory),
+            duration: CoreMetrics.Timer(label: "galley_duration_seconds", dimensions: labels, factory: factory),
+            initDuration: CoreMetrics.Timer(
+                label: "galley_init_duration_seconds",
+                dimensions: labels,
+                factory: factory
+            ),
+            concurrent: CoreMetrics.Meter(label: "galley_concurrent_executions", dimensions: labels, factory: factory),
+            maxMemory: CoreMetrics.Gauge(
+                label: "galley_max_memory_used_megabytes",
+                dimensions: labels,
+                factory: factory
+            ),
+            received: CoreMetrics.Counter(
+                label: "galley_async_events_received_total",
+                dimensions: labels,
+                factory: factory
+            ),
+            retries: CoreMetrics.Counter(
+                label: "galley_async_event_retries_total",
+                dimensions: labels,
+                factory: factory
+            ),
+            deadLettered: CoreMetrics.Counter(
+                label: "galley_async_events_dead_lettered_total",
+                dimensions: labels,
+                factory: factory
+            )
+        )
+        return handles.withLock { table in
+            if let existing = table[function] { return existing }
+            table[function] = made
+            return made
+        }
+    }
+
+    /// Counts what `event` says: call it as an observer of ``InvocationEvents``.
+    public func record(_ event: InvocationEvent) {
+        switch event {
+        case .start(let function, _):
+            handles(for: function).concurrent.increment()
+        case .end(let summary):
+            let handles = handles(for: summary.function)
+            handles.concurrent.decrement()
+            handles.invocations.increment()
+            handles.duration.recordNanoseconds(Int64(summary.durationMs * 1_000_000))
+            if let initDuration = summary.initDurationMs {
+                handles.initDuration.recordNanoseconds(Int64(initDuration * 1_000_000))
+            }
+            handles.maxMemory.record(summary.maxMemoryUsedMB)
+            if summary.status != "success" {
+                CoreMetrics.Counter(
+                    label: "galley_errors_total",
+                    dimensions: [("function", summary.function), ("error_type", summary.errorType ?? "Unhandled")],
+                    factory: factory
+                ).increment()
+            }
+        case .throttle(let function):
+            handles(for: function).throttles.increment()
+        case .queue(let function, let step):
+            let handles = handles(for: function)
+            switch step {
+            case .accepted: handles.received.increment()
+            case .retried: handles.retries.increment()
+            case .deadLettered: handles.deadLettered.increment()
+            }
+        case .line:
+            break
+        }
+    }
+
+    /// Counts one HTTP answer of the host.
+    public func countResponse(status: Int) {
+        let counter =
+            statuses.withLock { $0[status] }
+            ?? {
+                let made = CoreMetrics.Counter(
+                    label: "galley_http_requests_total",
+                    dimensions: [("status", String(status))],
+                    factory: factory
+                )
+                statuses.withLock { $0[status] = made }
+                return made
+            }()
+        counter.increment()
+    }
+
+    /// The text exposition format, with the gauges read now: warm and busy environments per
+    /// function, the queue's depth and oldest event age, dropped live-feed events.
+    func exposition(deployment: Deployment, queue: [QueueFunctionStatus], droppedEvents: Int) -> String {
+        for function in deployment.functions.values {
+            let labels = [("function", function.name)]
+            CoreMetrics.Gauge(label: "galley_environments", dimensions: labels + [("state", "warm")], factory: factory)
+                .record(function.pool.idleCount)
+            CoreMetrics.Gauge(label: "galley_environments", dimensions: labels + [("state", "busy")], factory: factory)
+                .record(function.pool.busy)
+        }
+        for status in queue {
+            let labels = [("function", status.function)]
+            CoreMetrics.Gauge(label: "galley_async_queue_depth", dimensions: labels, factory: factory).record(
+                status.depth
+            )
+            CoreMetrics.Gauge(label: "galley_async_event_age_seconds", dimensions: labels, factory: factory)
+                .record(Double(status.oldestAge ?? 0) / 1000)
+        }
+        CoreMetrics.Gauge(label: "galley_events_dropped", factory: factory).record(droppedEvents)
+        return registry.emitToString()
+    }
+}
