@@ -101,6 +101,61 @@ struct HTTPBenchmark {
         return text
     }
 
+    /// The same build with `server.metrics` on (the default: metrics, kept lines) and off, inline
+    /// `hello` through the Invoke API and a route: what observability costs per request.
+    func observability() throws -> String {
+        guard let wrk = which("wrk"), let taskset = which("taskset") else {
+            return "### Observability\n\nSkipped: wrk and taskset are needed.\n"
+        }
+        let functions =
+            #""functions": {"hello": {"handler": "Hello", "isolation": "inline", "concurrency": 1000, "#
+            + #""routes": ["GET /hello/{name}"]}}"#
+        let on = "\(workDirectory)/observability-on.json"
+        let off = "\(workDirectory)/observability-off.json"
+        write(file: on, "{\(functions)}")
+        write(file: off, #"{"server": {"metrics": false}, "# + functions + "}")
+        let script = "\(workDirectory)/post.lua"
+        write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
+        var text = """
+            ### Observability: metrics and kept lines on against off, same build, inline `hello`
+
+            \(connections) connections, \(seconds) s per run, \(rounds) alternating rounds, pinned as above. Target: on costs ≤ 3%.
+
+            | scenario | metrics | req/s | p99 ms | on / off |
+            |---|---|---|---|---|
+
+            """
+        for (name, path, lua) in [
+            ("Invoke API", "/2015-03-31/functions/hello/invocations", Optional(script)),
+            ("route `GET /hello/Ada`", "/hello/Ada", nil),
+        ] {
+            var results: [String: [Result]] = ["on": [], "off": []]
+            for round in 0..<rounds {
+                for (label, config) in round % 2 == 0 ? [("on", on), ("off", off)] : [("off", off), ("on", on)] {
+                    results[label]!.append(
+                        try measure(
+                            server: [
+                                taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config,
+                                "--event-loops", "1", "--port",
+                            ],
+                            path: path,
+                            lua: lua,
+                            wrk: wrk,
+                            taskset: taskset
+                        )
+                    )
+                }
+            }
+            let withMetrics = median(results["on"]!)
+            let without = median(results["off"]!)
+            let ratio = withMetrics.requestsPerSecond / without.requestsPerSecond
+            text += "| \(name) | on | \(format(withMetrics.requestsPerSecond, 0)) | \(format(withMetrics.p99)) "
+            text += "| **\(format(ratio, 3))x** |\n"
+            text += "| | off | \(format(without.requestsPerSecond, 0)) | \(format(without.p99)) | |\n"
+        }
+        return text
+    }
+
     func median(_ results: [Result]) -> Result {
         results.sorted { $0.requestsPerSecond < $1.requestsPerSecond }[results.count / 2]
     }

@@ -57,4 +57,8 @@ if selected.isEmpty || selected.contains("http") {
     print(try HTTPBenchmark(binaries: binaries, workDirectory: workDirectory).run())
 }
 
+if selected.isEmpty || selected.contains("observability") {
+    print(try HTTPBenchmark(binaries: binaries, workDirectory: workDirectory).observability())
+}
+
 func nproc() -> Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }

@@ -55,6 +55,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         /// Whether `GetFunction` and `ListFunctions` show environment values. Default `false`: the
         /// names with `****` for values, since any caller may ask.
         public var exposeEnvironment = false
+        /// Whether the host keeps metrics (`/_galley/metrics`) and the last lines of each function
+        /// (`galley logs` without `--follow`). Default `true`; `false` saves their cost per invocation.
+        public var metrics = true
 
         public init() {}
     }
@@ -193,6 +196,7 @@ extension RuntimeConfiguration {
         if server.port != running.server.port { fields.append("server.port") }
         if server.requestTimeout != running.server.requestTimeout { fields.append("server.requestTimeout") }
         if server.maxConnections != running.server.maxConnections { fields.append("server.maxConnections") }
+        if server.metrics != running.server.metrics { fields.append("server.metrics") }
         if storage.path != running.storage.path { fields.append("storage.path") }
         if storage.durability != running.storage.durability { fields.append("storage.durability") }
         return fields
@@ -376,6 +380,7 @@ extension RuntimeConfiguration: Decodable {
 extension RuntimeConfiguration.Server: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case host, port, invokeAPI, trustedProxies, exposeEnvironment, hostEndpoints, requestTimeout, maxConnections
+        case metrics
     }
 
     public init(from decoder: any Decoder) throws {
@@ -389,6 +394,7 @@ extension RuntimeConfiguration.Server: Decodable {
         hostEndpoints = try container.decodeIfPresent(Bool.self, forKey: .hostEndpoints)
         requestTimeout = try container.decodeIfPresent(Double.self, forKey: .requestTimeout) ?? requestTimeout
         maxConnections = try container.decodeWholeNumber(forKey: .maxConnections)
+        metrics = try container.decodeIfPresent(Bool.self, forKey: .metrics) ?? metrics
     }
 }
 

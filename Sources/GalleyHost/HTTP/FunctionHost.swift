@@ -125,11 +125,16 @@ public struct FunctionHost: Sendable {
         self.catalog = catalog
         self.eventLoopGroup = group
         self.storageLock = storageLock
-        let metrics = HostMetrics()
-        let recent = RecentInvocations()
-        dispatcher.events.observe { event in
-            metrics.record(event)
-            recent.record(event)
+        var metrics: HostMetrics?
+        var recent: RecentInvocations?
+        if configuration.server.metrics {
+            let kept = RecentInvocations()
+            let counted = HostMetrics()
+            dispatcher.events.observe { event in
+                counted.record(event)
+                kept.record(event)
+            }
+            (metrics, recent) = (counted, kept)
         }
         self.responder = HostResponder(
             dispatcher: dispatcher,

@@ -14,7 +14,6 @@ import NIOCore
 /// arrives until the client goes. What `galley logs` reads.
 extension HostResponder {
     func logs(query: String, deployment: Deployment) -> Response {
-        guard let recent else { return .json(.notFound, #"{"message":"Not Found"}"#) }
         guard let function = Self.queryValue("function", in: query), !function.isEmpty else {
             return .json(.badRequest, #"{"message":"name a function: /_galley/logs?function=NAME"}"#)
         }
@@ -30,7 +29,7 @@ extension HostResponder {
         let follow = Self.queryValue("follow", in: query).map { $0 == "true" || $0 == "1" } ?? false
         // Subscribed before the kept lines are read, so that none falls between the two.
         let subscription = follow ? dispatcher.events.subscribe(function: function) : nil
-        let kept = recent.lines(of: function, since: since)
+        let kept = recent?.lines(of: function, since: since) ?? []
         var headers = HTTPFields()
         headers[.contentType] = "text/event-stream"
         headers[.cacheControl] = "no-cache"

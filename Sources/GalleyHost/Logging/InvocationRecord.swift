@@ -26,7 +26,9 @@ final class InvocationRecord: Sendable {
         format = writer.format
         self.function = function.name
         self.events = events
-        events?.publish(.start(function: function.name, requestID: invocation.requestID))
+        if let events, events.isObserved {
+            events.publish(.start(function: function.name, requestID: invocation.requestID))
+        }
         log = InvocationLog(
             writer: writer,
             requestID: invocation.requestID,
@@ -56,7 +58,7 @@ final class InvocationRecord: Sendable {
             errorType: outcome.status == "error" ? outcome.errorType : nil
         )
         Self.close(outcome, report: report, timeout: configuration.timeout, in: log)
-        if let events {
+        if let events, events.isObserved {
             let errorType = outcome.isFunctionError ? (outcome.errorType ?? ReportedError(outcome.payload)?.type) : nil
             events.publish(
                 .end(
@@ -149,7 +151,7 @@ final class InvocationLog: Sendable {
 
     /// Adds a line; `flush` writes it (and anything held) now.
     func append(_ line: String, flush: Bool = true) {
-        if let events, let function {
+        if let events, let function, events.hasSubscribers {
             events.publish(
                 .line(
                     InvocationEvent.Line(
@@ -180,7 +182,17 @@ final class InvocationLog: Sendable {
             }
             return state.pending
         }
-        if !lines.isEmpty { writer.write(lines: lines) }
+        if !lines.isEmpty { write(lines) }
+    }
+
+    /// Writes `lines` to the log, and hands them to the event stream's observers in one batch.
+    private func write(_ lines: [String]) {
+        writer.write(lines: lines)
+        guard let events, let function, events.hasObservers else { return }
+        let time = Timestamp.epochMilliseconds()
+        events.publish(
+            .lines(lines.map { InvocationEvent.Line(function: function, requestID: requestID, text: $0, time: time) })
+        )
     }
 
     /// Writes what is held, and from now on every line as it comes: for an invocation whose process
@@ -194,7 +206,7 @@ final class InvocationLog: Sendable {
             }
             return state.pending
         }
-        if !lines.isEmpty { writer.write(lines: lines) }
+        if !lines.isEmpty { write(lines) }
     }
 
     /// The last 4 KB of what was written, or `nil` when capture was off.

@@ -126,7 +126,7 @@ public final class HostMetrics: Sendable {
             case .retried: handles.retries.increment()
             case .deadLettered: handles.deadLettered.increment()
             }
-        case .line:
+        case .line, .lines:
             break
         }
     }

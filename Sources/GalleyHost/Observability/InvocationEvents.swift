@@ -4,8 +4,11 @@ import Synchronization
 public enum InvocationEvent: Sendable {
     /// An invocation began (on any path: the Invoke API, a route, the queue, a schedule, the CLI).
     case start(function: String, requestID: String)
-    /// A log line, as it arrives: the handler's own, its stdout, and the platform lines.
+    /// A log line, as it arrives: the handler's own, its stdout, and the platform lines. Only live
+    /// feeds get lines one by one; observers get them in ``lines(_:)`` batches.
     case line(Line)
+    /// Log lines as the log writes them, several at once (an invocation's held lines at its end).
+    case lines([Line])
     /// An invocation ended: what `REPORT` says.
     case end(Summary)
     /// An invocation was refused: the function was at its `concurrency`.
@@ -44,6 +47,7 @@ public enum InvocationEvent: Sendable {
         switch self {
         case .start(let function, _), .throttle(let function), .queue(let function, _): function
         case .line(let line): line.function
+        case .lines(let lines): lines.first?.function ?? ""
         case .end(let summary): summary.function
         }
     }
@@ -59,8 +63,12 @@ public enum InvocationEvent: Sendable {
 public final class InvocationEvents: Sendable {
     private let observers = Mutex<[@Sendable (InvocationEvent) -> Void]>([])
     private let subscribers = Mutex<[Int: Subscriber]>([:])
+    private let subscriberCount = Atomic<Int>(0)
+    private let observerCount = Atomic<Int>(0)
     private let nextID = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
+    /// Observers plus subscribers: when 0, publishers skip building events.
+    private let listeners = Atomic<Int>(0)
 
     private struct Subscriber: Sendable {
         var function: String?
@@ -73,15 +81,27 @@ public final class InvocationEvents: Sendable {
     /// Adds an observer called inline, in order, for every event.
     public func observe(_ observer: @escaping @Sendable (InvocationEvent) -> Void) {
         observers.withLock { $0.append(observer) }
+        listeners.add(1, ordering: .relaxed)
+        observerCount.add(1, ordering: .relaxed)
     }
 
     /// Whether anyone listens: publishers skip building events nobody would see.
-    var isObserved: Bool {
-        !observers.withLock { $0.isEmpty } || !subscribers.withLock { $0.isEmpty }
-    }
+    var isObserved: Bool { listeners.load(ordering: .relaxed) > 0 }
+
+    /// Whether observers listen (they get lines in batches).
+    var hasObservers: Bool { observerCount.load(ordering: .relaxed) > 0 }
+
+    /// Whether a live feed listens (it gets lines one by one).
+    var hasSubscribers: Bool { subscriberCount.load(ordering: .relaxed) > 0 }
 
     func publish(_ event: InvocationEvent) {
-        for observer in observers.withLock({ $0 }) { observer(event) }
+        if case .line = event {
+            // One by one for live feeds only: observers get lines batched.
+        } else if hasObservers {
+            for observer in observers.withLock({ $0 }) { observer(event) }
+        }
+        if case .lines = event { return }
+        guard hasSubscribers else { return }
         let targets = subscribers.withLock { $0.values.filter { $0.function == nil || $0.function == event.function } }
         for target in targets {
             if case .dropped = target.continuation.yield(event) {
@@ -103,8 +123,12 @@ public final class InvocationEvents: Sendable {
         )
         let drops = Subscription.Drops()
         subscribers.withLock { $0[id] = Subscriber(function: function, continuation: continuation, dropped: drops) }
+        listeners.add(1, ordering: .relaxed)
+        subscriberCount.add(1, ordering: .relaxed)
         continuation.onTermination = { [weak self] _ in
-            _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
+            guard let self, self.subscribers.withLock({ $0.removeValue(forKey: id) }) != nil else { return }
+            self.listeners.subtract(1, ordering: .relaxed)
+            self.subscriberCount.subtract(1, ordering: .relaxed)
         }
         return Subscription(events: stream, drops: drops)
     }

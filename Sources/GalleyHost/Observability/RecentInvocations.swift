@@ -24,12 +24,22 @@ public final class RecentInvocations: Sendable {
         var ordered: [Element] { Array(items[start...] + items[..<start]) }
     }
 
-    private struct Function: Sendable {
-        var invocations = Ring<InvocationEvent.Summary>(limit: RecentInvocations.invocationLimit)
-        var lines = Ring<InvocationEvent.Line>(limit: RecentInvocations.lineLimit)
+    /// One function's rings, under a lock of their own.
+    private final class Function: Sendable {
+        let invocations = Mutex(Ring<InvocationEvent.Summary>(limit: RecentInvocations.invocationLimit))
+        let lines = Mutex(Ring<InvocationEvent.Line>(limit: RecentInvocations.lineLimit))
     }
 
     private let functions = Mutex<[String: Function]>([:])
+
+    private func function(_ name: String) -> Function {
+        functions.withLock { table in
+            if let known = table[name] { return known }
+            let made = Function()
+            table[name] = made
+            return made
+        }
+    }
 
     public init() {}
 
@@ -37,9 +47,14 @@ public final class RecentInvocations: Sendable {
     public func record(_ event: InvocationEvent) {
         switch event {
         case .line(let line):
-            functions.withLock { $0[line.function, default: Function()].lines.append(line) }
+            function(line.function).lines.withLock { $0.append(line) }
+        case .lines(let lines):
+            guard let first = lines.first else { return }
+            function(first.function).lines.withLock { ring in
+                for line in lines { ring.append(line) }
+            }
         case .end(let summary):
-            functions.withLock { $0[summary.function, default: Function()].invocations.append(summary) }
+            function(summary.function).invocations.withLock { $0.append(summary) }
         default:
             break
         }
@@ -47,11 +62,11 @@ public final class RecentInvocations: Sendable {
 
     /// `function`'s kept lines at or after `since` (Unix epoch milliseconds), oldest first.
     public func lines(of function: String, since: Int64 = 0) -> [InvocationEvent.Line] {
-        functions.withLock { $0[function]?.lines.ordered ?? [] }.filter { $0.time >= since }
+        (functions.withLock { $0[function] }?.lines.withLock { $0.ordered } ?? []).filter { $0.time >= since }
     }
 
     /// `function`'s kept invocations, oldest first.
     public func invocations(of function: String) -> [InvocationEvent.Summary] {
-        functions.withLock { $0[function]?.invocations.ordered ?? [] }
+        functions.withLock { $0[function] }?.invocations.withLock { $0.ordered } ?? []
     }
 }
