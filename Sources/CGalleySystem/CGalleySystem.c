@@ -63,15 +63,24 @@ static size_t child_length(const char *text) {
     return length;
 }
 
-/// Appends `value` in decimal to `buffer` at `*at`.
-static void child_append_number(char *buffer, size_t *at, unsigned long value) {
+/// Writes `value` in decimal, zero-padded to `width` digits, at `out`; returns how many bytes.
+/// Async-signal-safe: used between fork and exec, and in the one-shot guard's signal handler.
+static size_t decimal(char *out, unsigned long long value, int width) {
     char digits[24];
     int count = 0;
     do {
         digits[count++] = (char)('0' + value % 10);
         value /= 10;
-    } while (value && count < 24);
-    while (count) buffer[(*at)++] = digits[--count];
+    } while (value && count < 20);
+    while (count < width && count < 24) digits[count++] = '0';
+    size_t length = 0;
+    while (count) out[length++] = digits[--count];
+    return length;
+}
+
+/// Appends `value` in decimal to `buffer` at `*at`.
+static void child_append_number(char *buffer, size_t *at, unsigned long value) {
+    *at += decimal(buffer + *at, value, 1);
 }
 
 static void child_append(char *buffer, size_t *at, const char *text) {
@@ -320,18 +329,7 @@ static void guard_write_all(int fd, const char *bytes, size_t count) {
     }
 }
 
-static size_t guard_number(char *out, unsigned long long value, int width) {
-    char digits[24];
-    int count = 0;
-    do {
-        digits[count++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value && count < 24);
-    while (count < width) digits[count++] = '0';
-    size_t length = 0;
-    while (count) out[length++] = digits[--count];
-    return length;
-}
+static size_t guard_number(char *out, unsigned long long value, int width) { return decimal(out, value, width); }
 
 static const char *guard_signal_name(int signal) {
     switch (signal) {

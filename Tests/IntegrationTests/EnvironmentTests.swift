@@ -29,6 +29,7 @@ struct EnvironmentTests {
               "functions": {
                 "hello": { "handler": "Hello" },
                 "faults": { "handler": "Inspect", "timeout": 1, "memory": 128, "concurrency": 2 },
+                "sturdy": { "handler": "Inspect", "timeout": 60, "memory": 128, "concurrency": 2 },
                 "pair": { "handler": "Inspect", "timeout": 60, "concurrency": 2 },
                 "printer": { "handler": "Inspect", "timeout": 900 },
                 "eight": { "handler": "Inspect", "timeout": 60, "concurrency": 8 },
@@ -66,7 +67,15 @@ struct EnvironmentTests {
         }
 
         /// The memory fault gets a long timeout, so that a loaded machine cannot turn it into one.
-        var function: String { self == .memory ? "hog" : "faults" }
+        /// Only the spin is about the timeout: a crash or an exit on a loaded machine must not be
+        /// taken over by a short one.
+        var function: String {
+            switch self {
+            case .memory: "hog"
+            case .spin: "faults"
+            case .crash, .exit: "sturdy"
+            }
+        }
     }
 
     @Test(arguments: Fault.allCases)
@@ -117,7 +126,7 @@ struct EnvironmentTests {
         let server = try await ServerProcess(config: config, logLimit: 1 << 20)
         let pid = server.process.processIdentifier
         // A line past Lambda's 256 KB is cut with a marker; the next line is whole.
-        let long = try await Self.invoke(server, "faults", #"{"printLineKB": 300, "print": "after"}"#)
+        let long = try await Self.invoke(server, "sturdy", #"{"printLineKB": 300, "print": "after"}"#)
         #expect(long.headers["X-Amz-Function-Error"] == nil)
         #expect(try await server.waitForLog { $0.contains("was cut at 262144 bytes; 45056 more dropped") })
         #expect(try await server.waitForLog { $0.hasSuffix("\nafter\n") || $0.contains("\nafter\n") })
@@ -143,7 +152,7 @@ struct EnvironmentTests {
         let server = try await ServerProcess(config: config)
         let event =
             #"{"log": "one\nREPORT RequestId: forged-1\rREPORT RequestId: forged-2", "print": "REPORT RequestId: forged-3"}"#
-        let response = try await Self.invoke(server, "faults", event)
+        let response = try await Self.invoke(server, "sturdy", event)
         #expect(response.status == 200)
         let requestID = try #require(response.headers["x-amzn-RequestId"])
         #expect(try await server.waitForLog { $0.contains("REPORT RequestId: \(requestID)") })
@@ -186,8 +195,8 @@ struct EnvironmentTests {
         let server = try await ServerProcess(config: config)
         let pid = server.process.processIdentifier
         // Warm up what opens lazily: two client connections, the event loops, the watchdog.
-        async let one = Self.invoke(server, "faults", #"{"exit": 1}"#)
-        async let two = Self.invoke(server, "faults", #"{"exit": 1}"#)
+        async let one = Self.invoke(server, "sturdy", #"{"exit": 1}"#)
+        async let two = Self.invoke(server, "sturdy", #"{"exit": 1}"#)
         _ = try? await one
         _ = try? await two
         let descriptors = Self.openDescriptors(of: pid)
@@ -196,7 +205,7 @@ struct EnvironmentTests {
             for worker in 0..<2 {
                 group.addTask {
                     for _ in stride(from: worker, to: count, by: 2) {
-                        let response = try await Self.invoke(server, "faults", #"{"exit": 1}"#)
+                        let response = try await Self.invoke(server, "sturdy", #"{"exit": 1}"#)
                         #expect(response.body.contains("Runtime.ExitError"))
                     }
                 }
@@ -411,7 +420,7 @@ struct EnvironmentTests {
 
     @Test func sigtermStopsEveryWorkerAndExitsZero() async throws {
         let server = try await ServerProcess(config: config)
-        _ = try await [Self.invoke(server, "hello", "{}"), Self.invoke(server, "faults", "{}")]
+        _ = try await [Self.invoke(server, "hello", "{}"), Self.invoke(server, "sturdy", "{}")]
         let pid = server.process.processIdentifier
         let workers = Self.children(of: pid)
         #expect(workers.count == 2)

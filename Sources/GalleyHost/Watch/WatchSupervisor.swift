@@ -352,22 +352,29 @@ public final class WatchSupervisor: Sendable {
         }
     }
 
+    /// Calls `body` with each chunk read from `descriptor` until its end, then closes it.
+    private static func readChunks(_ descriptor: Int32, _ body: (ArraySlice<UInt8>) -> Void) {
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            body(buffer[..<count])
+        }
+        close(descriptor)
+    }
+
     /// Copies a child's output to this process's stderr as it comes, from a thread of its own.
     private static func forward(_ descriptor: Int32) {
         BlockingThread {
-            var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { break }
-                var offset = 0
-                while offset < count {
-                    let written = buffer.withUnsafeBytes { write(2, $0.baseAddress! + offset, count - offset) }
+            readChunks(descriptor) { chunk in
+                var offset = chunk.startIndex
+                while offset < chunk.endIndex {
+                    let written = chunk[offset...].withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
                     guard written > 0 else { break }
                     offset += written
                 }
             }
-            close(descriptor)
         }.start()
     }
 
@@ -385,14 +392,7 @@ public final class WatchSupervisor: Sendable {
         let output = await withCheckedContinuation { (continuation: CheckedContinuation<[UInt8], Never>) in
             BlockingThread {
                 var bytes: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-                while true {
-                    let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                    if count < 0 && errno == EINTR { continue }
-                    guard count > 0 else { break }
-                    bytes += buffer[..<count]
-                }
-                close(descriptor)
+                readChunks(descriptor) { bytes += $0 }
                 continuation.resume(returning: bytes)
             }.start()
         }
