@@ -128,6 +128,7 @@ struct Inspect: ByteHandler {
             "requestId": context.requestID,
             "functionName": context.functionName,
             "invokedFunctionArn": context.invokedFunctionARN,
+            "traceId": context.traceID,
         ]
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys

@@ -18,6 +18,10 @@ public struct Context: Sendable {
     public var deadline: ContinuousClock.Instant
     /// The decoded `X-Amz-Client-Context` JSON, when the caller sent one.
     public var clientContext: String?
+    /// The invocation's X-Ray trace header (`Root=1-…;Parent=…;Sampled=…`), as Lambda hands it to a
+    /// runtime (`Lambda-Runtime-Trace-Id`, `_X_AMZN_TRACE_ID`): the caller's `X-Amzn-Trace-Id` or
+    /// W3C `traceparent` when it sent one, else a new trace.
+    public var traceID: String = ""
     /// A logger whose lines go to the invocation's log (stderr, and `X-Amz-Log-Result`).
     public var logger: Logger
     /// The function's `environment` from runtime.json.
@@ -45,6 +49,7 @@ public struct Context: Sendable {
         invokedFunctionARN: String,
         deadline: ContinuousClock.Instant,
         clientContext: String? = nil,
+        traceID: String = "",
         logger: Logger,
         environment: [String: String],
         stores: any StoreProvider
@@ -54,6 +59,7 @@ public struct Context: Sendable {
         self.invokedFunctionARN = invokedFunctionARN
         self.deadline = deadline
         self.clientContext = clientContext
+        self.traceID = traceID
         self.logger = logger
         self.environment = environment
         self.stores = stores

@@ -157,6 +157,21 @@ struct ObservabilityTests {
         #expect(output.err.contains("hello"))
     }
 
+    @Test func aCallersTraceHeaderReachesTheFunctionInItsWorker() async throws {
+        let server = try await ServerProcess(config: config)
+        var request = URLRequest(url: URL(string: "\(server.address)/2015-03-31/functions/talker/invocations")!)
+        request.httpMethod = "POST"
+        request.httpBody = Data("{}".utf8)
+        request.setValue("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", forHTTPHeaderField: "traceparent")
+        let (data, _) = try await URLSession.shared.data(for: request)
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        #expect(
+            object?["traceId"] as? String
+                == "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1",
+            "\(String(decoding: data, as: UTF8.self))"
+        )
+    }
+
     static func event(_ server: ServerProcess, _ function: String, _ payload: String) async throws -> Int {
         var request = URLRequest(url: URL(string: "\(server.address)/2015-03-31/functions/\(function)/invocations")!)
         request.httpMethod = "POST"

@@ -2,6 +2,7 @@ import Galley
 import Logging
 import NIOCore
 import NIOPosix
+import Tracing
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -30,6 +31,8 @@ public final class Dispatcher: Sendable {
     let launcher: EnvironmentLauncher
     /// Every invocation's events, as they happen: what the log, metrics and live feeds observe.
     public let events = InvocationEvents()
+    /// The tracer of invocation spans; `nil`: the one bootstrapped in `InstrumentationSystem`.
+    public let tracer: (any Tracer)?
     let logWriter: LogWriter
 
     /// - Parameters:
@@ -48,8 +51,10 @@ public final class Dispatcher: Sendable {
         stores: @escaping @Sendable (Deployment.Function) -> any StoreProvider = { _ in NoStore() },
         workerExecutable: String? = nil,
         configurationFolder: String = ".",
-        eventLoopGroup: (any EventLoopGroup)? = nil
+        eventLoopGroup: (any EventLoopGroup)? = nil,
+        tracer: (any Tracer)? = nil
     ) {
+        self.tracer = tracer
         self.registry = DeploymentRegistry(deployment)
         self.logWriter = logWriter
         var launcher = EnvironmentLauncher(
@@ -173,10 +178,37 @@ public final class Dispatcher: Sendable {
         return function
     }
 
+    /// Runs `invocation` in a span of the tracer (NIO's no-op one unless a tracer was bootstrapped),
+    /// a child of the caller's trace headers, with a child span for a cold start's init phase.
     private func run(
         _ invocation: Invocation,
         on function: Deployment.Function,
         reservation: EnvironmentPool.Reservation
+    ) async -> InvocationResult {
+        let tracer = self.tracer ?? InstrumentationSystem.tracer
+        var context = ServiceContext.current ?? .topLevel
+        if !invocation.traceHeaders.isEmpty {
+            tracer.extract(invocation.traceHeaders, into: &context, using: TraceHeaderExtractor())
+        }
+        return await tracer.withSpan("\(function.name) invoke", context: context, ofKind: .server) { span in
+            span.attributes["faas.name"] = function.name
+            span.attributes["faas.invocation_id"] = invocation.requestID
+            span.attributes["faas.trigger"] = invocation.kind == .event ? "pubsub" : "http"
+            if case .cold = reservation { span.attributes["faas.coldstart"] = true }
+            let result = await runTraced(invocation, on: function, reservation: reservation, tracer: tracer)
+            if result.isFunctionError {
+                span.attributes["faas.error_type"] = ReportedError(result.payload)?.type ?? "Unhandled"
+                span.setStatus(SpanStatus(code: .error))
+            }
+            return result
+        }
+    }
+
+    private func runTraced(
+        _ invocation: Invocation,
+        on function: Deployment.Function,
+        reservation: EnvironmentPool.Reservation,
+        tracer: any Tracer
     ) async -> InvocationResult {
         let record = InvocationRecord(invocation: invocation, function: function, writer: logWriter, events: events)
         let environment: any ExecutionEnvironment
@@ -184,11 +216,24 @@ public final class Dispatcher: Sendable {
         case .warm(let warm):
             environment = warm
         case .cold:
-            do {
-                environment = try await launcher.start(function, hiding: deployment.privatePaths)
-                record.initFinished()
-            } catch {
-                record.initFinished()
+            let launcher = self.launcher
+            let paths = deployment.privatePaths
+            let started: Result<any ExecutionEnvironment, EnvironmentFailure> = await tracer.withSpan(
+                "\(function.name) init",
+                ofKind: .internal
+            ) { span in
+                do throws(EnvironmentFailure) {
+                    return .success(try await launcher.start(function, hiding: paths))
+                } catch {
+                    span.setStatus(SpanStatus(code: .error, message: error.object.errorType))
+                    return .failure(error)
+                }
+            }
+            record.initFinished()
+            switch started {
+            case .success(let started):
+                environment = started
+            case .failure(let error):
                 function.pool.release(nil, keep: false)
                 return record.finish(error.outcome, peakMemoryMB: 0)
             }

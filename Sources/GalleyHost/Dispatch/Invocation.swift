@@ -36,6 +36,10 @@ public struct Invocation: Sendable {
     /// checked as JSON again (the event builder has its own fuzz test).
     var isRouteEvent = false
 
+    /// The caller's trace headers (`X-Amzn-Trace-Id`, `traceparent`, `tracestate`), by lower-case name:
+    /// the invocation's span is their child, and the function gets them as its X-Ray trace header.
+    public var traceHeaders: [String: String] = [:]
+
     public init(
         function: String,
         qualifier: String? = nil,

@@ -68,6 +68,7 @@ final class InlineEnvironment: ExecutionEnvironment {
             invokedFunctionARN: ARN.function(function.name, qualifier: invocation.qualifier),
             deadline: request.deadline,
             clientContext: invocation.clientContext,
+            traceID: TraceHeader.xray(invocation.traceHeaders) ?? ProcessEnvironment.traceID(),
             logger: InvocationLogHandler.logger(for: request.log, label: function.name, level: logLevel),
             environment: function.configuration.environment,
             stores: stores

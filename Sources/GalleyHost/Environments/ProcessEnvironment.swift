@@ -240,7 +240,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
                 payload: invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload,
                 deadlineMs: Timestamp.epochMilliseconds(at: request.deadline),
                 functionARN: ARN.function(function.name, qualifier: invocation.qualifier),
-                traceID: Self.traceID(),
+                traceID: TraceHeader.xray(invocation.traceHeaders) ?? Self.traceID(),
                 clientContext: invocation.clientContext
             )
         )

@@ -101,7 +101,7 @@ extension HostResponder {
                 InvokeError(.invalidRequestContent, "Could not read the request body: \(reason)")
             )
         }
-        let invocation = Invocation(
+        var invocation = Invocation(
             function: name,
             qualifier: qualifier,
             payload: Data(body.readableBytesView),
@@ -109,6 +109,7 @@ extension HostResponder {
             clientContext: clientContext,
             wantsLogTail: kind == .requestResponse && request.headers[.amzLogType] == "Tail"
         )
+        invocation.traceHeaders = Self.traceHeaders(of: request)
         do {
             switch kind {
             case .event:
@@ -165,6 +166,15 @@ extension HostResponder {
         let inline = parts.count == 2 ? parts[1] : nil
         if let inline, let qualifier, inline != qualifier { return nil }
         return (parts[0], inline ?? qualifier)
+    }
+
+    /// The caller's `X-Amzn-Trace-Id`, `traceparent` and `tracestate`, by lower-case name.
+    static func traceHeaders(of request: Request) -> [String: String] {
+        var found: [String: String] = [:]
+        for name in TraceHeader.names {
+            if let field = HTTPField.Name(name), let value = request.headers[field] { found[name] = value }
+        }
+        return found
     }
 
     static func queryValue(_ name: String, in query: String) -> String? {

@@ -54,6 +54,7 @@ extension HostResponder {
         do {
             var invocation = Invocation(function: match.function, payload: event, requestID: requestID)
             invocation.isRouteEvent = true
+            invocation.traceHeaders = Self.traceHeaders(of: request)
             let result = try await dispatcher.invoke(invocation)
             guard !result.isFunctionError else {
                 return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)

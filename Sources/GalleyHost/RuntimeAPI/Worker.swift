@@ -112,6 +112,7 @@ public struct Worker: Sendable {
                 invokedFunctionARN: next.functionARN,
                 deadline: ContinuousClock.now + .milliseconds(next.deadlineMs - Timestamp.epochMilliseconds()),
                 clientContext: next.clientContext,
+                traceID: next.traceID,
                 logger: InvocationLogHandler.logger(for: log, label: functionName, level: level),
                 environment: functionEnvironment,
                 stores: stores

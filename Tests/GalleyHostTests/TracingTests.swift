@@ -1,0 +1,90 @@
+import Foundation
+import Galley
+import GalleyHost
+import InMemoryTracing
+import Testing
+import Tracing
+
+/// Invocation spans and the X-Ray trace header a function gets.
+struct TracingTests {
+    /// Answers with the trace header its context carries; fails when asked.
+    struct TraceEcho: Handler {
+        struct Event: Decodable { var fail: Bool? }
+        struct Output: Encodable { var traceID: String }
+        init(context: InitContext) {}
+        func handle(_ event: Event, context: Context) async throws -> Output {
+            if event.fail == true { throw FunctionError("asked to", type: "TraceError") }
+            return Output(traceID: context.traceID)
+        }
+    }
+
+    func makeDispatcher(tracer: InMemoryTracer) throws -> Dispatcher {
+        var function = FunctionConfiguration(handler: "TraceEcho")
+        function.isolation = .inline
+        let deployment = try Deployment(
+            configuration: RuntimeConfiguration(functions: ["traced": function]),
+            catalog: [.handler("TraceEcho", TraceEcho.self)],
+            file: "runtime.json"
+        )
+        return Dispatcher(deployment: deployment, logWriter: LogLines().writer(), tracer: tracer)
+    }
+
+    func traceID(of result: InvocationResult) throws -> String {
+        let object = try JSONSerialization.jsonObject(with: result.payload) as? [String: String]
+        return try #require(object?["traceID"])
+    }
+
+    @Test func eachInvocationIsASpanWithItsInitAndTheCallersTraceReachesTheFunction() async throws {
+        let tracer = InMemoryTracer()
+        let dispatcher = try makeDispatcher(tracer: tracer)
+
+        var first = Invocation(function: "traced", payload: Data("{}".utf8))
+        let amzn = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        first.traceHeaders = ["x-amzn-trace-id": amzn]
+        #expect(try traceID(of: try await dispatcher.invoke(first)) == amzn)
+
+        var second = Invocation(function: "traced", payload: Data("{}".utf8))
+        second.traceHeaders = ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"]
+        #expect(
+            try traceID(of: try await dispatcher.invoke(second))
+                == "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=00f067aa0ba902b7;Sampled=1"
+        )
+
+        // No header: a new X-Ray trace all the same.
+        let third = try traceID(
+            of: try await dispatcher.invoke(Invocation(function: "traced", payload: Data("{}".utf8)))
+        )
+        #expect(third.hasPrefix("Root=1-") && third.contains(";Parent="))
+
+        let failed = try await dispatcher.invoke(Invocation(function: "traced", payload: Data(#"{"fail": true}"#.utf8)))
+        #expect(failed.isFunctionError)
+
+        let spans = tracer.finishedSpans
+        let invocations = spans.filter { $0.operationName == "traced invoke" }
+        #expect(invocations.count == 4)
+        let ids = invocations.compactMap { span -> String? in
+            guard case .string(let id) = span.attributes["faas.invocation_id"]?.toSpanAttribute() else { return nil }
+            return id
+        }
+        #expect(Set(ids).count == 4)
+        #expect(invocations.filter { $0.attributes["faas.coldstart"] != nil }.count == 1)
+        #expect(invocations.filter { $0.status?.code == .error }.count == 1)
+        // The one init phase is a child of the invocation that ran it.
+        let inits = spans.filter { $0.operationName == "traced init" }
+        #expect(inits.count == 1)
+        let cold = try #require(invocations.first { $0.attributes["faas.coldstart"] != nil })
+        #expect(inits.first?.parentSpanID == cold.spanID)
+        #expect(inits.first?.traceID == cold.traceID)
+        // The caller's headers were handed to the tracer to extract its context from.
+        #expect(tracer.performedContextExtractions.count == 2)
+    }
+
+    @Test func aTraceparentThatIsNotOneIsIgnored() async throws {
+        let tracer = InMemoryTracer()
+        let dispatcher = try makeDispatcher(tracer: tracer)
+        var invocation = Invocation(function: "traced", payload: Data("{}".utf8))
+        invocation.traceHeaders = ["traceparent": "00-nothex-00f067aa0ba902b7-01", "x-amzn-trace-id": "Self=1-abc"]
+        let trace = try traceID(of: try await dispatcher.invoke(invocation))
+        #expect(trace.hasPrefix("Root=1-") && !trace.contains("nothex"))
+    }
+}
