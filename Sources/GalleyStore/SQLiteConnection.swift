@@ -42,6 +42,27 @@ package final class SQLiteConnection: @unchecked Sendable {
     /// Creates the schema of a new file (`user_version` 0) in one `BEGIN IMMEDIATE` transaction, so
     /// that two processes opening a new file at once create it once; a file of a newer `version`
     /// is refused, naming `file` (`store`, `queue`).
+    /// Brings the file from its `user_version` to `steps.count`, in one transaction: `steps[i]`
+    /// takes version `i` to `i + 1` (the first creates the schema). A file from a newer Galley is refused.
+    package func migrate(steps: [String], file: String) throws {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let found = Int(try scalarText("PRAGMA user_version") ?? "0") ?? 0
+            guard found <= steps.count else {
+                throw StoreError(
+                    .unavailable,
+                    "the \(file) file '\(path)' was written by a newer Galley (schema \(found))"
+                )
+            }
+            for step in steps.dropFirst(found) { try execute(step) }
+            if found < steps.count { try execute("PRAGMA user_version = \(steps.count);") }
+            try execute("COMMIT")
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
     package func migrate(to version: Int, file: String, schema: String) throws {
         try execute("BEGIN IMMEDIATE")
         do {

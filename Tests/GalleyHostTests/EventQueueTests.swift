@@ -313,3 +313,44 @@ struct ScheduleTests {
         #expect(error?.message.contains(reason) == true, "\(error?.message ?? "")")
     }
 }
+
+/// The queue file's schema steps.
+struct QueueFileMigrationTests {
+    @Test func aFileOfTheFirstSchemaGainsTraceHeadersAndKeepsItsEvents() async throws {
+        let folder = try TemporaryDirectory()
+        let path = folder.url.appending(path: "queue.sqlite").path
+        do {
+            let file = try QueueFile(path: path)
+            _ = try await file.accept(
+                function: "ok",
+                requestID: "r1",
+                payload: Data("{}".utf8),
+                clientContext: nil,
+                at: 1,
+                maxEvents: 10,
+                maxBytes: 1000
+            )
+            // Back to the first schema, as a file written before traces were kept.
+            try await file.write { connection in
+                try connection.execute("ALTER TABLE events DROP COLUMN trace_headers")
+            }
+            try await file.write { connection in try connection.execute("PRAGMA user_version = 1") }
+        }
+        let reopened = try QueueFile(path: path)
+        let claimed = try await reopened.claim(function: "ok", limit: 10, now: 2)
+        #expect(claimed.map(\.requestID) == ["r1"])
+        #expect(claimed.first?.traceHeaders == [:])
+        _ = try await reopened.accept(
+            function: "ok",
+            requestID: "r2",
+            payload: Data("{}".utf8),
+            clientContext: nil,
+            traceHeaders: ["traceparent": "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"],
+            at: 3,
+            maxEvents: 10,
+            maxBytes: 1000
+        )
+        let next = try await reopened.claim(function: "ok", limit: 10, now: 4)
+        #expect(next.first?.traceHeaders["traceparent"]?.hasPrefix("00-0af76519") == true)
+    }
+}

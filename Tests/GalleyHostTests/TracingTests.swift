@@ -1,9 +1,13 @@
 import Foundation
 import Galley
-import GalleyHost
 import InMemoryTracing
+import Logging
+import Synchronization
+import TestSupport
 import Testing
 import Tracing
+
+@testable import GalleyHost
 
 /// Invocation spans and the X-Ray trace header a function gets.
 struct TracingTests {
@@ -12,7 +16,11 @@ struct TracingTests {
         struct Event: Decodable { var fail: Bool? }
         struct Output: Encodable { var traceID: String }
         init(context: InitContext) {}
+        /// Every trace header an invocation saw, in order.
+        static let seen = Mutex<[String]>([])
+
         func handle(_ event: Event, context: Context) async throws -> Output {
+            Self.seen.withLock { $0.append(context.traceID) }
             if event.fail == true { throw FunctionError("asked to", type: "TraceError") }
             return Output(traceID: context.traceID)
         }
@@ -77,6 +85,33 @@ struct TracingTests {
         #expect(inits.first?.traceID == cold.traceID)
         // The caller's headers were handed to the tracer to extract its context from.
         #expect(tracer.performedContextExtractions.count == 2)
+    }
+
+    @Test func anEventKeepsItsCallersTraceUntilItsDelivery() async throws {
+        let folder = try TemporaryDirectory()
+        let tracer = InMemoryTracer()
+        let dispatcher = try makeDispatcher(tracer: tracer)
+        let queue = try EventQueue(
+            path: folder.url.appending(path: "queue.sqlite").path,
+            dispatcher: dispatcher,
+            logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        )
+        // A trace of its own: the handler's record is shared with the other tests, which run alongside.
+        let parent = "0af7651916cd43dd8448eb211c80319c"
+        let expected = "Root=1-0af76519-16cd43dd8448eb211c80319c;Parent=00f067aa0ba902b7;Sampled=1"
+        var event = Invocation(function: "traced", payload: Data("{}".utf8), kind: .event)
+        event.traceHeaders = ["traceparent": "00-\(parent)-00f067aa0ba902b7-01", "tracestate": "vendor=1"]
+        let running = Task { try await queue.run() }
+        try await queue.submit(event)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !TraceEcho.seen.withLock({ $0.contains(expected) }) && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        queue.shutdown()
+        try await running.value
+        #expect(TraceEcho.seen.withLock { $0.contains(expected) })
+        let carriers = tracer.performedContextExtractions.compactMap { $0.carrier as? [String: String] }
+        #expect(carriers.contains { $0["tracestate"] == "vendor=1" && $0["traceparent"]?.contains(parent) == true })
     }
 
     @Test func aTraceparentThatIsNotOneIsIgnored() async throws {

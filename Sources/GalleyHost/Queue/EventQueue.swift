@@ -86,6 +86,7 @@ public final class EventQueue: Service, Sendable {
                 requestID: invocation.requestID,
                 payload: invocation.payload,
                 clientContext: invocation.clientContext,
+                traceHeaders: invocation.traceHeaders,
                 at: clock.now(),
                 maxEvents: limits.maxEvents,
                 maxBytes: limits.maxBytes
@@ -243,13 +244,14 @@ public final class EventQueue: Service, Sendable {
             await fail(event, condition: "RetriesExhausted", attempts: event.attempts, response: nil)
             return
         }
-        let invocation = Invocation(
+        var invocation = Invocation(
             function: event.function,
             payload: event.payload,
             requestID: event.requestID,
             kind: .event,
             clientContext: event.clientContext
         )
+        invocation.traceHeaders = event.traceHeaders
         let result: InvocationResult
         do {
             result = try await dispatcher.invoke(invocation)

@@ -23,6 +23,8 @@ struct QueuedEvent: Sendable {
     let attempts: Int
     /// Times the function was busy or gone when the event was due.
     let throttles: Int
+    /// The caller's trace headers.
+    var traceHeaders: [String: String] = [:]
 }
 
 /// A failure or success record kept in the storage folder (`galley dlq`).
@@ -64,7 +66,6 @@ public struct QueueFunctionStatus: Sendable, Equatable {
 /// commits them with one fsync, so many concurrent callers share the cost of a sync.
 final class QueueFile: Sendable {
     typealias Connection = SQLiteConnection
-    static let schemaVersion = 1
     let path: String
     private let writer: SQLiteConnection
     private let reader: Mutex<SQLiteConnection>
@@ -112,9 +113,8 @@ final class QueueFile: Sendable {
 
     private static func migrate(_ connection: SQLiteConnection) throws {
         try connection.migrate(
-            to: schemaVersion,
-            file: "queue",
-            schema: """
+            steps: [
+                """
                     CREATE TABLE events (
                         id INTEGER PRIMARY KEY,
                         function TEXT NOT NULL,
@@ -162,7 +162,11 @@ final class QueueFile: Sendable {
                         expression TEXT NOT NULL,
                         next_at INTEGER NOT NULL
                     ) WITHOUT ROWID;
-                """
+                """,
+                // 2: the caller's trace headers, for the delivery's span and the function's X-Ray header.
+                "ALTER TABLE events ADD COLUMN trace_headers TEXT;",
+            ],
+            file: "queue"
         )
     }
 
@@ -249,6 +253,7 @@ final class QueueFile: Sendable {
         requestID: String,
         payload: Data,
         clientContext: String?,
+        traceHeaders: [String: String] = [:],
         at now: Int64,
         maxEvents: Int,
         maxBytes: Int
@@ -267,6 +272,7 @@ final class QueueFile: Sendable {
                 requestID: requestID,
                 payload: payload,
                 clientContext: clientContext,
+                traceHeaders: traceHeaders,
                 acceptedAt: now
             )
             return .accepted
@@ -279,12 +285,13 @@ final class QueueFile: Sendable {
         requestID: String,
         payload: Data,
         clientContext: String?,
+        traceHeaders: [String: String] = [:],
         acceptedAt: Int64
     ) throws {
         try connection.withStatement(
             """
-            INSERT INTO events (function, request_id, payload, size, client_context, accepted_at, due_at)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+            INSERT INTO events (function, request_id, payload, size, client_context, accepted_at, due_at, trace_headers)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
             """
         ) { statement in
             statement.bind(1, function)
@@ -293,8 +300,26 @@ final class QueueFile: Sendable {
             statement.bind(4, Int64(payload.count))
             statement.bind(5, optional: clientContext)
             statement.bind(6, acceptedAt)
+            statement.bind(7, optional: Self.encode(traceHeaders))
             _ = try statement.step()
         }
+    }
+
+    /// Trace headers as `name: value` lines (names and values hold no newline: they came as HTTP
+    /// headers), or `nil` for none.
+    static func encode(_ headers: [String: String]) -> String? {
+        headers.isEmpty
+            ? nil : headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "\n")
+    }
+
+    static func decode(_ text: String?) -> [String: String] {
+        var headers: [String: String] = [:]
+        for line in (text ?? "").split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let value = line[line.index(after: colon)...].drop { $0 == " " }
+            headers[String(line[..<colon])] = String(value)
+        }
+        return headers
     }
 
     /// Marks up to `limit` due events of `function` running and returns them, oldest due first.
@@ -306,7 +331,7 @@ final class QueueFile: Sendable {
                 UPDATE events SET running = 1 WHERE id IN (
                     SELECT id FROM events WHERE function = ?1 AND running = 0 AND due_at <= ?2
                     ORDER BY due_at, id LIMIT ?3)
-                RETURNING id, request_id, payload, client_context, accepted_at, attempts, throttles
+                RETURNING id, request_id, payload, client_context, accepted_at, attempts, throttles, trace_headers
                 """
             ) { statement in
                 statement.bind(1, function)
@@ -322,7 +347,8 @@ final class QueueFile: Sendable {
                             clientContext: statement.text(3),
                             acceptedAt: statement.int64(4),
                             attempts: Int(statement.int64(5)),
-                            throttles: Int(statement.int64(6))
+                            throttles: Int(statement.int64(6)),
+                            traceHeaders: Self.decode(statement.text(7))
                         )
                     )
                 }
