@@ -1,7 +1,8 @@
 import Foundation
 import Galley
-import GalleyHost
 import Testing
+
+@testable import GalleyHost
 
 /// The event stream: a subscriber that never reads costs no invocation anything, and what it
 /// misses is counted.
@@ -26,5 +27,26 @@ struct InvocationEventsTests {
         dispatcher.events.finishSubscriptions()
         while await iterator.next() != nil { held += 1 }
         #expect(held == 16)
+    }
+}
+
+struct RecentInvocationsTests {
+    @Test func keepsTheLastThousandLinesOfEachFunctionInOrder() {
+        let recent = RecentInvocations()
+        for batch in 0..<1000 {
+            let texts = (0..<3).map { "line \(batch * 3 + $0)" }
+            recent.record(
+                .lines(InvocationEvent.Batch(function: "f", requestID: "r\(batch)", texts: texts, time: Int64(batch)))
+            )
+            recent.record(.lines(InvocationEvent.Batch(function: "g", requestID: nil, texts: ["other"], time: 0)))
+        }
+        let lines = recent.lines(of: "f")
+        #expect(lines.count == RecentInvocations.lineLimit)
+        #expect(lines.first?.text == "line 2000")
+        #expect(lines.last?.text == "line 2999")
+        #expect(lines.last?.requestID == "r999")
+        #expect(recent.lines(of: "f", since: 990).count == 30)
+        #expect(recent.lines(of: "g").count == 1000)
+        #expect(recent.lines(of: "nobody").isEmpty)
     }
 }

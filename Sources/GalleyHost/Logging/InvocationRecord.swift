@@ -26,7 +26,8 @@ final class InvocationRecord: Sendable {
         format = writer.format
         self.function = function.name
         self.events = events
-        if let events, events.isObserved {
+        // Only live feeds take starts: no observer needs one.
+        if let events, events.hasSubscribers {
             events.publish(.start(function: function.name, requestID: invocation.requestID))
         }
         log = InvocationLog(
@@ -189,9 +190,15 @@ final class InvocationLog: Sendable {
     private func write(_ lines: [String]) {
         writer.write(lines: lines)
         guard let events, let function, events.hasObservers else { return }
-        let time = Timestamp.epochMilliseconds()
         events.publish(
-            .lines(lines.map { InvocationEvent.Line(function: function, requestID: requestID, text: $0, time: time) })
+            .lines(
+                InvocationEvent.Batch(
+                    function: function,
+                    requestID: requestID,
+                    texts: lines,
+                    time: Timestamp.epochMilliseconds()
+                )
+            )
         )
     }
 

@@ -35,7 +35,6 @@ public final class HostMetrics: Sendable {
         var throttles: CoreMetrics.Counter
         var duration: CoreMetrics.Timer
         var initDuration: CoreMetrics.Timer
-        var concurrent: CoreMetrics.Meter
         var maxMemory: CoreMetrics.Gauge
         var received: CoreMetrics.Counter
         var retries: CoreMetrics.Counter
@@ -67,7 +66,6 @@ public final class HostMetrics: Sendable {
                 dimensions: labels,
                 factory: factory
             ),
-            concurrent: CoreMetrics.Meter(label: "galley_concurrent_executions", dimensions: labels, factory: factory),
             maxMemory: CoreMetrics.Gauge(
                 label: "galley_max_memory_used_megabytes",
                 dimensions: labels,
@@ -99,11 +97,11 @@ public final class HostMetrics: Sendable {
     /// Counts what `event` says: call it as an observer of ``InvocationEvents``.
     public func record(_ event: InvocationEvent) {
         switch event {
-        case .start(let function, _):
-            handles(for: function).concurrent.increment()
+        case .start:
+            // Concurrent executions are the busy environments, read at scrape time.
+            break
         case .end(let summary):
             let handles = handles(for: summary.function)
-            handles.concurrent.decrement()
             handles.invocations.increment()
             handles.duration.recordNanoseconds(Int64(summary.durationMs * 1_000_000))
             if let initDuration = summary.initDurationMs {
@@ -155,6 +153,8 @@ public final class HostMetrics: Sendable {
             CoreMetrics.Gauge(label: "galley_environments", dimensions: labels + [("state", "warm")], factory: factory)
                 .record(function.pool.idleCount)
             CoreMetrics.Gauge(label: "galley_environments", dimensions: labels + [("state", "busy")], factory: factory)
+                .record(function.pool.busy)
+            CoreMetrics.Gauge(label: "galley_concurrent_executions", dimensions: labels, factory: factory)
                 .record(function.pool.busy)
         }
         for status in queue {

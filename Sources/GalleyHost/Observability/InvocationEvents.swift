@@ -8,7 +8,7 @@ public enum InvocationEvent: Sendable {
     /// feeds get lines one by one; observers get them in ``lines(_:)`` batches.
     case line(Line)
     /// Log lines as the log writes them, several at once (an invocation's held lines at its end).
-    case lines([Line])
+    case lines(Batch)
     /// An invocation ended: what `REPORT` says.
     case end(Summary)
     /// An invocation was refused: the function was at its `concurrency`.
@@ -22,6 +22,19 @@ public enum InvocationEvent: Sendable {
         public var text: String
         /// Unix epoch milliseconds.
         public var time: Int64
+    }
+
+    /// Lines of one invocation written together.
+    public struct Batch: Sendable {
+        public var function: String
+        public var requestID: String?
+        public var texts: [String]
+        /// When the log wrote them, Unix epoch milliseconds.
+        public var time: Int64
+
+        var lines: [Line] {
+            texts.map { Line(function: function, requestID: requestID, text: $0, time: time) }
+        }
     }
 
     public struct Summary: Sendable, Encodable {
@@ -47,7 +60,7 @@ public enum InvocationEvent: Sendable {
         switch self {
         case .start(let function, _), .throttle(let function), .queue(let function, _): function
         case .line(let line): line.function
-        case .lines(let lines): lines.first?.function ?? ""
+        case .lines(let batch): batch.function
         case .end(let summary): summary.function
         }
     }

@@ -24,10 +24,115 @@ public final class RecentInvocations: Sendable {
         var ordered: [Element] { Array(items[start...] + items[..<start]) }
     }
 
+    /// The last lines of a function in one fixed byte buffer, used as a ring of records
+    /// (`time`, request id, text): keeping a line copies its bytes and allocates nothing, and the
+    /// oldest lines make room for new ones. At most ``lineLimit`` lines or ``byteLimit`` bytes.
+    struct LineRing: Sendable {
+        static let byteLimit = 256 * 1024
+        private var storage: [UInt8] = []
+        /// Logical offsets of the oldest record and of the end; physical = logical % capacity.
+        private var head = 0
+        private var tail = 0
+        private(set) var count = 0
+        let lineLimit: Int
+
+        init(lineLimit: Int) {
+            self.lineLimit = lineLimit
+        }
+
+        private var capacity: Int { Self.byteLimit }
+
+        mutating func append(time: Int64, requestID: String?, text: String) {
+            if storage.isEmpty { storage = [UInt8](repeating: 0, count: capacity) }
+            var id = requestID ?? ""
+            var text = text
+            id.withUTF8 { id in
+                text.withUTF8 { text in
+                    let idBytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(id).prefix(255))
+                    let textBytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(text).prefix(capacity / 4))
+                    let size = 8 + 1 + idBytes.count + 4 + textBytes.count
+                    while count >= lineLimit || (count > 0 && tail + size - head > capacity) { dropOldest() }
+                    var header = (time.littleEndian, UInt8(idBytes.count))
+                    withUnsafeBytes(of: &header.0) { put($0) }
+                    withUnsafeBytes(of: &header.1) { put($0) }
+                    put(idBytes)
+                    var length = UInt32(textBytes.count).littleEndian
+                    withUnsafeBytes(of: &length) { put($0) }
+                    put(textBytes)
+                }
+            }
+            count += 1
+        }
+
+        /// Copies `bytes` at the end, in at most two pieces around the buffer's end.
+        private mutating func put(_ bytes: UnsafeRawBufferPointer) {
+            guard !bytes.isEmpty else { return }
+            let capacity = self.capacity
+            let start = tail % capacity
+            let first = min(bytes.count, capacity - start)
+            storage.withUnsafeMutableBytes { buffer in
+                buffer.baseAddress!.advanced(by: start).copyMemory(from: bytes.baseAddress!, byteCount: first)
+                if first < bytes.count {
+                    buffer.baseAddress!.copyMemory(from: bytes.baseAddress! + first, byteCount: bytes.count - first)
+                }
+            }
+            tail += bytes.count
+        }
+
+        private func byte(at offset: Int) -> UInt8 { storage[offset % capacity] }
+
+        private func bytes(at offset: Int, count: Int) -> [UInt8] {
+            (0..<count).map { byte(at: offset + $0) }
+        }
+
+        /// The record at `offset`: its fields and where the next one starts.
+        private func record(at offset: Int) -> (time: Int64, requestID: String?, text: String, next: Int) {
+            var time: Int64 = 0
+            let timeBytes = bytes(at: offset, count: 8)
+            withUnsafeMutableBytes(of: &time) { $0.copyBytes(from: timeBytes) }
+            let idLength = Int(byte(at: offset + 8))
+            let id = bytes(at: offset + 9, count: idLength)
+            var length: UInt32 = 0
+            let lengthBytes = bytes(at: offset + 9 + idLength, count: 4)
+            withUnsafeMutableBytes(of: &length) { $0.copyBytes(from: lengthBytes) }
+            let textStart = offset + 13 + idLength
+            let text = bytes(at: textStart, count: Int(UInt32(littleEndian: length)))
+            return (
+                Int64(littleEndian: time),
+                id.isEmpty ? nil : String(decoding: id, as: UTF8.self),
+                String(decoding: text, as: UTF8.self),
+                textStart + text.count
+            )
+        }
+
+        private mutating func dropOldest() {
+            head = record(at: head).next
+            count -= 1
+        }
+
+        func lines(function: String) -> [InvocationEvent.Line] {
+            var lines: [InvocationEvent.Line] = []
+            var offset = head
+            while offset < tail {
+                let record = record(at: offset)
+                lines.append(
+                    InvocationEvent.Line(
+                        function: function,
+                        requestID: record.requestID,
+                        text: record.text,
+                        time: record.time
+                    )
+                )
+                offset = record.next
+            }
+            return lines
+        }
+    }
+
     /// One function's rings, under a lock of their own.
     private final class Function: Sendable {
         let invocations = Mutex(Ring<InvocationEvent.Summary>(limit: RecentInvocations.invocationLimit))
-        let lines = Mutex(Ring<InvocationEvent.Line>(limit: RecentInvocations.lineLimit))
+        let lines = Mutex(LineRing(lineLimit: RecentInvocations.lineLimit))
     }
 
     private let functions = Mutex<[String: Function]>([:])
@@ -46,12 +151,12 @@ public final class RecentInvocations: Sendable {
     /// Keeps what `event` adds: call it as an observer of ``InvocationEvents``.
     public func record(_ event: InvocationEvent) {
         switch event {
-        case .line(let line):
-            function(line.function).lines.withLock { $0.append(line) }
-        case .lines(let lines):
-            guard let first = lines.first else { return }
-            function(first.function).lines.withLock { ring in
-                for line in lines { ring.append(line) }
+        case .line:
+            // Lines one by one are for live feeds; the ring keeps them as the log writes them.
+            break
+        case .lines(let batch):
+            function(batch.function).lines.withLock { ring in
+                for text in batch.texts { ring.append(time: batch.time, requestID: batch.requestID, text: text) }
             }
         case .end(let summary):
             function(summary.function).invocations.withLock { $0.append(summary) }
@@ -62,7 +167,8 @@ public final class RecentInvocations: Sendable {
 
     /// `function`'s kept lines at or after `since` (Unix epoch milliseconds), oldest first.
     public func lines(of function: String, since: Int64 = 0) -> [InvocationEvent.Line] {
-        (functions.withLock { $0[function] }?.lines.withLock { $0.ordered } ?? []).filter { $0.time >= since }
+        (functions.withLock { $0[function] }?.lines.withLock { $0.lines(function: function) } ?? [])
+            .filter { $0.time >= since }
     }
 
     /// `function`'s kept invocations, oldest first.
