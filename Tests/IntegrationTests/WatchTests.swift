@@ -130,6 +130,33 @@ struct WatchTests {
         #expect(server.process.terminationStatus == 0)
     }
 
+    @Test(.enabled(if: Tools.isCI || Tools.pythonHas("awslambdaric"), "awslambdaric is not installed"))
+    func aCommandFunctionRestartsWhenItsFolderChangesWithNoBuild() async throws {
+        let directory = try TemporaryDirectory(prefix: "galley-watch")
+        try Self.copyPackage(to: directory.url)
+        let config = try directory.write(
+            "runtime.json",
+            #"{"storage": {"path": "data"}, "functions": {"py": {"command": ["python3", "-m", "awslambdaric", "app.handler"], "directory": "Functions/py-echo", "routes": ["GET /py"]}}}"#
+        )
+        let server = try await ServerProcess(config: config, arguments: ["--watch", "--port", "0"])
+        let url = "\(server.address)/py"
+        #expect(try await Self.get(url).contains(#""greeting":"#))
+        let handler = directory.url.appending(path: "Functions/py-echo/app.py")
+        let source = try String(contentsOf: handler, encoding: .utf8)
+        try Data(source.replacingOccurrences(of: #""greeting":"#, with: #""greeting_v2":"#).utf8).write(to: handler)
+        let deadline = ContinuousClock.now + .seconds(120)
+        var answer = ""
+        while !answer.contains(#""greeting_v2":"#) && ContinuousClock.now < deadline {
+            answer = (try? await Self.get(url)) ?? ""
+            if !answer.contains(#""greeting_v2":"#) { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(answer.contains(#""greeting_v2":"#), "\(server.stderr.suffix(2000))")
+        #expect(try await Self.get("\(server.address)/_galley/functions").contains(#""build":"2""#))
+        // No build ran for it: only the Swift sources call for one.
+        #expect(!server.stderr.contains("changed: building"))
+        server.process.terminate()
+    }
+
     /// The number after (or, with `before`, before) `marker` on the line that holds it, or 0.
     static func number(after marker: String, in text: String, before: Bool = false) -> Int {
         guard let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) else { return 0 }
