@@ -79,10 +79,7 @@ struct Serve: AsyncParsableCommand {
             if watch {
                 let supervisor: WatchSupervisor
                 do throws(ConfigurationError) {
-                    supervisor = try WatchSupervisor(
-                        options: options,
-                        address: FunctionHost.listenAddress(for: options)
-                    )
+                    supervisor = try WatchSupervisor(options: options)
                 } catch {
                     throw Failure(error.description)
                 }

@@ -152,11 +152,6 @@ public struct FunctionHost: Sendable {
         Self.listenAddress(options, server: dispatcher.deployment.configuration.server)
     }
 
-    /// Where a host with `options` listens, runtime.json read for its `server`.
-    public static func listenAddress(for options: HostOptions) throws(ConfigurationError) -> ListenAddress {
-        listenAddress(options, server: try RuntimeConfiguration.load(from: options.configurationFile).server)
-    }
-
     static func listenAddress(_ options: HostOptions, server: RuntimeConfiguration.Server) -> ListenAddress {
         if let socket = options.socket { return .socket(path: socket) }
         return .tcp(host: options.host ?? server.host, port: options.port ?? server.port)

@@ -31,10 +31,6 @@ public enum InvocationEvent: Sendable {
         public var texts: [String]
         /// When the log wrote them, Unix epoch milliseconds.
         public var time: Int64
-
-        var lines: [Line] {
-            texts.map { Line(function: function, requestID: requestID, text: $0, time: time) }
-        }
     }
 
     public struct Summary: Sendable, Encodable {
@@ -80,8 +76,6 @@ public final class InvocationEvents: Sendable {
     private let observerCount = Atomic<Int>(0)
     private let nextID = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
-    /// Observers plus subscribers: when 0, publishers skip building events.
-    private let listeners = Atomic<Int>(0)
 
     private struct Subscriber: Sendable {
         var function: String?
@@ -94,12 +88,11 @@ public final class InvocationEvents: Sendable {
     /// Adds an observer called inline, in order, for every event.
     public func observe(_ observer: @escaping @Sendable (InvocationEvent) -> Void) {
         observers.withLock { $0.append(observer) }
-        listeners.add(1, ordering: .relaxed)
         observerCount.add(1, ordering: .relaxed)
     }
 
     /// Whether anyone listens: publishers skip building events nobody would see.
-    var isObserved: Bool { listeners.load(ordering: .relaxed) > 0 }
+    var isObserved: Bool { hasObservers || hasSubscribers }
 
     /// Whether observers listen (they get lines in batches).
     var hasObservers: Bool { observerCount.load(ordering: .relaxed) > 0 }
@@ -136,11 +129,9 @@ public final class InvocationEvents: Sendable {
         )
         let drops = Subscription.Drops()
         subscribers.withLock { $0[id] = Subscriber(function: function, continuation: continuation, dropped: drops) }
-        listeners.add(1, ordering: .relaxed)
         subscriberCount.add(1, ordering: .relaxed)
         continuation.onTermination = { [weak self] _ in
             guard let self, self.subscribers.withLock({ $0.removeValue(forKey: id) }) != nil else { return }
-            self.listeners.subtract(1, ordering: .relaxed)
             self.subscriberCount.subtract(1, ordering: .relaxed)
         }
         return Subscription(events: stream, drops: drops)

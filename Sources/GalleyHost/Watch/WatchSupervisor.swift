@@ -44,7 +44,6 @@ public final class WatchSupervisor: Sendable {
         var current: Generation?
         var pending: Set<String> = []
         var lastChange = ContinuousClock.now
-        var stopping = false
     }
 
     /// One running host.
@@ -58,7 +57,9 @@ public final class WatchSupervisor: Sendable {
     /// Changes are acted on once none has come for this long.
     static let quiet: Duration = .milliseconds(300)
 
-    public init(options: HostOptions, address: ListenAddress) throws(ConfigurationError) {
+    /// Reads runtime.json once: for the address (`--socket`, `--host`/`--port` over its `server`),
+    /// the storage folder and the `command` folders to watch.
+    public init(options: HostOptions) throws(ConfigurationError) {
         let file = Sandbox.absolute(options.configurationFile)
         let configuration = try RuntimeConfiguration.load(from: file)
         let folder = FileWatcher.parent(file)
@@ -82,7 +83,7 @@ public final class WatchSupervisor: Sendable {
             throw ConfigurationError(file: file, path: "storage.path", message: error.message)
         }
         self.options = options
-        self.address = address
+        self.address = FunctionHost.listenAddress(options, server: configuration.server)
         self.packageRoot = root
         self.configurationFile = file
         self.commandFolders = configuration.functions.values.compactMap { function in
@@ -154,7 +155,6 @@ public final class WatchSupervisor: Sendable {
             }
             break
         }
-        state.withLock { $0.stopping = true }
         loop.cancel()
         try? await listener.close()
         let current = state.withLock { $0.current }
