@@ -186,9 +186,15 @@ public final class Dispatcher: Sendable {
         reservation: EnvironmentPool.Reservation
     ) async -> InvocationResult {
         let tracer = self.tracer ?? InstrumentationSystem.tracer
-        var context = ServiceContext.current ?? .topLevel
-        if !invocation.traceHeaders.isEmpty {
-            tracer.extract(invocation.traceHeaders, into: &context, using: TraceHeaderExtractor())
+        // Over HTTP the router's middleware has put the caller's trace in the current context already.
+        var context: ServiceContext
+        if let current = ServiceContext.current {
+            context = current
+        } else {
+            context = .topLevel
+            if !invocation.traceHeaders.isEmpty {
+                tracer.extract(invocation.traceHeaders, into: &context, using: TraceHeaderExtractor())
+            }
         }
         return await tracer.withSpan("\(function.name) invoke", context: context, ofKind: .server) { span in
             span.attributes["faas.name"] = function.name

@@ -143,7 +143,8 @@ public struct FunctionHost: Sendable {
             logger: logger,
             build: options.build,
             metrics: metrics,
-            recent: recent
+            recent: recent,
+            stores: opener
         )
     }
 
@@ -160,7 +161,7 @@ public struct FunctionHost: Sendable {
     /// The Hummingbird application; `run(onListening:)` serves it with the host's other services.
     public func application(
         onListening: @escaping @Sendable (String) -> Void = { _ in }
-    ) -> Application<HostResponder> {
+    ) -> Application<RouterResponder<HostRequestContext>> {
         let address = listenAddress.bindAddress
         let idle = options.idleTimeout.components.seconds
         let server = dispatcher.deployment.configuration.server
@@ -170,7 +171,7 @@ public struct FunctionHost: Sendable {
             logger: logger
         )
         return Application(
-            responder: responder,
+            responder: responder.router(),
             server: HTTPServerBuilder { responder in
                 GuardedHTTP1Channel(
                     inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .seconds(idle))),

@@ -11,46 +11,40 @@ import NIOCore
 
 /// The Lambda Invoke API, as awscli and boto3 call it (`shared/LAMBDA_CONTRACTS.md` §1).
 extension HostResponder {
-    func invokeAPI(_ request: Request, path: String, query: String, deployment: Deployment) async -> Response {
-        let rest = path.dropFirst("/2015-03-31/functions".count)
-        let segments = rest.split(separator: "/", omittingEmptySubsequences: true)
-        let qualifier = Self.queryValue("Qualifier", in: query)
-        switch (request.method, segments.count, segments.last) {
-        case (.get, 0, _):
-            return listFunctions(deployment)
-        case (.post, 2, "invocations"):
-            return await invoke(request, function: segments[0], qualifier: qualifier)
-        case (.get, 1, _), (.get, 2, "configuration"):
-            guard let (name, qualifier) = Self.functionName(segments[0], qualifier: qualifier),
-                let function = deployment.functions[name]
-            else {
-                let name = PercentEncoding.decode(segments[0])
-                return Self.serviceError(InvokeError(.functionNotFound, "Function not found: \(ARN.function(name))"))
-            }
-            // Galley deploys only $LATEST: any other version or alias does not exist, as on Lambda.
-            if let qualifier, qualifier != "$LATEST" {
-                return Self.serviceError(
-                    InvokeError(.functionNotFound, "Function not found: \(ARN.function(name, qualifier: qualifier))")
-                )
-            }
-            let configuration = FunctionConfigurationRecord(
-                function,
-                lastModified: started,
-                exposeEnvironment: deployment.configuration.server.exposeEnvironment
-            )
-            if segments.count == 2 { return .json(.ok, configuration.json) }
-            return .json(
-                .ok,
-                #"{"Configuration":\#(configuration.json),"Code":{"RepositoryType":"S3","Location":""},"Tags":{}}"#
-            )
-        default:
+    func getFunction(_ rawName: Substring, qualifier: String?, wrapped: Bool) -> Response {
+        let deployment = dispatcher.deployment
+        guard let (name, qualifier) = Self.functionName(rawName, qualifier: qualifier),
+            let function = deployment.functions[name]
+        else {
+            let name = PercentEncoding.decode(rawName)
+            return Self.serviceError(InvokeError(.functionNotFound, "Function not found: \(ARN.function(name))"))
+        }
+        // Galley deploys only $LATEST: any other version or alias does not exist, as on Lambda.
+        if let qualifier, qualifier != "$LATEST" {
             return Self.serviceError(
-                InvokeError(.invalidParameterValue, "Galley does not serve \(request.method) \(path)")
+                InvokeError(.functionNotFound, "Function not found: \(ARN.function(name, qualifier: qualifier))")
             )
         }
+        let configuration = FunctionConfigurationRecord(
+            function,
+            lastModified: started,
+            exposeEnvironment: deployment.configuration.server.exposeEnvironment
+        )
+        guard wrapped else { return .json(.ok, configuration.json) }
+        return .json(
+            .ok,
+            #"{"Configuration":\#(configuration.json),"Code":{"RepositoryType":"S3","Location":""},"Tags":{}}"#
+        )
     }
 
-    private func listFunctions(_ deployment: Deployment) -> Response {
+    /// An operation of the Lambda API that Galley does not serve.
+    func unsupported(_ request: Request) -> Response {
+        Self.serviceError(
+            InvokeError(.invalidParameterValue, "Galley does not serve \(request.method) \(request.uri.path)")
+        )
+    }
+
+    func listFunctions(_ deployment: Deployment) -> Response {
         let records = deployment.functions.keys.sorted().map {
             FunctionConfigurationRecord(
                 deployment.functions[$0]!,
@@ -61,7 +55,7 @@ extension HostResponder {
         return .json(.ok, #"{"Functions":[\#(records.joined(separator: ","))],"NextMarker":null}"#)
     }
 
-    private func invoke(_ request: Request, function rawName: Substring, qualifier: String?) async -> Response {
+    func invoke(_ request: Request, function rawName: Substring, qualifier: String?) async -> Response {
         guard let (name, qualifier) = Self.functionName(rawName, qualifier: qualifier) else {
             return Self.serviceError(
                 InvokeError(

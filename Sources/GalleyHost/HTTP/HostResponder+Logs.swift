@@ -8,7 +8,7 @@ import NIOCore
     import Foundation
 #endif
 
-/// `GET /_galley/logs?function=NAME[&since=MS][&filter=TEXT][&follow=true]`: a function's log lines
+/// `GET /_galley/logs?function=NAME[&since=MS][&filter=TEXT][&requestId=ID][&follow=true]`: a function's log lines
 /// as server-sent events, one `data: {"function","requestId","text","time"}` event per line: the
 /// kept ones (since `since`, Unix epoch milliseconds), then, with `follow`, every new line as it
 /// arrives until the client goes. What `galley logs` reads.
@@ -25,7 +25,10 @@ extension HostResponder {
             )
         }
         let since = Self.queryValue("since", in: query).flatMap { Int64($0) } ?? 0
-        let filter = Self.queryValue("filter", in: query).flatMap { $0.isEmpty ? nil : $0 }
+        let filter = LineFilter(
+            text: Self.queryValue("filter", in: query).flatMap { $0.isEmpty ? nil : $0 },
+            requestID: Self.queryValue("requestId", in: query).flatMap { $0.isEmpty ? nil : $0 }
+        )
         let follow = Self.queryValue("follow", in: query).map { $0 == "true" || $0 == "1" } ?? false
         // Subscribed before the kept lines are read, so that none falls between the two.
         let subscription = follow ? dispatcher.events.subscribe(function: function) : nil
@@ -50,9 +53,16 @@ extension HostResponder {
         return Response(status: .ok, headers: headers, body: body)
     }
 
-    private static func matches(_ line: InvocationEvent.Line, _ filter: String?) -> Bool {
-        guard let filter else { return true }
-        return line.text.contains(filter)
+    /// Which lines a reader asked for: those containing `text`, of the one invocation `requestID`.
+    struct LineFilter {
+        var text: String?
+        var requestID: String?
+    }
+
+    private static func matches(_ line: InvocationEvent.Line, _ filter: LineFilter) -> Bool {
+        if let requestID = filter.requestID, line.requestID != requestID { return false }
+        guard let text = filter.text else { return true }
+        return line.text.contains(text)
     }
 
     private static func event(_ line: InvocationEvent.Line) -> String {

@@ -14,16 +14,12 @@ import NIOCore
 /// Routes for reverse proxies: a request becomes an API Gateway HTTP API (payload 2.0) event, and
 /// the function's result becomes the response by the 2.0 rules (`shared/LAMBDA_CONTRACTS.md` §4).
 extension HostResponder {
-    func route(
-        _ request: Request,
-        context: HostRequestContext,
-        path: String,
-        query: String,
-        deployment: Deployment
-    ) async -> Response {
+    func route(_ request: Request, context: HostRequestContext) async -> Response {
+        let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
+        let deployment = dispatcher.deployment
         let method = request.method.rawValue
         guard let match = deployment.routes.match(method: method, path: path) else {
-            return .json(.notFound, #"{"message":"Not Found"}"#)
+            return .notFound
         }
         let body: ByteBuffer
         switch await Self.collectBody(of: request, upTo: Dispatcher.maxSyncPayload) {

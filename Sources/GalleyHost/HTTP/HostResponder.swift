@@ -12,78 +12,49 @@ import Synchronization
     import Foundation
 #endif
 
-/// Answers every request of `galley serve`: the Lambda Invoke API under `/2015-03-31/`, the host's
-/// own endpoints under `/_galley/`, and everything else through the functions' routes.
-public struct HostResponder: HTTPResponder {
-    public typealias Context = HostRequestContext
-
+/// What `galley serve` answers with: the Lambda Invoke API, the host's own endpoints and console,
+/// and the functions' routes. ``router()`` puts them behind Hummingbird's router.
+public struct HostResponder: Sendable {
     let dispatcher: Dispatcher
     let events: EventQueue
     let state: HostState
     let logger: Logger
     /// The build of `serve --watch` this host runs, if any.
     var build: String? = nil
-    /// The host's metrics and recent invocations (none in tests that build a bare responder).
+    /// The host's metrics and recent invocations (none when runtime.json turns them off).
     var metrics: HostMetrics? = nil
     var recent: RecentInvocations? = nil
+    /// The store, for the console (none in hosts built without one).
+    var stores: StoreOpener? = nil
     /// When the host started: the `LastModified` of every function.
     let started = Date()
 
-    public func respond(to request: Request, context: HostRequestContext) async throws -> Response {
-        let response = try await answer(request, context: context)
-        metrics?.countResponse(status: response.status.code)
-        return response
-    }
-
-    private func answer(_ request: Request, context: HostRequestContext) async throws -> Response {
-        let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
-        let deployment = dispatcher.deployment
-        if path.hasPrefix("/_galley/") {
-            guard deployment.configuration.server.servesHostEndpoints else {
-                return .json(.notFound, #"{"message":"Not Found"}"#)
-            }
-            return management(path: path, query: query, deployment: deployment)
-        }
-        // The whole segment: `/2015-03-31/functionshello/…` is not the Invoke API.
-        if deployment.configuration.server.invokeAPI,
-            path == "/2015-03-31/functions" || path.hasPrefix("/2015-03-31/functions/")
-        {
-            return await invokeAPI(request, path: path, query: query, deployment: deployment)
-        }
-        return await route(request, context: context, path: path, query: query, deployment: deployment)
-    }
-
     // MARK: - The host's own endpoints
 
-    func management(path: String, query: String = "", deployment: Deployment) -> Response {
-        switch path {
-        case "/_galley/health":
-            let draining = state.isDraining
-            return .json(
-                draining ? .serviceUnavailable : .ok,
-                draining ? #"{"status":"draining"}"# : #"{"status":"ok"}"#
-            )
-        case "/_galley/functions":
-            var document = FunctionsDocument(deployment)
-            document.build = build
-            return .json(.ok, document.json)
-        case "/_galley/queue":
-            return .json(.ok, events.statusJSON())
-        case "/_galley/metrics":
-            guard let metrics else { return .json(.notFound, #"{"message":"Not Found"}"#) }
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            let text = metrics.exposition(
-                deployment: deployment,
-                queue: events.functionStatuses(),
-                droppedEvents: dispatcher.events.droppedEvents
-            )
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
-        case "/_galley/logs":
-            return logs(query: query, deployment: deployment)
-        default:
-            return .json(.notFound, #"{"message":"Not Found"}"#)
-        }
+    func health() -> Response {
+        let draining = state.isDraining
+        return .json(
+            draining ? .serviceUnavailable : .ok,
+            draining ? #"{"status":"draining"}"# : #"{"status":"ok"}"#
+        )
+    }
+
+    func functions() -> Response {
+        var document = FunctionsDocument(dispatcher.deployment)
+        document.build = build
+        return .json(.ok, document.json)
+    }
+
+    func metricsExposition() -> Response {
+        guard let metrics else { return .notFound }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+        let text = metrics.exposition(
+            deployment: dispatcher.deployment,
+            queue: events.functionStatuses(),
+            droppedEvents: dispatcher.events.droppedEvents
+        )
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }
 

@@ -163,6 +163,11 @@ public final class EventQueue: Service, Sendable {
         shutdownRequested.signal()
     }
 
+    /// Looks at the queue now: something became due outside it (a replay from the console).
+    func wake() {
+        wakeup.signal()
+    }
+
     /// Stops starting deliveries; running attempts finish.
     public func stopDelivering() {
         state.withLock { $0.stopping = true }
