@@ -606,7 +606,7 @@ struct EnvironmentTests {
         return try await send(request)
     }
 
-    private static func send(_ request: URLRequest) async throws -> Answer {
+    static func send(_ request: URLRequest) async throws -> Answer {
         let (data, response) = try await URLSession.shared.data(for: request)
         let http = response as! HTTPURLResponse
         var headers: [String: String] = [:]

@@ -128,7 +128,9 @@ extension HostResponder {
         let function = PercentEncoding.decode(rawFunction)
         var id: Int64?
         if let text = Self.queryValue("id", in: query) {
-            guard let number = Int64(text) else { return Self.message(.badRequest, "id must be a number, not '\(text)'") }
+            guard let number = Int64(text) else {
+                return Self.message(.badRequest, "id must be a number, not '\(text)'")
+            }
             id = number
         }
         do {

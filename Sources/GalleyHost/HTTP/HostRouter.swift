@@ -157,7 +157,10 @@ struct ActionGate: RouterMiddleware {
         next: (Request, HostRequestContext) async throws -> Response
     ) async throws -> Response {
         guard host.dispatcher.deployment.configuration.server.invokeAPI else {
-            return .json(.forbidden, #"{"message":"this host does not serve the Invoke API (server.invokeAPI), so it takes no actions"}"#)
+            return .json(
+                .forbidden,
+                #"{"message":"this host does not serve the Invoke API (server.invokeAPI), so it takes no actions"}"#
+            )
         }
         guard request.headers[Self.header] != nil else {
             return .json(.forbidden, #"{"message":"actions need the X-Galley-Console header"}"#)
