@@ -1,5 +1,6 @@
 import Foundation
 import Galley
+import GalleyStore
 import InMemoryTracing
 import Logging
 import Synchronization
@@ -85,6 +86,49 @@ struct TracingTests {
         #expect(inits.first?.traceID == cold.traceID)
         // The caller's headers were handed to the tracer to extract its context from.
         #expect(tracer.performedContextExtractions.count == 2)
+    }
+
+    /// Increments `n` in its own namespace.
+    struct Tally: Handler {
+        struct Output: Encodable { var n: Int64 }
+        init(context: InitContext) {}
+        func handle(_ event: [String: String], context: Context) async throws -> Output {
+            Output(n: try await context.store.increment("n", by: 1))
+        }
+    }
+
+    @Test func eachStoreCallIsASpanOfItsInvocationAndIsCounted() async throws {
+        let tracer = InMemoryTracer()
+        let metrics = HostMetrics()
+        var function = FunctionConfiguration(handler: "Tally")
+        function.isolation = .inline
+        let deployment = try Deployment(
+            configuration: RuntimeConfiguration(functions: ["tally": function]),
+            catalog: [.handler("Tally", Tally.self)],
+            file: "runtime.json"
+        )
+        let dispatcher = Dispatcher(
+            deployment: deployment,
+            logWriter: LogLines().writer(),
+            stores: StoreAccess.provider(StoreOpener { MemoryStore() }, metrics: metrics, tracer: tracer),
+            tracer: tracer
+        )
+        for _ in 0..<3 {
+            #expect(
+                !(try await dispatcher.invoke(Invocation(function: "tally", payload: Data("{}".utf8)))).isFunctionError
+            )
+        }
+        let spans = tracer.finishedSpans
+        let invocations = spans.filter { $0.operationName == "tally invoke" }
+        let calls = spans.filter { $0.operationName == "store increment" }
+        #expect(calls.count == 3)
+        #expect(Set(calls.compactMap(\.parentSpanID)) == Set(invocations.map(\.spanID)))
+        let text = metrics.registry.emitToString()
+        #expect(
+            text.contains(#"galley_store_operations_total{operation="increment",namespace="tally",outcome="ok"} 3"#),
+            "\(text)"
+        )
+        #expect(text.contains(#"galley_store_operation_duration_seconds_count{operation="increment"} 3"#), "\(text)")
     }
 
     @Test func anEventKeepsItsCallersTraceUntilItsDelivery() async throws {

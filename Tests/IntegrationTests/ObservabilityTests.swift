@@ -28,7 +28,8 @@ struct ObservabilityTests {
                 "single": { "handler": "Inspect", "timeout": 120, "concurrency": 1 },
                 "queued": { "handler": "Hello" },
                 "doomed": { "handler": "Inspect", "retries": 0 },
-                "talker": { "handler": "Inspect", "timeout": 120 }
+                "talker": { "handler": "Inspect", "timeout": 120 },
+                "counter": { "handler": "Counter" }
               }
             }
             """
@@ -57,6 +58,8 @@ struct ObservabilityTests {
     func aScrapeCountsEveryKindOfInvocation() async throws {
         let server = try await ServerProcess(config: config)
         for _ in 0..<3 { _ = try await EnvironmentTests.invoke(server, "hello", #"{"name": "Ada"}"#) }
+        // Store calls from a worker process, through the host.
+        for _ in 0..<4 { _ = try await EnvironmentTests.invoke(server, "counter", #"{"name": "visits"}"#) }
         for _ in 0..<2 { _ = try await EnvironmentTests.invoke(server, "faulty", #"{"fail": "no"}"#) }
         _ = try await EnvironmentTests.invoke(server, "faulty", #"{"spin": true}"#)
         // A throttle: the one environment of `single` is busy (seen running), the next call is refused.
@@ -102,6 +105,8 @@ struct ObservabilityTests {
         #expect(samples[#"galley_async_queue_depth{function="queued"}"#] ?? 0 == 0)
         #expect((samples[#"galley_http_requests_total{status="429"}"#] ?? 0) == 1)
         #expect((samples[#"galley_http_requests_total{status="202"}"#] ?? 0) == 3)
+        #expect(samples[#"galley_store_operations_total{namespace="counter",operation="increment",outcome="ok"}"#] == 4)
+        #expect(samples[#"galley_store_operation_duration_seconds_count{operation="increment"}"#] == 4)
     }
 
     @Test func logsFollowShowsALineWhileItsInvocationStillRuns() async throws {

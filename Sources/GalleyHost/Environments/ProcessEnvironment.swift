@@ -1,6 +1,7 @@
 import CGalleySystem
 import Galley
 import NIOCore
+import ServiceContextModule
 import Synchronization
 
 #if canImport(FoundationEssentials)
@@ -111,8 +112,11 @@ final class ProcessEnvironment: ExecutionEnvironment {
         let phase = PhaseDeadline(deadline)
         let functionName = function.name
         let storeCall: @Sendable ([UInt8]) async -> [UInt8] = { call in
-            await InvocationDeadline.$current.withValue(phase.current) {
-                await StoreCall.answer(call, function: functionName, stores: stores)
+            // In the trace of the invocation (or init) that made the call.
+            await ServiceContext.$current.withValue(phase.context) {
+                await InvocationDeadline.$current.withValue(phase.current) {
+                    await StoreCall.answer(call, function: functionName, stores: stores)
+                }
             }
         }
         let link: Link
@@ -234,6 +238,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         output.sink = request.log
         defer { output.sink = nil }
         phase.current = request.deadline
+        phase.context = ServiceContext.current
         link.deliver(
             RuntimeEndpoint.Delivery(
                 requestID: invocation.requestID,
@@ -359,14 +364,21 @@ final class Mailbox<Value: Sendable>: Sendable {
 
 /// The deadline of the phase an environment is in: its init phase, then each invocation.
 final class PhaseDeadline: Sendable {
-    private let value: Mutex<ContinuousClock.Instant>
+    private let value: Mutex<(deadline: ContinuousClock.Instant, context: ServiceContext?)>
 
+    /// Starts with the init phase, in the current service context (its span).
     init(_ deadline: ContinuousClock.Instant) {
-        value = Mutex(deadline)
+        value = Mutex((deadline, ServiceContext.current))
     }
 
     var current: ContinuousClock.Instant {
-        get { value.withLock { $0 } }
-        set { value.withLock { $0 = newValue } }
+        get { value.withLock { $0.deadline } }
+        set { value.withLock { $0.deadline = newValue } }
+    }
+
+    /// The phase's trace context, for the spans of the store calls made in it.
+    var context: ServiceContext? {
+        get { value.withLock { $0.context } }
+        set { value.withLock { $0.context = newValue } }
     }
 }

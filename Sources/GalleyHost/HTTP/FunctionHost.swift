@@ -84,11 +84,12 @@ public struct FunctionHost: Sendable {
         let group: any EventLoopGroup =
             options.eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
             ?? MultiThreadedEventLoopGroup.singleton
+        let counted = configuration.server.metrics ? HostMetrics() : nil
         let dispatcher = Dispatcher(
             deployment: deployment,
             logWriter: writer,
             logLevel: level,
-            stores: StoreAccess.provider(opener),
+            stores: StoreAccess.provider(opener, metrics: counted),
             workerExecutable: options.workerExecutable,
             configurationFolder: URL(filePath: options.configurationFile).deletingLastPathComponent().path,
             eventLoopGroup: group
@@ -127,9 +128,8 @@ public struct FunctionHost: Sendable {
         self.storageLock = storageLock
         var metrics: HostMetrics?
         var recent: RecentInvocations?
-        if configuration.server.metrics {
+        if let counted {
             let kept = RecentInvocations()
-            let counted = HostMetrics()
             dispatcher.events.observe { event in
                 counted.record(event)
                 kept.record(event)

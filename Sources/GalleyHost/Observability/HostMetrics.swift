@@ -21,6 +21,8 @@ import Synchronization
 /// | `galley_async_event_retries_total{function}` | |
 /// | `galley_async_events_dead_lettered_total{function}` | AsyncEventsDropped |
 /// | `galley_async_queue_depth{function}`, `galley_async_event_age_seconds{function}` | AsyncEventAge |
+/// | `galley_store_operations_total{operation,namespace,outcome}` | |
+/// | `galley_store_operation_duration_seconds{operation}` (histogram) | |
 /// | `galley_http_requests_total{status}` | |
 /// | `galley_events_dropped` (events live feeds lost by not keeping up, since start) | |
 public final class HostMetrics: Sendable {
@@ -28,6 +30,14 @@ public final class HostMetrics: Sendable {
     private let factory: PrometheusMetricsFactory
     private let handles = Mutex<[String: Handles]>([:])
     private let statuses = Mutex<[Int: CoreMetrics.Counter]>([:])
+    private let storeCalls = Mutex<[StoreCallKey: CoreMetrics.Counter]>([:])
+    private let storeTimers: [ObservedStore.Operation: CoreMetrics.Timer]
+
+    private struct StoreCallKey: Hashable {
+        var operation: ObservedStore.Operation
+        var namespace: String
+        var outcome: String
+    }
 
     /// One function's metrics, made once.
     private struct Handles: Sendable {
@@ -48,10 +58,51 @@ public final class HostMetrics: Sendable {
         .seconds(10), .seconds(30), .seconds(60), .seconds(300), .seconds(900),
     ]
 
+    /// A store call takes microseconds to a few milliseconds (a durable write's fsync).
+    static let storeBuckets: [Duration] = [
+        .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250),
+        .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10),
+        .milliseconds(25), .milliseconds(100), .seconds(1),
+    ]
+
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
         factory.defaultDurationHistogramBuckets = Self.buckets
+        factory.durationHistogramBuckets["galley_store_operation_duration_seconds"] = Self.storeBuckets
         self.factory = factory
+        var timers: [ObservedStore.Operation: CoreMetrics.Timer] = [:]
+        for operation in ObservedStore.Operation.allCases {
+            timers[operation] = CoreMetrics.Timer(
+                label: "galley_store_operation_duration_seconds",
+                dimensions: [("operation", operation.rawValue)],
+                factory: factory
+            )
+        }
+        storeTimers = timers
+    }
+
+    /// Counts and times one store call of a function.
+    func recordStoreCall(
+        _ operation: ObservedStore.Operation,
+        namespace: String,
+        outcome: String,
+        took duration: Duration
+    ) {
+        let key = StoreCallKey(operation: operation, namespace: namespace, outcome: outcome)
+        let counter =
+            storeCalls.withLock { $0[key] }
+            ?? {
+                let made = CoreMetrics.Counter(
+                    label: "galley_store_operations_total",
+                    dimensions: [("operation", operation.rawValue), ("namespace", namespace), ("outcome", outcome)],
+                    factory: factory
+                )
+                storeCalls.withLock { $0[key] = made }
+                return made
+            }()
+        counter.increment()
+        let (seconds, attoseconds) = duration.components
+        storeTimers[operation]?.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     private func handles(for function: String) -> Handles {

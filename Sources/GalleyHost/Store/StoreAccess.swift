@@ -1,6 +1,7 @@
 import Galley
 import GalleyStore
 import Synchronization
+import Tracing
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -61,16 +62,39 @@ public struct StoreAccess: StoreProvider {
     public let function: String
     public let granted: [String]
     let opener: StoreOpener
+    /// Where each call is counted and timed; `nil`: not counted (spans are made all the same).
+    let metrics: HostMetrics?
+    let tracer: (any Tracer)?
 
-    public init(function: String, granted: [String], opener: StoreOpener) {
+    public init(
+        function: String,
+        granted: [String],
+        opener: StoreOpener,
+        metrics: HostMetrics? = nil,
+        tracer: (any Tracer)? = nil
+    ) {
         self.function = function
         self.granted = granted
         self.opener = opener
+        self.metrics = metrics
+        self.tracer = tracer
     }
 
     /// Access for each function of a deployment, through one opener.
-    public static func provider(_ opener: StoreOpener) -> @Sendable (Deployment.Function) -> any StoreProvider {
-        { function in StoreAccess(function: function.name, granted: function.configuration.store, opener: opener) }
+    public static func provider(
+        _ opener: StoreOpener,
+        metrics: HostMetrics? = nil,
+        tracer: (any Tracer)? = nil
+    ) -> @Sendable (Deployment.Function) -> any StoreProvider {
+        { function in
+            StoreAccess(
+                function: function.name,
+                granted: function.configuration.store,
+                opener: opener,
+                metrics: metrics,
+                tracer: tracer
+            )
+        }
     }
 
     public func store(namespace: String) throws -> any KeyValueStore {
@@ -81,7 +105,12 @@ public struct StoreAccess: StoreProvider {
                     + "grant it in runtime.json: functions.\(function).store"
             )
         }
-        return try opener.store().namespace(namespace)
+        return ObservedStore(
+            base: try opener.store().namespace(namespace),
+            namespace: namespace,
+            metrics: metrics,
+            tracer: tracer
+        )
     }
 
     public func settle() async {
