@@ -49,4 +49,29 @@ struct RecentInvocationsTests {
         #expect(recent.lines(of: "g").count == 1000)
         #expect(recent.lines(of: "nobody").isEmpty)
     }
+
+    @Test func longLinesWrapAroundTheByteRingAndComeBackWhole() {
+        let recent = RecentInvocations()
+        // 1,000 lines of about 1 KB: four times the ring, so records straddle its end many times.
+        for number in 0..<1000 {
+            let text =
+                "\(number) "
+                + String(repeating: Character(UnicodeScalar(UInt8(97 + number % 26))), count: 1000 + number % 7)
+            recent.record(
+                .lines(
+                    InvocationEvent.Batch(function: "f", requestID: "r\(number)", texts: [text], time: Int64(number))
+                )
+            )
+        }
+        let lines = recent.lines(of: "f")
+        #expect(lines.count > 200 && lines.count < 260)
+        #expect(lines.reduce(0) { $0 + $1.text.utf8.count + ($1.requestID?.utf8.count ?? 0) + 13 } <= 256 * 1024)
+        for (index, line) in lines.enumerated() {
+            let number = 1000 - lines.count + index
+            #expect(line.requestID == "r\(number)" && line.time == Int64(number))
+            #expect(
+                line.text.hasPrefix("\(number) ") && line.text.utf8.count == "\(number) ".utf8.count + 1000 + number % 7
+            )
+        }
+    }
 }

@@ -105,8 +105,16 @@ public final class RecentInvocations: Sendable {
             )
         }
 
+        /// Where the record at `offset` ends, read from its two lengths alone.
+        private func end(ofRecordAt offset: Int) -> Int {
+            let idLength = Int(byte(at: offset + 8))
+            var length = 0
+            for index in 0..<4 { length |= Int(byte(at: offset + 9 + idLength + index)) << (8 * index) }
+            return offset + 13 + idLength + length
+        }
+
         private mutating func dropOldest() {
-            head = record(at: head).next
+            head = end(ofRecordAt: head)
             count -= 1
         }
 
