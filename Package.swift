@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
@@ -43,13 +44,22 @@ let package = Package(
         // The key-value store: SQLite on a local file, and in memory.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "GalleyStore", dependencies: ["Galley", "CSQLite"]),
+        // The store, queue and schedules on PostgreSQL, for several hosts serving one application.
+        .target(
+            name: "GalleyPostgres",
+            dependencies: [
+                "Galley", "GalleyStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Linux calls Swift's Glibc module does not declare (pipe2, prlimit, posix_spawn extensions).
         .target(name: "CGalleySystem"),
         // The runtime: configuration, dispatcher, environments, HTTP host.
         .target(
             name: "GalleyHost",
             dependencies: [
-                "Galley", "GalleyStore", "CGalleySystem", "CSQLite",
+                "Galley", "GalleyStore", "GalleyPostgres", "CGalleySystem", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -111,7 +121,10 @@ let package = Package(
         ),
         .testTarget(
             name: "GalleyStoreTests",
-            dependencies: ["Galley", "GalleyStore", "TestSupport"]
+            dependencies: [
+                "Galley", "GalleyStore", "GalleyPostgres", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(
             name: "GalleyHostTests",

@@ -10,15 +10,8 @@ import Synchronization
 /// A store in memory, with the same behaviour as ``SQLiteStore``: for tests, and for hosts that
 /// need no persistence.
 public final class MemoryStore: Sendable {
-    struct Row {
-        var value: Data
-        var version: Int64
-        var expiresAt: Int64?
-        var metadata: String?
-    }
-
     private struct State {
-        var rows: [String: [String: Row]] = [:]
+        var rows: [String: [String: StoredRow]] = [:]
         var version: Int64 = 0
     }
 
@@ -70,41 +63,18 @@ extension MemoryStore: StoreBackend {
     package func write(namespace: String, _ operations: [AtomicOperation]) async throws -> WriteOutcome {
         let now = clock.now()
         return try state.withLock { state in
-            var rows = state.rows[namespace] ?? [:]
-            for operation in operations {
-                guard case .check(let condition) = operation.kind else { continue }
-                let current = rows[operation.key].flatMap { $0.isLive(at: now) ? $0.version : nil }
-                guard current == condition.version else {
-                    throw StoreError.conflict(operation.key, condition, found: current)
+            var namespaceRows = state.rows[namespace] ?? [:]
+            var rows: [String: StoredRow] = [:]
+            for key in WritePlan.keys(of: operations) { rows[key] = namespaceRows[key] }
+            try WritePlan.check(operations, rows: rows, now: now)
+            let (changes, outcome) = try WritePlan.apply(operations, rows: rows, version: state.version + 1, now: now)
+            for (key, change) in changes {
+                switch change {
+                case .upsert(let row): namespaceRows[key] = row
+                case .delete: namespaceRows.removeValue(forKey: key)
                 }
             }
-            var outcome = WriteOutcome(version: state.version + 1)
-            for operation in operations {
-                let key = operation.key
-                switch operation.kind {
-                case .check:
-                    continue
-                case .put(let value, let options):
-                    rows[key] = Row(
-                        value: value,
-                        version: outcome.version,
-                        expiresAt: options.expiration(now: now),
-                        metadata: options.encodedMetadata
-                    )
-                case .delete:
-                    outcome.deleted.append(rows.removeValue(forKey: key)?.isLive(at: now) ?? false)
-                case .increment(let amount):
-                    var row = rows[key].flatMap { $0.isLive(at: now) ? $0 : nil }
-                    let current = try row.map { try StoredValues.integer($0.value, key: key) } ?? 0
-                    let next = try StoredValues.add(amount, to: current, key: key)
-                    row = row ?? Row(value: Data(), version: 0, expiresAt: nil, metadata: nil)
-                    row!.value = Data(String(next).utf8)
-                    row!.version = outcome.version
-                    rows[key] = row
-                    outcome.counters.append(next)
-                }
-            }
-            state.rows[namespace] = rows
+            state.rows[namespace] = namespaceRows
             state.version = outcome.version
             return outcome
         }
@@ -122,19 +92,5 @@ extension MemoryStore: StoreBackend {
             }
             return purged
         }
-    }
-}
-
-extension MemoryStore.Row {
-    func isLive(at now: Int64) -> Bool { expiresAt.map { $0 > now } ?? true }
-
-    func entry(_ key: String) -> StoreEntry {
-        StoreEntry(
-            key: key,
-            value: value,
-            version: version,
-            expiration: StoredValues.date(expiresAt),
-            metadata: StoredValues.metadata(metadata)
-        )
     }
 }

@@ -270,61 +270,38 @@ extension SQLiteStore: StoreBackend {
     package func write(namespace: String, _ operations: [AtomicOperation]) async throws -> WriteOutcome {
         let now = clock.now()
         return try await transaction { connection in
-            func liveVersion(_ key: String) throws -> (version: Int64, value: Data)? {
-                try connection.withStatement(Self.selectEntry) { statement in
+            var rows: [String: StoredRow] = [:]
+            for key in WritePlan.keys(of: operations) {
+                rows[key] = try connection.withStatement(Self.selectEntry) { statement in
                     statement.bind(1, namespace)
                     statement.bind(2, key)
                     guard try statement.step() else { return nil }
-                    if let expiresAt = statement.optionalInt64(2), expiresAt <= now { return nil }
-                    return (statement.int64(1), statement.data(0))
+                    return StoredRow(
+                        value: statement.data(0),
+                        version: statement.int64(1),
+                        expiresAt: statement.optionalInt64(2),
+                        metadata: statement.text(3)
+                    )
                 }
             }
-            for operation in operations {
-                guard case .check(let condition) = operation.kind else { continue }
-                let current = try liveVersion(operation.key)?.version
-                guard current == condition.version else {
-                    throw StoreError.conflict(operation.key, condition, found: current)
-                }
-            }
+            try WritePlan.check(operations, rows: rows, now: now)
             let version = try connection.withStatement(
                 "UPDATE versions SET last = last + 1 WHERE id = 0 RETURNING last"
             ) {
                 _ = try $0.step()
                 return $0.int64(0)
             }
-            var outcome = WriteOutcome(version: version)
-            for operation in operations {
-                let key = operation.key
-                switch operation.kind {
-                case .check:
-                    continue
-                case .put(let value, let options):
-                    try Self.upsert(
-                        connection,
-                        namespace,
-                        key,
-                        value,
-                        version,
-                        options.expiration(now: now),
-                        options.encodedMetadata
-                    )
+            let (changes, outcome) = try WritePlan.apply(operations, rows: rows, version: version, now: now)
+            for (key, change) in changes {
+                switch change {
+                case .upsert(let row):
+                    try Self.upsert(connection, namespace, key, row)
                 case .delete:
-                    let existed = try connection.withStatement(
-                        "DELETE FROM kv WHERE namespace = ?1 AND key = ?2 RETURNING expires_at"
-                    ) { statement in
+                    try connection.withStatement("DELETE FROM kv WHERE namespace = ?1 AND key = ?2") { statement in
                         statement.bind(1, namespace)
                         statement.bind(2, key)
-                        guard try statement.step() else { return false }
-                        let expiresAt = statement.optionalInt64(0)
-                        while try statement.step() {}
-                        return expiresAt.map { $0 > now } ?? true
+                        _ = try statement.step()
                     }
-                    outcome.deleted.append(existed)
-                case .increment(let amount):
-                    let current = try liveVersion(key).map { try StoredValues.integer($0.value, key: key) } ?? 0
-                    let next = try StoredValues.add(amount, to: current, key: key)
-                    try Self.upsert(connection, namespace, key, Data(String(next).utf8), version, nil, nil)
-                    outcome.counters.append(next)
                 }
             }
             return outcome
@@ -335,10 +312,7 @@ extension SQLiteStore: StoreBackend {
         _ connection: SQLiteConnection,
         _ namespace: String,
         _ key: String,
-        _ value: Data,
-        _ version: Int64,
-        _ expiresAt: Int64?,
-        _ metadata: String?
+        _ row: StoredRow
     ) throws {
         try connection.withStatement(
             """
@@ -349,10 +323,10 @@ extension SQLiteStore: StoreBackend {
         ) { statement in
             statement.bind(1, namespace)
             statement.bind(2, key)
-            statement.bind(3, value)
-            statement.bind(4, version)
-            statement.bind(5, expiresAt)
-            statement.bind(6, optional: metadata)
+            statement.bind(3, row.value)
+            statement.bind(4, row.version)
+            statement.bind(5, row.expiresAt)
+            statement.bind(6, optional: row.metadata)
             _ = try statement.step()
         }
     }

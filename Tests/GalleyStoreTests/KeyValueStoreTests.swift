@@ -1,9 +1,11 @@
 import Foundation
 import Galley
+import Logging
 import Synchronization
 import TestSupport
 import Testing
 
+@testable import GalleyPostgres
 @testable import GalleyStore
 
 /// A clock the test moves by hand.
@@ -18,8 +20,12 @@ final class ManualClock: Sendable {
 }
 
 enum Adapter: String, CaseIterable, CustomTestStringConvertible {
-    case sqlite, memory
+    case sqlite, memory, postgres
     var testDescription: String { rawValue }
+
+    /// The backends the conformance tests run on: PostgreSQL too when it is installed, and always
+    /// in CI (where a cluster that cannot start fails them).
+    static let conformance: [Adapter] = [.sqlite, .memory] + (PostgresCluster.isWanted ? [.postgres] : [])
 }
 
 /// A fresh store of either kind, in its own temporary folder.
@@ -39,6 +45,11 @@ final class Fixture {
             )
         case .memory:
             store = MemoryStore(clock: clock.storeClock)
+        case .postgres:
+            let cluster = try PostgresCluster.shared.get()
+            var logger = Logger(label: "test")
+            logger.logLevel = .error
+            store = try PostgresStore(url: try cluster.makeDatabase(), clock: clock.storeClock, logger: logger)
         }
     }
 
@@ -53,7 +64,7 @@ struct KeyValueStoreTests {
         var age: Int
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func putThenGetReturnsValueVersionAndMetadata(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -68,7 +79,7 @@ struct KeyValueStoreTests {
         #expect(try await store.get("missing") == nil)
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func codableValuesRoundTripAsJSON(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -78,7 +89,7 @@ struct KeyValueStoreTests {
         #expect(try await store.get("user:1")?.value == Data(#"{"age":36,"name":"Ada"}"#.utf8))
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func versionsIncreaseAcrossKeysAndNamespaces(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -88,7 +99,7 @@ struct KeyValueStoreTests {
         #expect(a < b && b < c)
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func ifAbsentRefusesToOverwrite(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -103,7 +114,7 @@ struct KeyValueStoreTests {
         #expect(try await store.get("k", as: String.self) == "first")
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func ifVersionDetectsAConcurrentChange(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -117,7 +128,7 @@ struct KeyValueStoreTests {
         #expect(try await store.get("absent") == nil)
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func deleteSaysWhetherAnEntryWasThere(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -130,7 +141,7 @@ struct KeyValueStoreTests {
         #expect(try await store.get("k") == nil)
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func expiredEntriesVanishAtOnceAndArePurged(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -153,7 +164,7 @@ struct KeyValueStoreTests {
         #expect(try await store.list().keys == ["forever", "long"])
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func listPagesThroughACursorBoundary(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -182,7 +193,7 @@ struct KeyValueStoreTests {
         )
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func atomicAppliesAllOrNothing(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -211,7 +222,7 @@ struct KeyValueStoreTests {
         #expect(try await store.get("transfers", as: Int.self) == 1)
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func aTTLPastOneHundredYearsIsRefusedNotATrap(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -232,7 +243,7 @@ struct KeyValueStoreTests {
         #expect(try PutOptions.ttl(seconds: 1.5) == .milliseconds(1500))
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func incrementCountsFromZeroAndRefusesNonIntegers(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -249,7 +260,7 @@ struct KeyValueStoreTests {
         await #expect(throws: StoreError.self) { try await store.increment("max") }
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func concurrentIncrementsLoseNothing(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -263,7 +274,7 @@ struct KeyValueStoreTests {
         #expect(try await store.get("hits", as: Int.self) == 500)
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func namespacesAreSeparate(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -273,7 +284,7 @@ struct KeyValueStoreTests {
         #expect(try await fixture.namespace("a").get("k", as: String.self) == "in a")
     }
 
-    @Test(arguments: Adapter.allCases)
+    @Test(arguments: Adapter.conformance)
     func limitsAreEnforcedWithClearErrors(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
@@ -424,5 +435,96 @@ struct DefiniteWriteTests {
         }
         #expect(version == 1)
         #expect(try await store.namespace("app").get("k")?.value == Data("1".utf8))
+    }
+}
+
+/// What several hosts on one PostgreSQL database rely on.
+@Suite(.enabled(if: PostgresCluster.isWanted, "PostgreSQL is not installed"))
+struct PostgresStoreTests {
+    func twoHosts() throws -> (PostgresStore, PostgresStore) {
+        let url = try PostgresCluster.shared.get().makeDatabase()
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        return (try PostgresStore(url: url, logger: logger), try PostgresStore(url: url, logger: logger))
+    }
+
+    @Test func concurrentIncrementsFromTwoHostsLoseNothing() async throws {
+        let (first, second) = try twoHosts()
+        // A counter that does not exist yet: no row to lock, so only the key's own lock keeps it exact.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<16 {
+                let store = try (worker % 2 == 0 ? first : second).namespace("app")
+                group.addTask {
+                    for _ in 0..<125 { _ = try await store.increment("hits", by: 1) }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await first.namespace("app").get("hits", as: Int.self) == 2000)
+    }
+
+    @Test func ifVersionFromTwoHostsLetsExactlyOneWriterWin() async throws {
+        let (first, second) = try twoHosts()
+        let version = try await first.namespace("app").put("doc", "v0")
+        let results = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for store in [first, second] {
+                let namespace = try store.namespace("app")
+                group.addTask {
+                    do {
+                        try await namespace.put("doc", "mine", condition: .ifVersion(version))
+                        return true
+                    } catch let error as StoreError where error.code == .conflict {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 1)
+    }
+
+    @Test func prefixesEndingInAnyCharacterListOnlyTheirKeys() async throws {
+        let (store, _) = try twoHosts()
+        let namespace = try store.namespace("app")
+        for key in ["é1", "é2", "ê", "a\u{10FFFF}", "a\u{10FFFF}b", "b", "\u{D7FF}x", "\u{E000}"] {
+            try await namespace.put(key, 1)
+        }
+        #expect(try await namespace.list(prefix: "é").keys == ["é1", "é2"])
+        #expect(try await namespace.list(prefix: "a\u{10FFFF}").keys == ["a\u{10FFFF}", "a\u{10FFFF}b"])
+        #expect(try await namespace.list(prefix: "\u{D7FF}").keys == ["\u{D7FF}x"])
+        // Byte order, as SQLite and the memory store sort.
+        #expect(
+            try await namespace.list().keys == [
+                "a\u{10FFFF}", "a\u{10FFFF}b", "b", "é1", "é2", "ê", "\u{D7FF}x", "\u{E000}",
+            ]
+        )
+    }
+
+    @Test func anUnreachableServerIsAClearErrorWithinTheTimeout() async throws {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        // A port nobody listens on.
+        let store = try PostgresStore(
+            url: "postgres://galley@127.0.0.1:\(PostgresCluster.freePort())/none",
+            logger: logger
+        )
+        // An invocation with a second left: the call gives up at its deadline, not after the
+        // connection attempts (which retry for a minute); 30 s leaves room for any loaded machine.
+        let started = ContinuousClock.now
+        await #expect {
+            try await InvocationDeadline.$current.withValue(.now + .seconds(1)) {
+                try await store.namespace("app").get("k")
+            }
+        } throws: { error in
+            let error = error as? StoreError
+            return error?.code == .unavailable && error?.message.contains("127.0.0.1") == true
+        }
+        #expect(ContinuousClock.now - started < .seconds(30))
+    }
+
+    @Test func aURLThatIsNotOneIsNamed() {
+        #expect { try PostgresStore(url: "mysql://x@y/z") } throws: { "\($0)".contains("postgres://") }
+        #expect { try PostgresStore(url: "postgres://host/db") } throws: { "\($0)".contains("no user") }
+        #expect { try PostgresStore(url: "postgres://u@h/db?sslmode=maybe") } throws: { "\($0)".contains("sslmode") }
     }
 }
