@@ -144,11 +144,20 @@ public struct PutOptions: Sendable, Equatable {
     public var metadata: [String: String]?
     /// A condition the current entry must meet, or the write fails with `.conflict`.
     public var condition: WriteCondition?
+    /// When the entry stops being visible, as a time rather than a TTL (to the millisecond): what
+    /// `galley kv import` keeps from an export. Not together with `ttl`.
+    public var expiresAt: Date?
 
-    public init(ttl: Duration? = nil, metadata: [String: String]? = nil, condition: WriteCondition? = nil) {
+    public init(
+        ttl: Duration? = nil,
+        metadata: [String: String]? = nil,
+        condition: WriteCondition? = nil,
+        expiresAt: Date? = nil
+    ) {
         self.ttl = ttl
         self.metadata = metadata
         self.condition = condition
+        self.expiresAt = expiresAt
     }
 
     /// The longest TTL a store accepts: 100 years.

@@ -110,6 +110,9 @@ package struct NamespaceStore: KeyValueStore {
                     "the value of '\(operation.key)' is \(value.count) bytes; values are at most \(maxValueBytes) (25 MiB)"
                 )
             }
+            if options.ttl != nil, options.expiresAt != nil {
+                throw StoreError(.invalidKey, "'\(operation.key)' has both a TTL and an expiry time; give one")
+            }
             if let ttl = options.ttl, ttl <= .zero || ttl > PutOptions.maxTTL {
                 throw StoreError(
                     .invalidKey,

@@ -53,6 +53,7 @@ package struct StoreClock: Sendable {
 extension PutOptions {
     /// The expiry time for a write at `now`, if the entry has a TTL.
     func expiration(now: Int64) -> Int64? {
+        if let expiresAt { return Int64((expiresAt.timeIntervalSince1970 * 1000).rounded()) }
         guard let ttl else { return nil }
         let (seconds, attoseconds) = ttl.components
         return now + seconds * 1000 + attoseconds / 1_000_000_000_000_000

@@ -23,9 +23,10 @@ struct KV: AsyncParsableCommand {
         func namespace(_ name: String) throws -> any KeyValueStore {
             let configuration = try configOptions.loadConfiguration()
             do {
-                return try StoreOpener.sqlite(configuration, configurationFile: configOptions.config).store().namespace(
-                    name
-                )
+                return try StoreOpener.configured(configuration, configurationFile: configOptions.config).store()
+                    .namespace(
+                        name
+                    )
             } catch {
                 throw Failure("\(error)")
             }

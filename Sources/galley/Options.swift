@@ -47,7 +47,7 @@ struct ConfigOptions: ParsableArguments {
 
     /// The store the configuration names, opened on first use.
     func storeOpener(_ configuration: RuntimeConfiguration) -> StoreOpener {
-        StoreOpener.sqlite(configuration, configurationFile: config)
+        StoreOpener.configured(configuration, configurationFile: config)
     }
 }
 

@@ -261,6 +261,29 @@ struct KeyValueStoreTests {
     }
 
     @Test(arguments: Adapter.conformance)
+    func anIncrementKeepsTheEntrysExpiryAndMetadataAndSeesEarlierOperationsOfItsBatch(adapter: Adapter) async throws {
+        let fixture = try Fixture(adapter)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = try fixture.namespace()
+        try await store.put("n", 5, ttl: .seconds(60), metadata: ["owner": "ada"])
+        #expect(try await store.increment("n") == 6)
+        let entry = try #require(try await store.get("n"))
+        #expect(entry.metadata == ["owner": "ada"])
+        #expect(entry.expiration != nil)
+        // Once expired, the counter starts again from zero, without the old expiry.
+        fixture.clock.advance(by: .seconds(61))
+        #expect(try await store.increment("n") == 1)
+        #expect(try await store.get("n")?.expiration == nil)
+        // In one batch, an increment adds to the put before it, and every change gets one version.
+        let version = try await store.atomic([
+            .put("m", Data("10".utf8)), .increment("m", by: 5), .put("o", Data("1".utf8)),
+        ])
+        #expect(try await store.get("m", as: Int.self) == 15)
+        #expect(try await store.get("m")?.version == version)
+        #expect(try await store.get("o")?.version == version)
+    }
+
+    @Test(arguments: Adapter.conformance)
     func concurrentIncrementsLoseNothing(adapter: Adapter) async throws {
         let fixture = try Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }

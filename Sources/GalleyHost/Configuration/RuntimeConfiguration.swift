@@ -1,4 +1,5 @@
 import Galley
+import GalleyPostgres
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -69,6 +70,10 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         /// `full` (default): an acknowledged write survives a power loss. `normal`: it survives
         /// a crash of any process, but the last writes may be lost on power loss.
         public var durability = Durability.full
+        /// A PostgreSQL URL (`postgres://user@host:5432/database`): the store lives there, shared
+        /// by every host that names it, instead of in the folder. `GALLEY_STORAGE_URL` in the
+        /// environment takes its place, so that a password stays out of runtime.json.
+        public var postgres: String?
 
         public enum Durability: String, Sendable, Equatable, Decodable, CaseIterable {
             case full
@@ -199,6 +204,7 @@ extension RuntimeConfiguration {
         if server.metrics != running.server.metrics { fields.append("server.metrics") }
         if storage.path != running.storage.path { fields.append("storage.path") }
         if storage.durability != running.storage.durability { fields.append("storage.durability") }
+        if storage.postgres != running.storage.postgres { fields.append("storage.postgres") }
         return fields
     }
 
@@ -225,6 +231,13 @@ extension RuntimeConfiguration {
                 "storage.path",
                 "'\(storage.path)' climbs out of the project folder with '..'; write an absolute path to keep the store elsewhere"
             )
+        }
+        if let url = storage.postgres {
+            do {
+                try PostgresStore.check(url: url)
+            } catch {
+                throw fail("storage.postgres", error.message)
+            }
         }
         guard queue.maxEvents > 0 else {
             throw fail("queue.maxEvents", "must be at least 1, found \(queue.maxEvents)")
@@ -400,7 +413,7 @@ extension RuntimeConfiguration.Server: Decodable {
 
 extension RuntimeConfiguration.Storage: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case path, durability
+        case path, durability, postgres
     }
 
     public init(from decoder: any Decoder) throws {
@@ -408,6 +421,7 @@ extension RuntimeConfiguration.Storage: Decodable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         path = try container.decodeIfPresent(String.self, forKey: .path) ?? path
         durability = try container.decodeChoice(Durability.self, forKey: .durability) ?? durability
+        postgres = try container.decodeIfPresent(String.self, forKey: .postgres)
     }
 }
 

@@ -1,4 +1,5 @@
 import Galley
+import GalleyPostgres
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -80,7 +81,7 @@ public struct FunctionHost: Sendable {
             InvocationLogHandler(log: InvocationLog(writer: writer, requestID: nil, capture: false), logLevel: level)
         }
         logger.logLevel = level
-        let opener = StoreOpener.sqlite(configuration, configurationFile: options.configurationFile)
+        let opener = StoreOpener.configured(configuration, configurationFile: options.configurationFile)
         let group: any EventLoopGroup =
             options.eventLoops.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) }
             ?? MultiThreadedEventLoopGroup.singleton
@@ -208,11 +209,23 @@ public struct FunctionHost: Sendable {
         let limitsMemory = dispatcher.deployment.functions.values.contains {
             $0.configuration.isolation == .process
         }
+        let opener = self.opener
         let application = application { address in
             // Only once listening: a host that cannot listen says one line and nothing else.
             if limitsMemory {
                 logger.notice("worker processes: memory limited by \(MemoryLimiter.shared.description)")
                 logger.notice("worker processes: kept apart by \(Sandbox.shared.description)")
+            }
+            if let postgres = try? opener.store() as? PostgresStore {
+                // Said at once, not at the first call: a database that cannot be used is found now.
+                Task {
+                    do {
+                        try await postgres.prepare()
+                        logger.notice("store: PostgreSQL at \(postgres.location)")
+                    } catch {
+                        logger.error("store: \(error); store calls fail until it answers")
+                    }
+                }
             }
             if let build = options.build {
                 // The watcher says where the public address is; this is its private one.

@@ -1,5 +1,7 @@
 import Galley
+import GalleyPostgres
 import GalleyStore
+import Logging
 import Synchronization
 import Tracing
 
@@ -17,6 +19,34 @@ public final class StoreOpener: Sendable {
 
     public init(open: @escaping @Sendable () throws -> any Store) {
         self.open = open
+    }
+
+    /// The store `configuration` names: the PostgreSQL database of `GALLEY_STORAGE_URL` or
+    /// `storage.postgres`, else the SQLite file in `storage.path`.
+    public static func configured(
+        _ configuration: RuntimeConfiguration,
+        configurationFile: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> StoreOpener {
+        guard let url = postgresURL(configuration, environment: environment) else {
+            return sqlite(configuration, configurationFile: configurationFile)
+        }
+        return StoreOpener {
+            // Its connection log goes to stderr, never into a command's output.
+            var logger = Logger(label: "galley.postgres") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = .warning
+            return try PostgresStore(url: url, logger: logger)
+        }
+    }
+
+    /// The PostgreSQL URL the store is at, if it is in PostgreSQL: `GALLEY_STORAGE_URL`, else
+    /// runtime.json's `storage.postgres`.
+    public static func postgresURL(
+        _ configuration: RuntimeConfiguration,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> String? {
+        if let url = environment["GALLEY_STORAGE_URL"], !url.isEmpty { return url }
+        return configuration.storage.postgres
     }
 
     /// The SQLite file of `configuration`: `<storage.path>/store.sqlite`, relative to the folder of

@@ -96,7 +96,8 @@ public enum StoreTransfer {
                 guard left <= PutOptions.maxTTLSeconds * 1000 else {
                     throw fail("'expiresAt' is more than 100 years away (\(expiresAt) ms since 1970)")
                 }
-                options.ttl = .milliseconds(left)
+                // The time itself, not a TTL from now: an export and its import keep the same expiry.
+                options.expiresAt = Date(timeIntervalSince1970: Double(expiresAt) / 1000)
             }
             operations.append(.put(key, value, options: options))
         }

@@ -1,0 +1,110 @@
+import Foundation
+import TestSupport
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Several `galley serve` hosts on one PostgreSQL database, and moving a store between backends,
+/// against the test run's throw-away cluster.
+@Suite(.serialized, .enabled(if: PostgresCluster.isWanted, "PostgreSQL is not installed"))
+struct PostgresTests {
+    let directory: TemporaryDirectory
+
+    init() throws {
+        directory = try TemporaryDirectory()
+    }
+
+    /// A runtime.json of `counter` whose queue and lock live in `folder` (one per host).
+    func config(_ name: String, storage: String, postgres: String? = nil) throws -> String {
+        let store = postgres.map { #", "postgres": "\#($0)""# } ?? ""
+        return try directory.write(
+            name,
+            """
+            {
+              "storage": { "path": "\(storage)"\(store) },
+              "functions": { "counter": { "handler": "Counter", "concurrency": 64, "routes": ["POST /count/{name}"] } }
+            }
+            """
+        )
+    }
+
+    @Test func twoHostsCountOneCounterExactly() async throws {
+        let url = try PostgresCluster.shared.get().makeDatabase()
+        // One host names the database in runtime.json, the other through the environment.
+        let first = try await ServerProcess(config: config("one.json", storage: "one", postgres: url))
+        let second = try await ServerProcess(
+            config: config("two.json", storage: "two"),
+            environment: ["GALLEY_STORAGE_URL": url]
+        )
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for client in 0..<16 {
+                let server = client % 2 == 0 ? first : second
+                group.addTask {
+                    for _ in 0..<125 {
+                        let answer = try await ConsoleTests.send(server, "POST", "/count/visits")
+                        #expect(answer.status == 200, "\(answer.body)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let read = try await runGalley(
+            ["kv", "get", "counter", "visits", "--config", config("three.json", storage: "three", postgres: url)]
+        )
+        #expect(read.out.trimmingCharacters(in: .whitespacesAndNewlines) == "2000", "\(read.err)")
+        // Neither host wrote a store file of its own.
+        #expect(!FileManager.default.fileExists(atPath: directory.path("one/store.sqlite")))
+        #expect(!FileManager.default.fileExists(atPath: directory.path("two/store.sqlite")))
+    }
+
+    @Test func kvExportFromSQLiteImportsIntoPostgreSQLAndBack() async throws {
+        let url = try PostgresCluster.shared.get().makeDatabase()
+        let local = try config("local.json", storage: "local")
+        let shared = try config("shared.json", storage: "shared", postgres: url)
+        let lines = """
+            {"key":"a","value":{"n":1},"metadata":{"owner":"ada"}}
+            {"key":"b","valueBase64":"AAEC/w=="}
+            {"key":"c","value":"soon gone","ttl":3600}
+            """
+        #expect(try await runGalley(["kv", "import", "counter", "--config", local], stdin: lines).status == 0)
+        let exported = try await runGalley(["kv", "export", "counter", "--config", local])
+        #expect(exported.status == 0, "\(exported.err)")
+        let imported = try await runGalley(["kv", "import", "counter", "--config", shared], stdin: exported.out)
+        #expect(imported.status == 0, "\(imported.err)")
+        let fromPostgres = try await runGalley(["kv", "export", "counter", "--config", shared])
+        // Versions differ between stores; everything else comes across.
+        func withoutVersions(_ text: String) -> [String] {
+            text.split(separator: "\n").map { String($0).replacing(/"version":\d+/, with: "") }.sorted()
+        }
+        #expect(withoutVersions(fromPostgres.out) == withoutVersions(exported.out))
+        #expect(fromPostgres.out.contains(#""metadata":{"owner":"ada"}"#))
+        #expect(fromPostgres.out.contains(#""valueBase64":"AAEC/w==""#))
+        #expect(fromPostgres.out.contains(#""expiresAt":"#))
+        // And back into a new SQLite store.
+        let back = try config("back.json", storage: "back")
+        #expect(
+            try await runGalley(["kv", "import", "counter", "--config", back], stdin: fromPostgres.out).status == 0
+        )
+        let again = try await runGalley(["kv", "export", "counter", "--config", back])
+        #expect(withoutVersions(again.out) == withoutVersions(exported.out))
+    }
+
+    @Test func aBadStorageURLIsNamedAtLoad() async throws {
+        let bad = try config("bad.json", storage: "bad", postgres: "mysql://root@db/app")
+        let run = try await runGalley(["kv", "get", "counter", "k", "--config", bad])
+        #expect(run.status != 0)
+        #expect(run.err.contains("storage.postgres") && run.err.contains("postgres://"), "\(run.err)")
+    }
+
+    @Test func anUnreachableDatabaseFailsCallsClearlyAndTheHostKeepsServing() async throws {
+        let url = "postgres://galley@127.0.0.1:\(PostgresCluster.freePort())/none"
+        let server = try await ServerProcess(config: config("down.json", storage: "down", postgres: url))
+        let answer = try await ConsoleTests.send(server, "POST", "/count/visits")
+        // The route's function got a store error and failed: a 502, not a hang or a crash.
+        #expect(answer.status == 502, "\(answer.body)")
+        #expect(try await ConsoleTests.send(server, "GET", "/_galley/health").status == 200)
+        #expect(server.process.isRunning)
+    }
+}
