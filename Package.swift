@@ -59,7 +59,7 @@ let package = Package(
         .target(
             name: "GalleyHost",
             dependencies: [
-                "Galley", "GalleyStore", "GalleyPostgres", "CGalleySystem", "CSQLite",
+                "Galley", "GalleyStore", "CGalleySystem", "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
@@ -74,12 +74,21 @@ let package = Package(
         ),
         // The user's functions and the catalog that registers them by name.
         .target(name: "Functions", dependencies: ["Galley"], path: "Functions", exclude: functionNonSources),
+        // The command line, shared by both executables.
+        .target(
+            name: "GalleyCLI",
+            dependencies: [
+                "GalleyHost", "GalleyStore", "Galley", "Functions",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `galley`: lean, for a one-shot invoke's and a worker's start. It hands the commands of an
+        // application whose store is in PostgreSQL to `galley-postgres` beside it (`swift build`
+        // builds both; a dependency would link PostgreSQL's code into this binary too).
         .executableTarget(
             name: "galley",
-            dependencies: [
-                "GalleyHost", "Functions",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ],
+            dependencies: ["GalleyCLI"],
             // A release build links the Swift runtime and Foundation statically: no dynamic symbol
             // binding at start, a third less start-up for every `galley invoke` and every worker.
             linkerSettings: [
@@ -87,6 +96,21 @@ let package = Package(
                 // What the static FoundationEssentials needs beside it (SwiftPM's --static-swift-stdlib adds them too).
                 .linkedLibrary("_FoundationCollections", .when(configuration: .release)),
                 .linkedLibrary("_FoundationCShims", .when(configuration: .release)),
+            ]
+        ),
+        // `galley` with the PostgreSQL store (postgres-nio, and with it the whole of Foundation).
+        .executableTarget(
+            name: "galley-postgres",
+            dependencies: [
+                "GalleyCLI", "GalleyHost", "GalleyPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            linkerSettings: [
+                .unsafeFlags(["-static-stdlib"], .when(configuration: .release)),
+                .linkedLibrary("_FoundationCollections", .when(configuration: .release)),
+                .linkedLibrary("_FoundationCShims", .when(configuration: .release)),
+                .linkedLibrary("CoreFoundation", .when(configuration: .release)),
+                .linkedLibrary("_FoundationICU", .when(configuration: .release)),
             ]
         ),
         // Benchmarks: `swift run -c release galley-bench`.
@@ -141,7 +165,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["galley", "GalleyStore", "TestSupport"]
+            dependencies: ["galley", "galley-postgres", "GalleyStore", "TestSupport"]
         ),
     ]
 )

@@ -13,10 +13,14 @@ public protocol Store: Sendable {
 
     /// Returns once every write already started has committed or been abandoned.
     func settle() async
+
+    /// Makes the store ready now rather than at its first call (PostgreSQL connects and migrates).
+    func prepare() async throws
 }
 
 extension Store {
     public func settle() async {}
+    public func prepare() async throws {}
 }
 
 extension MemoryStore: Store {}

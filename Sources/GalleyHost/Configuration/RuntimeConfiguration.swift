@@ -1,5 +1,5 @@
 import Galley
-import GalleyPostgres
+import GalleyStore
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -234,7 +234,7 @@ extension RuntimeConfiguration {
         }
         if let url = storage.postgres {
             do {
-                try PostgresStore.check(url: url)
+                _ = try PostgresURL(url)
             } catch {
                 throw fail("storage.postgres", error.message)
             }

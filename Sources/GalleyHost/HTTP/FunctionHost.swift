@@ -1,5 +1,5 @@
 import Galley
-import GalleyPostgres
+import GalleyStore
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -210,18 +210,21 @@ public struct FunctionHost: Sendable {
             $0.configuration.isolation == .process
         }
         let opener = self.opener
+        let postgres = StoreOpener.postgresURL(dispatcher.deployment.configuration).flatMap {
+            try? PostgresURL($0).description
+        }
         let application = application { address in
             // Only once listening: a host that cannot listen says one line and nothing else.
             if limitsMemory {
                 logger.notice("worker processes: memory limited by \(MemoryLimiter.shared.description)")
                 logger.notice("worker processes: kept apart by \(Sandbox.shared.description)")
             }
-            if let postgres = try? opener.store() as? PostgresStore {
+            if let location = postgres {
                 // Said at once, not at the first call: a database that cannot be used is found now.
                 Task {
                     do {
-                        try await postgres.prepare()
-                        logger.notice("store: PostgreSQL at \(postgres.location)")
+                        try await opener.store().prepare()
+                        logger.notice("store: PostgreSQL at \(location)")
                     } catch {
                         logger.error("store: \(error); store calls fail until it answers")
                     }

@@ -1,10 +1,14 @@
 import Galley
-import GalleyPostgres
 import GalleyStore
 import Logging
 import Synchronization
 import Tracing
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -23,29 +27,36 @@ public final class StoreOpener: Sendable {
 
     /// The store `configuration` names: the PostgreSQL database of `GALLEY_STORAGE_URL` or
     /// `storage.postgres`, else the SQLite file in `storage.path`.
-    public static func configured(
-        _ configuration: RuntimeConfiguration,
-        configurationFile: String,
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) -> StoreOpener {
-        guard let url = postgresURL(configuration, environment: environment) else {
+    public static func configured(_ configuration: RuntimeConfiguration, configurationFile: String) -> StoreOpener {
+        guard let url = postgresURL(configuration) else {
             return sqlite(configuration, configurationFile: configurationFile)
         }
         return StoreOpener {
-            // Its connection log goes to stderr, never into a command's output.
-            var logger = Logger(label: "galley.postgres") { StreamLogHandler.standardError(label: $0) }
-            logger.logLevel = .warning
-            return try PostgresStore(url: url, logger: logger)
+            guard let open = postgresFactory.withLock({ $0 }) else {
+                throw StoreError(
+                    .unavailable,
+                    "the store is in PostgreSQL, which this galley binary does not include: run galley-postgres"
+                )
+            }
+            return try open(url)
         }
     }
 
+    private static let postgresFactory = Mutex<(@Sendable (String) throws -> any Store)?>(nil)
+
+    /// Makes `open` the way to a PostgreSQL store (`galley-postgres` does, first thing).
+    public static func registerPostgres(_ open: @escaping @Sendable (String) throws -> any Store) {
+        postgresFactory.withLock { $0 = open }
+    }
+
+    /// Whether this binary can open a PostgreSQL store.
+    public static var supportsPostgres: Bool { postgresFactory.withLock { $0 != nil } }
+
     /// The PostgreSQL URL the store is at, if it is in PostgreSQL: `GALLEY_STORAGE_URL`, else
     /// runtime.json's `storage.postgres`.
-    public static func postgresURL(
-        _ configuration: RuntimeConfiguration,
-        environment: [String: String] = ProcessInfo.processInfo.environment
-    ) -> String? {
-        if let url = environment["GALLEY_STORAGE_URL"], !url.isEmpty { return url }
+    public static func postgresURL(_ configuration: RuntimeConfiguration) -> String? {
+        // One variable, not the whole environment: this runs in every `galley invoke`'s start.
+        if let url = getenv("GALLEY_STORAGE_URL").map({ String(cString: $0) }), !url.isEmpty { return url }
         return configuration.storage.postgres
     }
 

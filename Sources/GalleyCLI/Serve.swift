@@ -76,6 +76,10 @@ struct Serve: AsyncParsableCommand {
             options.supervised = supervised
             options.recoversQueue = !noRecovery
             options.build = build
+            // A configuration that does not load is the host's to report, as it always has.
+            if let configuration = try? RuntimeConfiguration.load(from: configOptions.config) {
+                try PostgresHandOff.ensure(configuration)
+            }
             if watch {
                 let supervisor: WatchSupervisor
                 do throws(ConfigurationError) {

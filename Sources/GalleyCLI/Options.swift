@@ -2,6 +2,7 @@ import ArgumentParser
 import Functions
 import GalleyHost
 import Logging
+import Synchronization
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -15,12 +16,28 @@ struct ConfigOptions: ParsableArguments {
     var config = "runtime.json"
 
     /// The validated configuration, or a one-line error and exit 2.
+    /// Configurations read by this command, by path: read once, whoever asks.
+    private static let loaded = Mutex<[String: RuntimeConfiguration]>([:])
+
+    /// Hands the command to `galley-postgres` before it reads any input, when the store is in
+    /// PostgreSQL. A configuration that does not load is the command's to report, later, as always.
+    mutating func validate() throws {
+        guard let configuration = try? RuntimeConfiguration.load(from: config) else { return }
+        try PostgresHandOff.ensure(configuration)
+        Self.loaded.withLock { $0[config] = configuration }
+    }
+
     func loadConfiguration() throws -> RuntimeConfiguration {
+        if let loaded = Self.loaded.withLock({ $0[config] }) { return loaded }
+        let configuration: RuntimeConfiguration
         do {
-            return try RuntimeConfiguration.load(from: config)
+            configuration = try RuntimeConfiguration.load(from: config)
         } catch {
             throw Failure(error.description)
         }
+        try PostgresHandOff.ensure(configuration)
+        Self.loaded.withLock { $0[config] = configuration }
+        return configuration
     }
 
     /// The validated configuration bound to the catalog, or a one-line error and exit 2.

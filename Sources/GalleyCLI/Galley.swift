@@ -6,9 +6,9 @@ import ArgumentParser
     import Foundation
 #endif
 
-@main
-struct GalleyCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `galley` command line, shared by the `galley` and `galley-postgres` executables.
+public struct GalleyCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "galley",
         abstract: "Run and test Lambda-style functions locally.",
         subcommands: [
@@ -18,8 +18,11 @@ struct GalleyCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Started as `bootstrap` (a Lambda custom runtime), the binary is a worker and nothing else.
-    static func main() async {
+    public init() {}
+
+    /// Runs the command line. Started as `bootstrap` (a Lambda custom runtime), the binary is a
+    /// worker and nothing else.
+    public static func run() async {
         if CommandLine.arguments.first.map({ $0.split(separator: "/").last == "bootstrap" }) == true {
             await WorkerCommand.main([])
             return
