@@ -98,6 +98,35 @@ struct PostgresTests {
         #expect(run.err.contains("storage.postgres") && run.err.contains("postgres://"), "\(run.err)")
     }
 
+    @Test func aDatabaseRestartedUnderLoadFailsCallsClearlyAndTheHostRecoversByItself() async throws {
+        // A cluster of this test's own: stopping the shared one would fail other suites' calls.
+        let cluster = try PostgresCluster.makePrivate()
+        let url = try cluster.makeDatabase()
+        let server = try await ServerProcess(config: config("restart.json", storage: "restart", postgres: url))
+        #expect(try await ConsoleTests.send(server, "POST", "/count/visits").status == 200)
+        try cluster.stop()
+        // During the outage: the function's store call fails with a clear error, the route answers
+        // 502, the host stays up.
+        let during = try await ConsoleTests.send(server, "POST", "/count/visits")
+        #expect(during.status == 502, "\(during.body)")
+        #expect(try await ConsoleTests.send(server, "GET", "/_galley/health").status == 200)
+        try cluster.start()
+        // Back without restarting the host: the pool reconnects.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var after = 0
+        while ContinuousClock.now < deadline {
+            after = try await ConsoleTests.send(server, "POST", "/count/visits").status
+            if after == 200 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(after == 200)
+        let read = try await runGalley([
+            "kv", "get", "counter", "visits", "--config", config("r.json", storage: "r", postgres: url),
+        ])
+        #expect(read.out.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "\(read.err)")
+        #expect(server.process.isRunning)
+    }
+
     @Test func anUnreachableDatabaseFailsCallsClearlyAndTheHostKeepsServing() async throws {
         let url = "postgres://galley@127.0.0.1:\(PostgresCluster.freePort())/none"
         let server = try await ServerProcess(config: config("down.json", storage: "down", postgres: url))

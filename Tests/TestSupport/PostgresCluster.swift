@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -10,11 +11,17 @@ import Foundation
 public final class PostgresCluster: Sendable {
     public let port: Int
     public let folder: URL
-    let server: Process
+    /// The running server's process, when it runs.
+    private let server = Mutex<Process?>(nil)
 
     /// The run's cluster, started on first use; the error says why there is none.
     public static let shared: Result<PostgresCluster, ClusterError> = Result { try PostgresCluster() }
         .mapError { $0 as? ClusterError ?? ClusterError(message: "\($0)") }
+
+    /// A cluster of the caller's own, for a test that stops and starts its server.
+    public static func makePrivate() throws -> PostgresCluster {
+        try PostgresCluster()
+    }
 
     /// Whether PostgreSQL tests should run: always in CI (where a missing server must fail them),
     /// elsewhere when PostgreSQL's programs are installed.
@@ -43,31 +50,25 @@ public final class PostgresCluster: Sendable {
 
     public func url(database: String) -> String { "postgres://galley@127.0.0.1:\(port)/\(database)" }
 
-    /// Stops the server at once (as a machine failure would), or starts it again on the same port.
+    /// Stops the server at once, as a machine failure would (SIGQUIT: no shutdown checkpoint).
     public func stop() throws {
-        try Self.run(
-            Self.program("pg_ctl")!,
-            ["-D", folder.appending(path: "data").path, "-m", "immediate", "-w", "stop"]
-        )
+        guard let process = server.withLock({ $0 }) else { return }
+        kill(process.processIdentifier, SIGQUIT)
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning, Date() < deadline { usleep(20_000) }
+        guard !process.isRunning else { throw ClusterError(message: "postgres did not stop") }
+        server.withLock { $0 = nil }
     }
 
+    /// Starts the stopped server again, on the same port.
     public func start() throws {
-        try Self.run(
-            Self.program("pg_ctl")!,
-            [
-                "-D", folder.appending(path: "data").path, "-l", folder.appending(path: "restart.log").path, "-w",
-                "-o", "-p \(port) -k \(folder.path) -c listen_addresses=127.0.0.1", "start",
-            ]
-        )
+        let process = try Self.startServer(folder: folder, port: port)
+        server.withLock { $0 = process }
     }
 
     private init() throws {
-        guard let initdb = Self.program("initdb"), let postgres = Self.program("postgres"),
-            Self.program("pg_ctl") != nil
-        else {
-            throw ClusterError(
-                message: "PostgreSQL is not installed (initdb, postgres, pg_ctl); apt-get install postgresql"
-            )
+        guard let initdb = Self.program("initdb"), Self.program("postgres") != nil else {
+            throw ClusterError(message: "PostgreSQL is not installed (initdb, postgres); apt-get install postgresql")
         }
         folder = URL(filePath: "/tmp/galley-postgres-\(getpid())-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -77,52 +78,61 @@ public final class PostgresCluster: Sendable {
         var lastError = ""
         for _ in 0..<5 {
             let port = Self.freePort()
-            let process = Process()
-            process.executableURL = URL(filePath: postgres)
-            process.arguments = [
-                "-D", data, "-p", String(port), "-k", folder.path, "-c", "listen_addresses=127.0.0.1",
-                "-c", "max_connections=300", "-c", "shared_buffers=32MB",
-            ]
-            Self.dropRoot(process)
-            let log = folder.appending(path: "postgres-\(port).log")
-            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-            if geteuid() == 0 { chown(log.path, 65534, 65534) }
-            process.standardError = try FileHandle(forWritingTo: log)
-            process.standardOutput = FileHandle.nullDevice
-            try process.run()
-            let deadline = Date().addingTimeInterval(60)
-            while process.isRunning, Date() < deadline {
-                let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-                if text.contains("ready to accept connections") {
-                    self.port = port
-                    self.server = process
-                    let pid = process.processIdentifier
-                    let path = folder.path
-                    Self.cleanup.append((pid, path))
-                    atexit {
-                        for (pid, path) in PostgresCluster.cleanup.entries {
-                            kill(pid, SIGQUIT)
-                            var status: Int32 = 0
-                            waitpid(pid, &status, 0)
-                            try? FileManager.default.removeItem(atPath: path)
+            do {
+                let process = try Self.startServer(folder: folder, port: port)
+                self.port = port
+                server.withLock { $0 = process }
+                Self.cleanup.append(self)
+                atexit {
+                    for cluster in PostgresCluster.cleanup.entries {
+                        if let process = cluster.server.withLock({ $0 }) {
+                            kill(process.processIdentifier, SIGQUIT)
+                            process.waitUntilExit()
                         }
+                        try? FileManager.default.removeItem(at: cluster.folder)
                     }
-                    return
                 }
-                usleep(20_000)
+                return
+            } catch {
+                lastError = "\(error)"
             }
-            lastError = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            if process.isRunning { process.terminate() }
         }
         throw ClusterError(message: "postgres did not start: \(lastError)")
     }
 
-    /// Servers to stop when the process exits.
+    /// Starts `postgres` on `port` and returns once it accepts connections.
+    private static func startServer(folder: URL, port: Int) throws -> Process {
+        guard let postgres = program("postgres") else { throw ClusterError(message: "postgres is not installed") }
+        let process = Process()
+        process.executableURL = URL(filePath: postgres)
+        process.arguments = [
+            "-D", folder.appending(path: "data").path, "-p", String(port), "-k", folder.path,
+            "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=300", "-c", "shared_buffers=32MB",
+        ]
+        dropRoot(process)
+        let log = folder.appending(path: "postgres-\(port)-\(UUID().uuidString.prefix(4)).log")
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        if geteuid() == 0 { chown(log.path, 65534, 65534) }
+        process.standardError = try FileHandle(forWritingTo: log)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning, Date() < deadline {
+            if ((try? String(contentsOf: log, encoding: .utf8)) ?? "").contains("ready to accept connections") {
+                return process
+            }
+            usleep(20_000)
+        }
+        if process.isRunning { process.terminate() }
+        throw ClusterError(message: (try? String(contentsOf: log, encoding: .utf8)) ?? "no log")
+    }
+
+    /// Clusters to stop when the process exits.
     final class Cleanup: @unchecked Sendable {
-        private var list: [(pid_t, String)] = []
+        private var list: [PostgresCluster] = []
         private let lock = NSLock()
-        func append(_ entry: (pid_t, String)) { lock.withLock { list.append(entry) } }
-        var entries: [(pid_t, String)] { lock.withLock { list } }
+        func append(_ entry: PostgresCluster) { lock.withLock { list.append(entry) } }
+        var entries: [PostgresCluster] { lock.withLock { list } }
     }
     static let cleanup = Cleanup()
 
@@ -148,17 +158,18 @@ public final class PostgresCluster: Sendable {
         process.arguments = arguments
         if asOwner { dropRoot(process) }
         process.currentDirectoryURL = URL(filePath: "/tmp")
-        let errors = Pipe()
-        process.standardError = errors
+        // A file, not a pipe: what these programs leave running must not hold the test waiting.
+        let errors = URL(filePath: "/tmp/galley-postgres-\(getpid())-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+        if geteuid() == 0 { chown(errors.path, 65534, 65534) }
+        defer { try? FileManager.default.removeItem(at: errors) }
+        process.standardError = try FileHandle(forWritingTo: errors)
         process.standardOutput = FileHandle.nullDevice
         try process.run()
-        let text = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw ClusterError(
-                message:
-                    "\(URL(filePath: executable).lastPathComponent) failed: \(String(decoding: text, as: UTF8.self))"
-            )
+            let text = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
+            throw ClusterError(message: "\(URL(filePath: executable).lastPathComponent) failed: \(text)")
         }
     }
 
