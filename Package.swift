@@ -118,7 +118,8 @@ let package = Package(
             name: "galley-bench",
             dependencies: [
                 "galley", "bench-echo", "bench-hummingbird", "Galley", "GalleyStore", "GalleyHost", "Functions",
-                "CSQLite", .product(name: "Logging", package: "swift-log"),
+                "CSQLite", "GalleyPostgres", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
             ]
         ),
         // The baseline for HTTP: a bare Hummingbird server doing the same JSON work.

@@ -39,6 +39,41 @@ struct ServeTests {
         ]
     }
 
+    /// Whether `pid` still runs (a zombie waiting for its reaper has ended).
+    static func runs(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return false }
+        return !stat.split(separator: ")").last!.hasPrefix(" Z")
+    }
+
+    @Test func aBuildOfServeWatchEndsWhenItsWatcherIsKilled() async throws {
+        // A stand-in watcher: a shell that starts a supervised build, says its pid, and waits.
+        let socket = directory.path("build.sock")
+        let shell = Process()
+        shell.executableURL = URL(filePath: "/bin/sh")
+        shell.arguments = [
+            "-c",
+            "'\(Binaries.galley.path)' serve --config '\(config)' --socket '\(socket)' --supervised --build 1 >/dev/null 2>&1 & echo $!; wait",
+        ]
+        let output = Pipe()
+        shell.standardOutput = output
+        shell.standardError = FileHandle.nullDevice
+        try shell.run()
+        let line = String(decoding: output.fileHandleForReading.availableData, as: UTF8.self)
+        let build = try #require(pid_t(line.trimmingCharacters(in: .whitespacesAndNewlines)))
+        let started = ContinuousClock.now + .seconds(60)
+        while !FileManager.default.fileExists(atPath: socket), ContinuousClock.now < started {
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(Self.runs(build))
+        // Not waited for: Foundation's wait would also wait for the orphan.
+        kill(shell.processIdentifier, SIGKILL)
+        // Orphaned, it notices within a second or two and stops.
+        let deadline = ContinuousClock.now + .seconds(30)
+        while Self.runs(build), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(!Self.runs(build), "the build outlived its watcher")
+        if Self.runs(build) { kill(build, SIGKILL) }
+    }
+
     @Test(.enabled(if: Tools.usable("aws"), "the aws CLI is not installed"))
     func awsCLIInvokesListsAndGets() async throws {
         let server = try await ServerProcess(config: config)

@@ -238,6 +238,16 @@ public struct FunctionHost: Sendable {
             }
             onListening(address)
         }
+        if options.supervised {
+            // A build of `serve --watch` ends with its watcher, even one killed with SIGKILL: it
+            // looks at its parent once a second and stops (draining, as on SIGTERM) when it has gone.
+            let parent = getppid()
+            Task.detached {
+                while getppid() == parent { try? await Task.sleep(for: .seconds(1)) }
+                logger.notice("the watcher has gone; stopping")
+                kill(getpid(), SIGTERM)
+            }
+        }
         let reload = ReloadService(
             signals: hangups,
             file: options.configurationFile,
