@@ -23,8 +23,10 @@ import Synchronization
 /// - The schema is versioned in `galley_schema` and migrated on first use, under an advisory lock,
 ///   so hosts starting together migrate once.
 public final class PostgresStore: Store, Sendable {
-    /// The longest any call waits, as SQLite's lock wait.
+    /// The longest any call waits by default, as SQLite's lock wait.
     public static let callTimeout: Duration = .seconds(10)
+    /// The longest a call of this store waits.
+    let timeout: Duration
     /// The schema this version of Galley writes; a newer database is refused.
     static let schemaVersion = 1
 
@@ -49,13 +51,14 @@ public final class PostgresStore: Store, Sendable {
         try self.init(url: url, clock: .system, logger: logger)
     }
 
-    package init(url: String, clock: StoreClock, logger: Logger) throws {
+    package init(url: String, clock: StoreClock, logger: Logger, timeout: Duration = callTimeout) throws {
         let target = try PostgresURL(url)
         var configuration = target.configuration
         configuration.options.maximumConnections = 32
         configuration.options.connectTimeout = .seconds(5)
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         location = target.description
+        self.timeout = timeout
         self.clock = clock
         self.logger = logger
         runner = Task { [client] in await client.run() }
@@ -89,7 +92,7 @@ public final class PostgresStore: Store, Sendable {
     /// `COMMIT` was already on its way may still land, as with any database across a network.
     func call<Value: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> Value) async throws -> Value
     {
-        let limit = ContinuousClock.now + Self.callTimeout
+        let limit = ContinuousClock.now + timeout
         let deadline = Swift.min(limit, InvocationDeadline.current ?? limit)
         let location = self.location
         let client = self.client
