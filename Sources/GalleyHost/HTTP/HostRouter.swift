@@ -18,7 +18,7 @@ extension HostResponder {
         if let metrics { router.add(middleware: ResponseMetricsMiddleware(metrics: metrics)) }
         router.add(middleware: TraceContextMiddleware(tracer: dispatcher.tracer))
 
-        let invokeAPI = router.group("2015-03-31/functions").add(middleware: InvokeAPIGate(host: self))
+        let invokeAPI = router.group("2015-03-31/functions").add(middleware: Gate.invokeAPI(self))
         invokeAPI.get { request, _ in listFunctions(dispatcher.deployment) }
         invokeAPI.post(":function/invocations") { request, context in
             await invoke(request, function: Self.parameter("function", context), qualifier: Self.qualifier(request))
@@ -30,7 +30,7 @@ extension HostResponder {
             getFunction(Self.parameter("function", context), qualifier: Self.qualifier(request), wrapped: false)
         }
 
-        let host = router.group("_galley").add(middleware: HostEndpointsGate(host: self))
+        let host = router.group("_galley").add(middleware: Gate.hostEndpoints(self))
         host.get { _, _ in Console.page }
         host.get("console.js") { _, _ in Console.script }
         host.get("health") { _, _ in health() }
@@ -46,7 +46,7 @@ extension HostResponder {
         host.get("dead-letters/:function") { _, context in deadLetters(Self.parameter("function", context)) }
 
         // What changes state needs the same rights as the Invoke API.
-        let actions = host.group().add(middleware: ActionGate(host: self))
+        let actions = host.group().add(middleware: Gate.actions(self))
         actions.delete("store/:namespace") { request, context in
             await deleteKey(Self.parameter("namespace", context), query: request.uri.query ?? "")
         }
@@ -113,60 +113,53 @@ struct TraceContextMiddleware: RouterMiddleware {
     }
 }
 
-/// The Invoke API when runtime.json serves it; otherwise its paths are the functions' routes' to answer.
-struct InvokeAPIGate: RouterMiddleware {
-    let host: HostResponder
+/// A group's condition: `refusal` answers instead of the group's endpoints when it returns a
+/// response (read per request: a reload may change what runtime.json serves).
+struct Gate: RouterMiddleware {
+    let refusal: @Sendable (Request, HostRequestContext) async -> Response?
 
     func handle(
         _ request: Request,
         context: HostRequestContext,
         next: (Request, HostRequestContext) async throws -> Response
     ) async throws -> Response {
-        guard host.dispatcher.deployment.configuration.server.invokeAPI else {
-            return await host.route(request, context: context)
-        }
+        if let refused = await refusal(request, context) { return refused }
         return try await next(request, context)
     }
-}
 
-/// The host's own endpoints when runtime.json serves them (`server.hostEndpoints`); a 404 otherwise.
-struct HostEndpointsGate: RouterMiddleware {
-    let host: HostResponder
-
-    func handle(
-        _ request: Request,
-        context: HostRequestContext,
-        next: (Request, HostRequestContext) async throws -> Response
-    ) async throws -> Response {
-        guard host.dispatcher.deployment.configuration.server.servesHostEndpoints else { return .notFound }
-        return try await next(request, context)
-    }
-}
-
-/// The console's actions (deleting a key, replaying or purging dead letters) need the rights of
-/// the Invoke API: it must be served. And they must come from a script of the console's own
-/// origin: the `X-Galley-Console` header makes a browser ask before a page of another origin
-/// can send one, and the host never says yes (no CORS), so a web page cannot act for its visitor.
-struct ActionGate: RouterMiddleware {
-    static let header = HTTPField.Name("X-Galley-Console")!
-    let host: HostResponder
-
-    func handle(
-        _ request: Request,
-        context: HostRequestContext,
-        next: (Request, HostRequestContext) async throws -> Response
-    ) async throws -> Response {
-        guard host.dispatcher.deployment.configuration.server.invokeAPI else {
-            return .json(
-                .forbidden,
-                #"{"message":"this host does not serve the Invoke API (server.invokeAPI), so it takes no actions"}"#
-            )
+    /// The Invoke API when runtime.json serves it; otherwise its paths are the functions' routes' to answer.
+    static func invokeAPI(_ host: HostResponder) -> Gate {
+        Gate { request, context in
+            host.dispatcher.deployment.configuration.server.invokeAPI
+                ? nil : await host.route(request, context: context)
         }
-        guard request.headers[Self.header] != nil else {
-            return .json(.forbidden, #"{"message":"actions need the X-Galley-Console header"}"#)
-        }
-        return try await next(request, context)
     }
+
+    /// The host's own endpoints when runtime.json serves them (`server.hostEndpoints`); a 404 otherwise.
+    static func hostEndpoints(_ host: HostResponder) -> Gate {
+        Gate { _, _ in host.dispatcher.deployment.configuration.server.servesHostEndpoints ? nil : .notFound }
+    }
+
+    /// The console's actions (deleting a key, replaying or purging dead letters) need the rights of
+    /// the Invoke API: it must be served. And they must come from a script of the console's own
+    /// origin: the `X-Galley-Console` header makes a browser ask before a page of another origin
+    /// can send one, and the host never says yes (no CORS), so a web page cannot act for its visitor.
+    static func actions(_ host: HostResponder) -> Gate {
+        Gate { request, _ in
+            guard host.dispatcher.deployment.configuration.server.invokeAPI else {
+                return .json(
+                    .forbidden,
+                    #"{"message":"this host does not serve the Invoke API (server.invokeAPI), so it takes no actions"}"#
+                )
+            }
+            guard request.headers[consoleHeader] != nil else {
+                return .json(.forbidden, #"{"message":"actions need the X-Galley-Console header"}"#)
+            }
+            return nil
+        }
+    }
+
+    static let consoleHeader = HTTPField.Name("X-Galley-Console")!
 }
 
 /// The functions' routes (runtime.json), for every request the router has no endpoint for.
