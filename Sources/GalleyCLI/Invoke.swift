@@ -42,6 +42,7 @@ struct Invoke: AsyncParsableCommand {
     var worker = false
 
     @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var environmentOverrides: EnvironmentOverrideOptions
     @OptionGroup var logOptions: LogOptions
 
     func validate() throws {
@@ -55,6 +56,7 @@ struct Invoke: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
+            try environmentOverrides.install()
             let dispatcher = try configOptions.makeDispatcher(logOptions)
             // Worker processes end with the command, whatever way it ends.
             do {

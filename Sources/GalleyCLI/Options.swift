@@ -132,3 +132,23 @@ struct DecimalSeconds: ExpressibleByArgument {
         self.value = value
     }
 }
+
+/// `--env-vars FILE` (AWS SAM's format), on `serve` and `invoke`.
+struct EnvironmentOverrideOptions: ParsableArguments {
+    @Option(
+        name: .customLong("env-vars"),
+        help: #"A JSON file of environment variables for this run: {"Function": {"VAR": "value"}, "Parameters": {…}}."#
+    )
+    var envVars: String?
+
+    /// Reads the file and makes it apply to every deployment this process builds.
+    func install() throws {
+        guard let envVars else { return }
+        do {
+            let overrides = try EnvironmentOverrides(file: envVars)
+            EnvironmentOverrides.current.withLock { $0 = overrides }
+        } catch {
+            throw Failure(error.description)
+        }
+    }
+}

@@ -50,6 +50,7 @@ struct Serve: AsyncParsableCommand {
     var build: String?
 
     @OptionGroup var configOptions: ConfigOptions
+    @OptionGroup var environmentOverrides: EnvironmentOverrideOptions
     @OptionGroup var logOptions: LogOptions
 
     func validate() throws {
@@ -76,6 +77,8 @@ struct Serve: AsyncParsableCommand {
             options.supervised = supervised
             options.recoversQueue = !noRecovery
             options.build = build
+            try environmentOverrides.install()
+            options.environmentOverrides = environmentOverrides.envVars
             // A configuration that does not load is the host's to report, as it always has.
             if let configuration = try? RuntimeConfiguration.load(from: configOptions.config) {
                 try PostgresHandOff.ensure(configuration)

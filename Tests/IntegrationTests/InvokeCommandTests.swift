@@ -23,6 +23,38 @@ struct InvokeCommandTests {
         )
     }
 
+    @Test func envVarsOverrideAFunctionsEnvironmentForOneRunOfInvokeAndServe() async throws {
+        let overrides = try directory.write(
+            "env.json",
+            #"{"Parameters": {"GREETING": "Hey"}, "hello": {"GREETING": "Hi"}, "inspect": {"PORT": 8080}}"#
+        )
+        let invoked = try await runGalley(
+            ["invoke", "hello", "--config", config, "--env-vars", overrides],
+            stdin: #"{"name": "Ada"}"#
+        )
+        #expect(invoked.out.contains("Hi, Ada!"), "\(invoked.err)")
+        // Without the file, runtime.json's value.
+        let plain = try await runGalley(["invoke", "hello", "--config", config], stdin: #"{"name": "Ada"}"#)
+        #expect(plain.out.contains("Hello, Ada!"))
+        let server = try await ServerProcess(config: config, arguments: ["--port", "0", "--env-vars", overrides])
+        let served = try await EnvironmentTests.invoke(server, "hello", #"{"name": "Ada"}"#)
+        #expect(served.body.contains("Hi, Ada!"), "\(served.body)")
+        // Parameters reach every function; a number is its text.
+        let configuration = try await EnvironmentTests.get(server, "/2015-03-31/functions/inspect/configuration")
+        #expect(configuration.body.contains("PORT") && configuration.body.contains("GREETING"), "\(configuration.body)")
+
+        let unknown = try directory.write("unknown.json", #"{"nobody": {"A": "b"}}"#)
+        let refused = try await runGalley(
+            ["invoke", "hello", "--config", config, "--env-vars", unknown],
+            stdin: #"{"name": "Ada"}"#
+        )
+        #expect(refused.status != 0)
+        #expect(refused.err.contains("nobody") && refused.err.contains("hello, hog, inspect"), "\(refused.err)")
+        let wrong = try directory.write("wrong.json", #"{"hello": {"A": ["list"]}}"#)
+        let bad = try await runGalley(["invoke", "hello", "--config", config, "--env-vars", wrong], stdin: "{}")
+        #expect(bad.status != 0 && bad.err.contains("hello.A"), "\(bad.err)")
+    }
+
     @Test func crashingHandlerPrintsARuntimeExitErrorAndExitsOne() async throws {
         let output = try await runGalley(["invoke", "inspect", "--config", config], stdin: #"{"crash": true}"#)
         #expect(output.status == 1)

@@ -40,6 +40,8 @@ public struct Deployment: Sendable {
         file: String,
         previous: Deployment? = nil
     ) throws(ConfigurationError) {
+        // This run's --env-vars, over runtime.json's environment (a reload's deployment too).
+        let configuration = try EnvironmentOverrides.current.withLock { $0 }?.apply(to: configuration) ?? configuration
         var seen: Set<String> = []
         for entry in catalog.entries where !seen.insert(entry.name).inserted {
             throw ConfigurationError(

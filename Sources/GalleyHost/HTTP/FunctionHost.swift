@@ -43,6 +43,8 @@ public struct HostOptions: Sendable {
     /// Run by `serve --watch` as one generation of its host: the watcher holds the storage folder's
     /// lock and the public address; this host serves on a private socket.
     public var supervised = false
+    /// The `--env-vars` file, handed on to the builds of `serve --watch`.
+    public var environmentOverrides: String?
     /// Whether events a crashed host was delivering are delivered again at start. A generation
     /// started while the previous one still delivers must not take its events.
     public var recoversQueue = true

@@ -306,6 +306,7 @@ public final class WatchSupervisor: Sendable {
             "--log-level", InvocationLogHandler.levelName(options.logLevel).lowercased(),
         ]
         if !recovers { arguments.append("--no-recovery") }
+        if let overrides = options.environmentOverrides { arguments += ["--env-vars", overrides] }
         if let loops = options.eventLoops { arguments += ["--event-loops", String(loops)] }
         let process: ChildProcess
         do {
