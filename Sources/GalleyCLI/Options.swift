@@ -15,7 +15,6 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "The runtime configuration file.")
     var config = "runtime.json"
 
-    /// The validated configuration, or a one-line error and exit 2.
     /// Configurations read by this command, by path: read once, whoever asks.
     private static let loaded = Mutex<[String: RuntimeConfiguration]>([:])
 
@@ -23,10 +22,10 @@ struct ConfigOptions: ParsableArguments {
     /// PostgreSQL. A configuration that does not load is the command's to report, later, as always.
     mutating func validate() throws {
         guard let configuration = try? RuntimeConfiguration.load(from: config) else { return }
-        try PostgresHandOff.ensure(configuration)
-        Self.loaded.withLock { $0[config] = configuration }
+        try keep(configuration)
     }
 
+    /// The validated configuration, or a one-line error and exit 2.
     func loadConfiguration() throws -> RuntimeConfiguration {
         if let loaded = Self.loaded.withLock({ $0[config] }) { return loaded }
         let configuration: RuntimeConfiguration
@@ -35,9 +34,14 @@ struct ConfigOptions: ParsableArguments {
         } catch {
             throw Failure(error.description)
         }
+        try keep(configuration)
+        return configuration
+    }
+
+    /// Remembers `configuration`, once this binary is the one that can run it.
+    private func keep(_ configuration: RuntimeConfiguration) throws {
         try PostgresHandOff.ensure(configuration)
         Self.loaded.withLock { $0[config] = configuration }
-        return configuration
     }
 
     /// The validated configuration bound to the catalog, or a one-line error and exit 2.

@@ -79,10 +79,6 @@ struct Serve: AsyncParsableCommand {
             options.build = build
             try environmentOverrides.install()
             options.environmentOverrides = environmentOverrides.envVars
-            // A configuration that does not load is the host's to report, as it always has.
-            if let configuration = try? RuntimeConfiguration.load(from: configOptions.config) {
-                try PostgresHandOff.ensure(configuration)
-            }
             if watch {
                 let supervisor: WatchSupervisor
                 do throws(ConfigurationError) {

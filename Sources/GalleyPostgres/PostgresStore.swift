@@ -68,11 +68,6 @@ public final class PostgresStore: Store, Sendable {
         runner.cancel()
     }
 
-    /// Throws ``StoreError`` `.unavailable` naming what is wrong with `url`; connects to nothing.
-    public static func check(url: String) throws(StoreError) {
-        _ = try PostgresURL(url)
-    }
-
     public func namespace(_ name: String) throws -> any KeyValueStore {
         try NamespaceStore(namespace: name, backend: self)
     }

@@ -31,15 +31,15 @@ package struct PostgresURL: CustomStringConvertible, Sendable {
         else {
             throw fail("it does not start with postgres://")
         }
-        guard let user = components.percentEncodedUser.map(PercentDecoding.decode), !user.isEmpty else {
+        guard let user = components.user, !user.isEmpty else {
             throw fail("it names no user")
         }
         self.user = user
-        password = components.percentEncodedPassword.map(PercentDecoding.decode)
+        password = components.password
         host = components.host ?? ""
         port = components.port ?? 5432
         guard (1...65535).contains(port) else { throw fail("port \(port) is out of range") }
-        database = PercentDecoding.decode(String(components.percentEncodedPath.drop { $0 == "/" }))
+        database = String(components.path.drop { $0 == "/" })
         if database.isEmpty { database = user }
         sslMode = "disable"
         for item in components.queryItems ?? [] {
@@ -63,24 +63,5 @@ package struct PostgresURL: CustomStringConvertible, Sendable {
     package var description: String {
         let place = socketFolder.map { "\($0) (socket)" } ?? "\(host):\(port)"
         return "\(user)@\(place)/\(database)"
-    }
-}
-
-/// `%XX` escapes decoded; bytes that do not form UTF-8 are replaced.
-enum PercentDecoding {
-    static func decode(_ text: String) -> String {
-        var bytes: [UInt8] = []
-        var utf8 = text.utf8[...]
-        while let byte = utf8.popFirst() {
-            if byte == UInt8(ascii: "%"), utf8.count >= 2,
-                let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16)
-            {
-                bytes.append(value)
-                utf8 = utf8.dropFirst(2)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

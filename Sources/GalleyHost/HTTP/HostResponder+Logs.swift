@@ -19,10 +19,7 @@ extension HostResponder {
         }
         guard deployment.functions[function] != nil else {
             let known = deployment.functions.keys.sorted().joined(separator: ", ")
-            return .json(
-                .notFound,
-                #"{"message":\#(JSONString.quote("no function named '\(function)'; deployed functions: \(known)"))}"#
-            )
+            return Self.message(.notFound, "no function named '\(function)'; deployed functions: \(known)")
         }
         let since = Self.queryValue("since", in: query).flatMap { Int64($0) } ?? 0
         let filter = LineFilter(

@@ -89,18 +89,14 @@ public final class HostMetrics: Sendable {
         took duration: Duration
     ) {
         let key = StoreCallKey(operation: operation, namespace: namespace, outcome: outcome)
-        let counter =
-            storeCalls.withLock { $0[key] }
-            ?? {
-                let made = CoreMetrics.Counter(
-                    label: "galley_store_operations_total",
-                    dimensions: [("operation", operation.rawValue), ("namespace", namespace), ("outcome", outcome)],
-                    factory: factory
-                )
-                storeCalls.withLock { $0[key] = made }
-                return made
-            }()
-        counter.increment()
+        Self.counter(in: storeCalls, key) {
+            CoreMetrics.Counter(
+                label: "galley_store_operations_total",
+                dimensions: [("operation", operation.rawValue), ("namespace", namespace), ("outcome", outcome)],
+                factory: factory
+            )
+        }
+        .increment()
         let (seconds, attoseconds) = duration.components
         storeTimers[operation]?.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
@@ -182,18 +178,29 @@ public final class HostMetrics: Sendable {
 
     /// Counts one HTTP answer of the host.
     public func countResponse(status: Int) {
-        let counter =
-            statuses.withLock { $0[status] }
-            ?? {
-                let made = CoreMetrics.Counter(
-                    label: "galley_http_requests_total",
-                    dimensions: [("status", String(status))],
-                    factory: factory
-                )
-                statuses.withLock { $0[status] = made }
-                return made
-            }()
-        counter.increment()
+        Self.counter(in: statuses, status) {
+            CoreMetrics.Counter(
+                label: "galley_http_requests_total",
+                dimensions: [("status", String(status))],
+                factory: factory
+            )
+        }
+        .increment()
+    }
+
+    /// The counter of `key` in `table`, made by `make` the first time.
+    private static func counter<Key: Hashable & Sendable>(
+        in table: borrowing Mutex<[Key: CoreMetrics.Counter]>,
+        _ key: Key,
+        make: () -> CoreMetrics.Counter
+    ) -> CoreMetrics.Counter {
+        if let known = table.withLock({ $0[key] }) { return known }
+        let made = make()
+        return table.withLock { table in
+            if let known = table[key] { return known }
+            table[key] = made
+            return made
+        }
     }
 
     /// The text exposition format, with the gauges read now: warm and busy environments per
