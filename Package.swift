@@ -39,8 +39,10 @@ let package = Package(
         // What a function author imports.
         .target(
             name: "Galley",
-            dependencies: [.product(name: "Logging", package: "swift-log")]
+            dependencies: ["CZlib", .product(name: "Logging", package: "swift-log")]
         ),
+        // zlib, for CloudWatch Logs events (gzip, then base64).
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // The key-value store: SQLite on a local file, and in memory.
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "GalleyStore", dependencies: ["Galley", "CSQLite"]),

@@ -7,4 +7,5 @@ public let catalog: Catalog = [
     .handler("Hello", Hello.self),
     .handler("Counter", Counter.self),
     .handler("Inspect", Inspect.self),
+    .handler("Digest", Digest.self),
 ]
