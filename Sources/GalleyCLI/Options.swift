@@ -10,10 +10,20 @@ import Synchronization
     import Foundation
 #endif
 
-/// `--config`, shared by every command that reads runtime.json.
+/// `--config` (or `--template`), shared by every command that reads runtime.json.
 struct ConfigOptions: ParsableArguments {
-    @Option(name: .long, help: "The runtime configuration file.")
+    @Option(name: .long, help: "The runtime configuration file (an AWS SAM template when it ends in .yaml or .yml).")
     var config = "runtime.json"
+
+    @Option(name: .long, help: "An AWS SAM template to serve instead of runtime.json.")
+    var template: String?
+
+    @Option(
+        name: .long,
+        help:
+            "Values for the template's Parameters: 'Name=Value Other=Value' (or SAM's ParameterKey=…,ParameterValue=…)."
+    )
+    var parameterOverrides: String?
 
     /// Configurations read by this command, by path: read once, whoever asks.
     private static let loaded = Mutex<[String: RuntimeConfiguration]>([:])
@@ -21,6 +31,21 @@ struct ConfigOptions: ParsableArguments {
     /// Hands the command to `galley-postgres` before it reads any input, when the store is in
     /// PostgreSQL. A configuration that does not load is the command's to report, later, as always.
     mutating func validate() throws {
+        if let template {
+            guard config == "runtime.json" else { throw ValidationError("give --template or --config, not both") }
+            config = template
+        }
+        if let parameterOverrides {
+            guard SAMTemplate.isTemplate(config) else {
+                throw ValidationError("--parameter-overrides applies to a SAM template (--template FILE)")
+            }
+            do {
+                let overrides = try SAMTemplate.parseOverrides(parameterOverrides)
+                SAMTemplate.parameterOverrides.withLock { $0 = overrides }
+            } catch {
+                throw ValidationError(error.message)
+            }
+        }
         guard let configuration = try? RuntimeConfiguration.load(from: config) else { return }
         try keep(configuration)
     }
@@ -38,10 +63,17 @@ struct ConfigOptions: ParsableArguments {
         return configuration
     }
 
-    /// Remembers `configuration`, once this binary is the one that can run it.
+    /// Remembers `configuration`, once this binary is the one that can run it, and says once what
+    /// of a template it could not map.
     private func keep(_ configuration: RuntimeConfiguration) throws {
         try PostgresHandOff.ensure(configuration)
-        Self.loaded.withLock { $0[config] = configuration }
+        let isNew = Self.loaded.withLock { loaded in
+            defer { loaded[config] = configuration }
+            return loaded[config] == nil
+        }
+        if isNew {
+            for note in configuration.notes { StandardStreams.writeError("galley: \(note)") }
+        }
     }
 
     /// The validated configuration bound to the catalog, or a one-line error and exit 2.

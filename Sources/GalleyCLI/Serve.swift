@@ -79,6 +79,7 @@ struct Serve: AsyncParsableCommand {
             options.build = build
             try environmentOverrides.install()
             options.environmentOverrides = environmentOverrides.envVars
+            options.parameterOverrides = configOptions.parameterOverrides
             if watch {
                 let supervisor: WatchSupervisor
                 do throws(ConfigurationError) {

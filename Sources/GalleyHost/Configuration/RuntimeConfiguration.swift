@@ -17,6 +17,9 @@ public struct RuntimeConfiguration: Sendable, Equatable {
     public var queue: Queue
     /// The deployed functions by name.
     public var functions: [String: FunctionConfiguration]
+    /// What a SAM template had that Galley could not map, one line each (`template.yaml:
+    /// Resources.Fn.Properties.Layers: not mapped …`); empty for runtime.json.
+    public var notes: [String] = []
 
     public init(
         server: Server = Server(),
@@ -156,8 +159,9 @@ public struct FunctionConfiguration: Sendable, Equatable {
 }
 
 extension RuntimeConfiguration {
-    /// Reads and validates a runtime.json file.
+    /// Reads and validates a runtime.json file, or an AWS SAM template (`.yaml`, `.yml`).
     public static func load(from path: String) throws(ConfigurationError) -> RuntimeConfiguration {
+        if SAMTemplate.isTemplate(path) { return try SAMTemplate.load(from: path) }
         let data: Data
         do {
             data = try Data(contentsOf: URL(filePath: path))

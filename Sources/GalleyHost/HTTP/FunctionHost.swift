@@ -45,6 +45,8 @@ public struct HostOptions: Sendable {
     public var supervised = false
     /// The `--env-vars` file, handed on to the builds of `serve --watch`.
     public var environmentOverrides: String?
+    /// `--parameter-overrides` of a SAM template, passed on to the builds of `--watch`.
+    public var parameterOverrides: String?
     /// Whether events a crashed host was delivering are delivered again at start. A generation
     /// started while the previous one still delivers must not take its events.
     public var recoversQueue = true

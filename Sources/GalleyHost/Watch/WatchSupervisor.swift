@@ -307,6 +307,7 @@ public final class WatchSupervisor: Sendable {
         ]
         if !recovers { arguments.append("--no-recovery") }
         if let overrides = options.environmentOverrides { arguments += ["--env-vars", overrides] }
+        if let overrides = options.parameterOverrides { arguments += ["--parameter-overrides", overrides] }
         if let loops = options.eventLoops { arguments += ["--event-loops", String(loops)] }
         let process: ChildProcess
         do {
