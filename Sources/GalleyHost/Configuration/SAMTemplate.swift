@@ -221,6 +221,8 @@ public enum SAMTemplate {
         var notes: [String] = []
         /// runtime.json path prefix (`functions.NAME`) → template path (`Resources.ID.Properties`).
         var paths: [String: String] = [:]
+        /// runtime.json path prefix → the properties a function took from `Globals.Function`.
+        var fromGlobals: [String: Set<String>] = [:]
 
         init(root: Value, file: String, overrides: [String: String]) throws(ConfigurationError) {
             self.root = root
@@ -304,7 +306,9 @@ public enum SAMTemplate {
                     continue
                 }
                 var properties = globals
-                for (key, value) in resource["Properties"]?.pairs ?? [] {
+                let own = resource["Properties"]?.pairs ?? []
+                let inherited = Set(globals.map(\.0)).subtracting(own.map(\.0))
+                for (key, value) in own {
                     if let index = properties.firstIndex(where: { $0.0 == key }) {
                         properties[index].1 = Self.merge(properties[index].1, value, key: key)
                     } else {
@@ -313,6 +317,7 @@ public enum SAMTemplate {
                 }
                 let name = functionNames[id] ?? id
                 paths["functions.\(name)"] = "Resources.\(id).Properties"
+                fromGlobals["functions.\(name)"] = inherited
                 if let function = try function(id: id, properties: properties) {
                     functions[name] = .object(function)
                 }
@@ -566,7 +571,10 @@ public enum SAMTemplate {
             }
             guard parts.count == 3 else { return base }
             let field = String(parts[2].prefix { $0 != "." && $0 != "[" })
-            return "\(base).\(fields[field] ?? field)"
+            let property = fields[field] ?? field
+            let top = String(property.prefix { $0 != "." })
+            if fromGlobals["functions.\(parts[1])"]?.contains(top) == true { return "Globals.Function.\(property)" }
+            return "\(base).\(property)"
         }
 
         // MARK: - Intrinsic functions

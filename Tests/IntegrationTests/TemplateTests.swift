@@ -1,0 +1,160 @@
+import Foundation
+import TestSupport
+import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// `galley serve --template`: a real SAM template (cfn-lint says so) with an HTTP API route, a
+/// schedule, a Python function and a Swift one, served and called through nginx and boto3.
+@Suite(.serialized)
+struct TemplateTests {
+    static let template = """
+        AWSTemplateFormatVersion: '2010-09-09'
+        Transform: AWS::Serverless-2016-10-31
+        Description: Galley's template test
+
+        Parameters:
+          Greeting:
+            Type: String
+            Default: Hello
+
+        Globals:
+          Function:
+            Timeout: 5
+            MemorySize: 256
+
+        Resources:
+          HelloFunction:
+            Type: AWS::Serverless::Function
+            Properties:
+              Runtime: provided.al2023
+              Handler: Hello
+              CodeUri: .
+              Environment:
+                Variables:
+                  GREETING: !Ref Greeting
+              Events:
+                Greet:
+                  Type: HttpApi
+                  Properties:
+                    Path: /hello/{name}
+                    Method: get
+
+          EchoFunction:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: !Sub "echo-${AWS::Region}"
+              Runtime: python3.12
+              Handler: app.handler
+              CodeUri: src/echo
+              Policies: AWSLambdaBasicExecutionRole
+              Environment:
+                Variables:
+                  HELLO_ARN: !GetAtt HelloFunction.Arn
+              Events:
+                Nightly:
+                  Type: Schedule
+                  Properties:
+                    Schedule: rate(1 day)
+        """
+
+    static let app = """
+        import os
+
+        def handler(event, context):
+            return {"echo": event, "helloArn": os.environ.get("HELLO_ARN"), "function": context.function_name}
+        """
+
+    let directory: TemporaryDirectory
+    let templateFile: String
+
+    init() throws {
+        directory = try TemporaryDirectory()
+        templateFile = try directory.write("template.yaml", Self.template)
+        try FileManager.default.createDirectory(atPath: directory.path("src/echo"), withIntermediateDirectories: true)
+        _ = try directory.write("src/echo/app.py", Self.app)
+    }
+
+    @Test(.enabled(if: Tools.usable("cfn-lint"), "cfn-lint is not installed"))
+    func theTemplateIsARealOne() async throws {
+        let lint = try await runProcess("cfn-lint", [templateFile], timeout: .seconds(120))
+        #expect(lint.status == 0, "\(lint.out)\(lint.err)")
+    }
+
+    @Test(
+        .enabled(
+            if: Tools.usable("nginx", "curl") && (Tools.isCI || Tools.pythonHas("boto3") && Tools.pythonHas("awslambdaric")),
+            "nginx, curl, boto3 or awslambdaric is not installed"
+        )
+    )
+    func theTemplateIsServedBehindNginxAndToBoto3() async throws {
+        let socket = directory.path("galley.sock")
+        let server = try await ServerProcess(
+            config: templateFile,
+            arguments: ["--socket", socket, "--socket-mode", "666", "--parameter-overrides", "Greeting=Howdy"]
+        )
+        let nginx = try await Nginx(in: directory, socket: socket)
+        defer { stop(nginx.process) }
+
+        // The Swift function, through its HttpApi route, with the parameter's value.
+        let hello = try await curl(["\(nginx.base)/hello/Ada"])
+        #expect(hello.out == #"{"message":"Howdy, Ada!"}"#, "\(server.stderr)")
+
+        // The Python function, by its FunctionName, through boto3 and the Invoke API behind nginx.
+        let script = """
+            import boto3, json, sys
+            from botocore import UNSIGNED
+            from botocore.config import Config
+            client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                                  config=Config(signature_version=UNSIGNED))
+            response = client.invoke(FunctionName="echo-us-east-1", Payload=b'{"from": "boto3"}')
+            print(json.dumps({"status": response["StatusCode"], "body": json.loads(response["Payload"].read())}))
+            """
+        let output = try await runProcess("python3", ["-c", script, nginx.base])
+        #expect(output.status == 0, "\(output.err)")
+        let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
+        #expect(object?["status"] as? Int == 200)
+        let body = object?["body"] as? [String: Any]
+        #expect((body?["echo"] as? [String: Any])?["from"] as? String == "boto3")
+        #expect(body?["helloArn"] as? String == "arn:aws:lambda:us-east-1:123456789012:function:HelloFunction")
+        #expect(body?["function"] as? String == "echo-us-east-1")
+
+        // The schedule is the host's: its next run is kept beside the store.
+        let schedules = try await runProcess(
+            "sqlite3",
+            [directory.path(".galley/queue.sqlite"), "SELECT function, expression FROM schedules"]
+        )
+        #expect(schedules.out == "echo-us-east-1|rate(1 day)\n", "\(schedules.err)")
+
+        // What has no local meaning is named, one line, and did not stop anything.
+        let lines = server.stderr.split(separator: "\n").filter { $0.contains("Properties.Policies") }
+        #expect(lines == ["galley: \(templateFile): Resources.EchoFunction.Properties.Policies: not mapped (no local meaning); ignored"])
+    }
+
+    @Test func aTemplateMistakeStopsTheHostNamingTheField() async throws {
+        let broken = try directory.write(
+            "broken.yaml",
+            Self.template.replacingOccurrences(of: "Timeout: 5", with: "Timeout: 5000")
+        )
+        let result = try await runGalley(["serve", "--template", broken, "--port", "0"])
+        #expect(result.status == 2)
+        #expect(
+            result.err.contains("galley: \(broken): Globals.Function.Timeout: must be at most 900 seconds, found 5000"),
+            "\(result.err)"
+        )
+        let unknown = try await runGalley(["list", "--template", templateFile, "--parameter-overrides", "Greting=Hi"])
+        #expect(unknown.status != 0)
+        #expect(unknown.err.contains("'Greting', which the template does not declare (it declares Greeting)"), "\(unknown.err)")
+    }
+
+    @Test func invokeRunsAFunctionOfTheTemplate() async throws {
+        let result = try await runGalley(
+            ["invoke", "HelloFunction", "--template", templateFile],
+            stdin: #"{"name": "Grace"}"#
+        )
+        #expect(result.status == 0, "\(result.err)")
+        #expect(result.out == #"{"message":"Hello, Grace!"}"# + "\n" || result.out == #"{"message":"Hello, Grace!"}"#)
+    }
+}
