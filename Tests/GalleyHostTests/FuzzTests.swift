@@ -157,6 +157,12 @@ struct FuzzTests {
             for header in headers where header.name.lowercased() != "cookie" {
                 #expect(event.headers[header.name.lowercased()] != nil, "\(header.name)")
             }
+            // The REST (1.0) event of the same request is valid JSON and decodes too.
+            let rest = builder.encodeV1()
+            #expect((try? JSONSyntax.validate(rest)) != nil, "\(String(decoding: rest, as: UTF8.self))")
+            let restEvent = try JSONDecoder().decode(APIGatewayRequest.self, from: Data(rest))
+            if let body, !body.isEmpty { #expect(restEvent.bodyData == Data(body)) }
+            #expect(restEvent.multiValueHeaders?.values.reduce(0) { $0 + $1.count } ?? 0 == headers.count)
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Galley
 import GalleyHost
 import Testing
 
@@ -50,6 +51,39 @@ struct RouteTableTests {
 }
 
 struct HTTPEventBuilderTests {
+    @Test func restEventFollowsPayloadFormatOne() throws {
+        var route = try Route(parsing: "POST /hello/{name}")
+        route.payload = .v1
+        let builder = HTTPEventBuilder(
+            method: "POST",
+            path: "/hello/Ada%20L",
+            query: "a=1&a=2&b=x%20y",
+            headers: [("X-Thing", "one"), ("x-thing", "two"), ("Cookie", "c=1"), ("User-Agent", "curl/8")],
+            body: Array("hi".utf8),
+            sourceIP: "10.1.2.3",
+            requestID: "req-1",
+            route: RouteTable.Match(function: "hello", route: route, pathParameters: ["name": "Ada L"])
+        )
+        let event = try JSONDecoder().decode(APIGatewayRequest.self, from: Data(builder.encodeV1()))
+        #expect(event.resource == "/hello/{name}")
+        #expect(event.path == "/hello/Ada L")
+        #expect(event.httpMethod == "POST")
+        #expect(event.headers?["X-Thing"] == "two")
+        #expect(event.multiValueHeaders?["X-Thing"] == ["one", "two"])
+        #expect(event.headers?["Cookie"] == "c=1")
+        #expect(event.queryStringParameters == ["a": "2", "b": "x y"])
+        #expect(event.multiValueQueryStringParameters == ["a": ["1", "2"], "b": ["x y"]])
+        #expect(event.pathParameters == ["name": "Ada L"])
+        #expect(event.requestContext.identity.sourceIp == "10.1.2.3")
+        #expect(event.requestContext.identity.userAgent == "curl/8")
+        #expect(event.requestContext.requestId == "req-1")
+        #expect(event.body == "hi")
+        let bare = HTTPEventBuilder(method: "GET", path: "/x")
+        let json = try JSONSerialization.jsonObject(with: Data(bare.encodeV1())) as? [String: Any]
+        #expect(json?["queryStringParameters"] is NSNull, "REST sends null, not {}, for no query")
+        #expect(json?["body"] is NSNull)
+    }
+
     @Test func eventFollowsPayloadFormatTwo() throws {
         let builder = HTTPEventBuilder(
             method: "POST",

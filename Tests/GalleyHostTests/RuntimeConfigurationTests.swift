@@ -18,6 +18,22 @@ struct RuntimeConfigurationTests {
         }
     }
 
+    @Test func aRouteMayTakeTheRESTPayload() throws {
+        let deployment = try load(
+            #"{"functions": {"hello": {"handler": "Hello", "routes": ["GET /a", {"route": "GET /b/{id}", "payload": "1.0"}]}}}"#
+        )
+        #expect(deployment.functions["hello"]?.configuration.routes.map(\.payload) == [.v2, .v1])
+        #expect(
+            error(#"{"functions": {"hello": {"handler": "Hello", "routes": [{"route": "GET /b", "payload": "3.0"}]}}}"#)
+                == #"runtime.json: functions.hello.routes[0].payload: must be "2.0" (HTTP API, the default) or "1.0" (REST API), found '3.0'"#
+        )
+        #expect(
+            error(#"{"functions": {"hello": {"handler": "Hello", "routes": [{"path": "GET /b"}]}}}"#).contains(
+                "routes[0]"
+            )
+        )
+    }
+
     @Test func validFileLoadsWithDefaults() throws {
         let deployment = try load(#"{"functions": {"hello": {"handler": "Hello", "routes": ["GET /hello/{name}"]}}}"#)
         let hello = try #require(deployment.functions["hello"])
@@ -47,7 +63,7 @@ struct RuntimeConfigurationTests {
         ),
         (
             #"{"functions": {"hello": {"handler": "Helo"}}}"#,
-            "runtime.json: functions.hello.handler: no handler named 'Helo' is registered; registered handlers: Counter, Hello, Inspect"
+            "runtime.json: functions.hello.handler: no handler named 'Helo' is registered; registered handlers: Counter, Digest, Hello, Inspect"
         ),
         (
             #"{"functions": {"hello": {"handler": "Hello", "timeout": -1}}}"#,

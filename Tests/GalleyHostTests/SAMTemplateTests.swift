@@ -108,6 +108,7 @@ struct SAMTemplateTests {
         #expect(hello.memory == 256)
         #expect(hello.concurrency == 7)
         #expect(hello.routes.map(\.description) == ["GET /hello/{name}", "ANY /v1/{proxy+}"])
+        #expect(hello.routes.map(\.payload) == [.v2, .v1], "an Api (REST) event gets payload 1.0")
         #expect(hello.retries == 1)
         #expect(hello.maxEventAge == 120)
         #expect(hello.onFailure == "Worker")
@@ -166,7 +167,6 @@ struct SAMTemplateTests {
         func note(_ fragment: String) -> [String] { notes.filter { $0.contains(fragment) } }
         #expect(note("Resources.HelloFunction.Properties.Layers").count == 1)
         #expect(note("Environment.Variables.TABLE: !Ref Table does not resolve locally").count == 1)
-        #expect(note("Resources.HelloFunction.Properties.Events.Everything: an Api (REST) route").count == 1)
         #expect(note("EventInvokeConfig.DestinationConfig.OnSuccess: a SQS destination").count == 1)
         #expect(note("Resources.Worker.Properties.DeadLetterQueue: failed Event invocations are kept").count == 1)
         #expect(note("Resources.Worker.Properties.Events.Uploads: an event source of type S3").count == 1)

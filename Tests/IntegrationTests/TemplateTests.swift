@@ -42,6 +42,19 @@ struct TemplateTests {
                     Path: /hello/{name}
                     Method: get
 
+          ItemsFunction:
+            Type: AWS::Serverless::Function
+            Properties:
+              Runtime: python3.12
+              Handler: app.rest
+              CodeUri: src/echo
+              Events:
+                Item:
+                  Type: Api
+                  Properties:
+                    Path: /items/{id}
+                    Method: get
+
           EchoFunction:
             Type: AWS::Serverless::Function
             Properties:
@@ -61,10 +74,20 @@ struct TemplateTests {
         """
 
     static let app = """
-        import os
+        import json, os
 
         def handler(event, context):
             return {"echo": event, "helloArn": os.environ.get("HELLO_ARN"), "function": context.function_name}
+
+        def rest(event, context):
+            seen = {
+                "httpMethod": event["httpMethod"],
+                "resource": event["resource"],
+                "id": event["pathParameters"]["id"],
+                "tags": event["multiValueQueryStringParameters"]["tag"],
+                "sourceIp": event["requestContext"]["identity"]["sourceIp"],
+            }
+            return {"statusCode": 201, "multiValueHeaders": {"X-Seen": ["a", "b"]}, "body": json.dumps(seen)}
         """
 
     let directory: TemporaryDirectory
@@ -85,7 +108,8 @@ struct TemplateTests {
 
     @Test(
         .enabled(
-            if: Tools.usable("nginx", "curl") && (Tools.isCI || Tools.pythonHas("boto3") && Tools.pythonHas("awslambdaric")),
+            if: Tools.usable("nginx", "curl")
+                && (Tools.isCI || Tools.pythonHas("boto3") && Tools.pythonHas("awslambdaric")),
             "nginx, curl, boto3 or awslambdaric is not installed"
         )
     )
@@ -101,6 +125,18 @@ struct TemplateTests {
         // The Swift function, through its HttpApi route, with the parameter's value.
         let hello = try await curl(["\(nginx.base)/hello/Ada"])
         #expect(hello.out == #"{"message":"Howdy, Ada!"}"#, "\(server.stderr)")
+
+        // A REST (Api) route: the function receives payload 1.0 and answers by its rules.
+        let item = try await curl(["-i", "-H", "X-Forwarded-For: 203.0.113.7", "\(nginx.base)/items/7?tag=a&tag=b"])
+        #expect(item.out.hasPrefix("HTTP/1.1 201"), "\(item.out)")
+        #expect(item.out.contains("X-Seen: a\r\n") && item.out.contains("X-Seen: b\r\n"), "\(item.out)")
+        let seenBody = try #require(item.out.components(separatedBy: "\r\n\r\n").last)
+        let seen = try JSONSerialization.jsonObject(with: Data(seenBody.utf8)) as? [String: Any]
+        #expect(seen?["httpMethod"] as? String == "GET")
+        #expect(seen?["resource"] as? String == "/items/{id}")
+        #expect(seen?["id"] as? String == "7")
+        #expect(seen?["tags"] as? [String] == ["a", "b"])
+        #expect(seen?["sourceIp"] as? String == "203.0.113.7")
 
         // The Python function, by its FunctionName, through boto3 and the Invoke API behind nginx.
         let script = """
@@ -130,7 +166,11 @@ struct TemplateTests {
 
         // What has no local meaning is named, one line, and did not stop anything.
         let lines = server.stderr.split(separator: "\n").filter { $0.contains("Properties.Policies") }
-        #expect(lines == ["galley: \(templateFile): Resources.EchoFunction.Properties.Policies: not mapped (no local meaning); ignored"])
+        #expect(
+            lines == [
+                "galley: \(templateFile): Resources.EchoFunction.Properties.Policies: not mapped (no local meaning); ignored"
+            ]
+        )
     }
 
     @Test func aTemplateMistakeStopsTheHostNamingTheField() async throws {
@@ -146,7 +186,10 @@ struct TemplateTests {
         )
         let unknown = try await runGalley(["list", "--template", templateFile, "--parameter-overrides", "Greting=Hi"])
         #expect(unknown.status != 0)
-        #expect(unknown.err.contains("'Greting', which the template does not declare (it declares Greeting)"), "\(unknown.err)")
+        #expect(
+            unknown.err.contains("'Greting', which the template does not declare (it declares Greeting)"),
+            "\(unknown.err)"
+        )
     }
 
     @Test func invokeRunsAFunctionOfTheTemplate() async throws {

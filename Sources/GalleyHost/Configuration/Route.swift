@@ -7,9 +7,18 @@ public struct Route: Sendable, Hashable, CustomStringConvertible {
         case greedy(String)
     }
 
+    /// The event a route's function receives, and the rules its answer is read by.
+    public enum PayloadVersion: String, Sendable, Hashable {
+        /// API Gateway HTTP APIs and function URLs: ``APIGatewayV2Request`` (the default).
+        case v2 = "2.0"
+        /// API Gateway REST APIs with Lambda proxy integration: ``APIGatewayRequest``.
+        case v1 = "1.0"
+    }
+
     /// The HTTP method in upper case, or `ANY`.
     public var method: String
     public var segments: [Segment]
+    public var payload = PayloadVersion.v2
 
     static let methods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"]
 

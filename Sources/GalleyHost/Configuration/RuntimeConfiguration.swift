@@ -110,7 +110,8 @@ public struct FunctionConfiguration: Sendable, Equatable {
     public var memory: Int = 128
     /// Environment variables, in `context.environment`.
     public var environment: [String: String] = [:]
-    /// HTTP routes served by `galley serve`, e.g. `GET /hello/{name}`.
+    /// HTTP routes served by `galley serve`, e.g. `GET /hello/{name}`, or `{"route": "GET /v1/{id}",
+    /// "payload": "1.0"}` for an API Gateway REST API's proxy event (payload 1.0).
     public var routes: [Route] = []
     /// How many invocations may run at once, each in an environment of its own. Default 100, so
     /// that a burst from a browser or a load balancer is not throttled; an idle Swift worker costs
@@ -490,17 +491,25 @@ extension FunctionConfiguration: Decodable {
                 )
             }
         }
-        let routeTexts = try container.decodeIfPresent([String].self, forKey: .routes) ?? []
+        let routeEntries = try container.decodeIfPresent([RouteEntry].self, forKey: .routes) ?? []
         routes = []
-        for (index, text) in routeTexts.enumerated() {
+        for (index, entry) in routeEntries.enumerated() {
+            let path = (decoder.codingPath.map(\.stringValue) + ["routes"]).joined(separator: ".") + "[\(index)]"
             do {
-                routes.append(try Route(parsing: text))
-            } catch {
-                throw ConfigurationError(
-                    file: "",
-                    path: (decoder.codingPath.map(\.stringValue) + ["routes"]).joined(separator: ".") + "[\(index)]",
-                    message: error.message
-                )
+                var route = try Route(parsing: entry.route)
+                if let payload = entry.payload {
+                    guard let version = Route.PayloadVersion(rawValue: payload) else {
+                        throw ConfigurationError(
+                            file: "",
+                            path: path + ".payload",
+                            message: "must be \"2.0\" (HTTP API, the default) or \"1.0\" (REST API), found '\(payload)'"
+                        )
+                    }
+                    route.payload = version
+                }
+                routes.append(route)
+            } catch let error as RouteSyntaxError {
+                throw ConfigurationError(file: "", path: path, message: error.message)
             }
         }
     }
@@ -576,5 +585,26 @@ extension DecodingError {
             return (String(summary[..<range.lowerBound]), String(summary[range.upperBound...]))
         }
         return ("", summary)
+    }
+}
+
+/// A route in runtime.json: `"GET /hello/{name}"`, or `{"route": "GET /hello/{name}", "payload": "1.0"}`.
+struct RouteEntry: Decodable {
+    var route: String
+    var payload: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case route, payload
+    }
+
+    init(from decoder: any Decoder) throws {
+        if let text = try? decoder.singleValueContainer().decode(String.self) {
+            route = text
+            return
+        }
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        route = try container.decode(String.self, forKey: .route)
+        payload = try container.decodeIfPresent(String.self, forKey: .payload)
     }
 }

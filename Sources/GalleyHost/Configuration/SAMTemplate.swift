@@ -467,12 +467,11 @@ public enum SAMTemplate {
                 }
                 var method = properties?["Method"]?.text?.uppercased() ?? "ANY"
                 if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" { method = "ANY" }
-                routes.append(.string("\(method) \(route)"))
-                if type == "Api" {
-                    notes.append(
-                        "\(path): an Api (REST) route is served with the HTTP API's payload 2.0 event, not 1.0 (APIGatewayV2Request)"
-                    )
-                }
+                // A REST API's function receives the proxy event of payload 1.0, as on AWS.
+                routes.append(
+                    type == "Api"
+                        ? ["route": .string("\(method) \(route)"), "payload": "1.0"] : .string("\(method) \(route)")
+                )
                 for key in ["Auth", "ApiId", "RestApiId", "RequestParameters", "RequestModel"]
                 where properties?[key] != nil {
                     notes.append("\(path).Properties.\(key): not mapped; ignored")

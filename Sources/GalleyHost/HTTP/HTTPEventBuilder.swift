@@ -131,6 +131,85 @@ public struct HTTPEventBuilder: Sendable {
         return Array(json.utf8)
     }
 
+    /// The event as an API Gateway REST API sends it with Lambda proxy integration (payload 1.0,
+    /// ``APIGatewayRequest``): for routes written with `"payload": "1.0"`.
+    public func encodeV1() -> [UInt8] {
+        var single: [(String, String)] = []
+        var multiple: [(String, [String])] = []
+        var headerIndex: [String: Int] = [:]
+        for (name, value) in headers {
+            let key = name.lowercased()
+            if let index = headerIndex[key] {
+                single[index].1 = value
+                multiple[index].1.append(value)
+            } else {
+                headerIndex[key] = single.count
+                single.append((name, value))
+                multiple.append((name, [value]))
+            }
+        }
+        var querySingle: [(String, String)] = []
+        var queryMultiple: [(String, [String])] = []
+        var queryIndex: [String: Int] = [:]
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = PercentEncoding.decode(parts[0], plusIsSpace: true)
+            let value = parts.count > 1 ? PercentEncoding.decode(parts[1], plusIsSpace: true) : ""
+            if let index = queryIndex[name] {
+                querySingle[index].1 = value
+                queryMultiple[index].1.append(value)
+            } else {
+                queryIndex[name] = querySingle.count
+                querySingle.append((name, value))
+                queryMultiple.append((name, [value]))
+            }
+        }
+        var bodyText: String?
+        var isBase64 = false
+        if let body, !body.isEmpty {
+            let contentType = headerIndex["content-type"].map { single[$0].1 }
+            if let text = String(validating: body, as: UTF8.self), !Self.looksBinary(contentType) {
+                bodyText = text
+            } else {
+                bodyText = Data(body).base64EncodedString()
+                isBase64 = true
+            }
+        }
+        let milliseconds = time.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Self.nowMilliseconds()
+        let resource = route?.route.path ?? PercentEncoding.decode(path[...])
+        let decodedPath = PercentEncoding.decode(path[...])
+        let userAgent = headerIndex["user-agent"].map { single[$0].1 }
+        let quote = JSONString.quote
+        func object(_ pairs: [(String, String)]) -> String {
+            pairs.isEmpty ? "null" : "{" + pairs.map { quote($0.0) + ":" + quote($0.1) }.joined(separator: ",") + "}"
+        }
+        func lists(_ pairs: [(String, [String])]) -> String {
+            pairs.isEmpty
+                ? "null"
+                : "{"
+                    + pairs.map { quote($0.0) + ":[" + $0.1.map(quote).joined(separator: ",") + "]" }.joined(
+                        separator: ","
+                    )
+                    + "}"
+        }
+        let parameters = route?.pathParameters.sorted { $0.key < $1.key } ?? []
+        var json = #"{"resource":\#(quote(resource)),"path":\#(quote(decodedPath)),"httpMethod":\#(quote(method)),"#
+        json += #""headers":\#(object(single)),"multiValueHeaders":\#(lists(multiple)),"#
+        json += #""queryStringParameters":\#(object(querySingle)),"#
+        json += #""multiValueQueryStringParameters":\#(lists(queryMultiple)),"#
+        json += #""pathParameters":\#(object(parameters)),"stageVariables":null,"#
+        json += #""requestContext":{"accountId":"\#(ARN.account)","apiId":"galley","resourceId":"galley","#
+        json += #""resourcePath":\#(quote(resource)),"httpMethod":\#(quote(method)),"path":\#(quote(decodedPath)),"#
+        json += #""stage":"$default","requestId":\#(quote(requestID)),"extendedRequestId":\#(quote(requestID)),"#
+        json += #""identity":{"sourceIp":\#(quote(sourceIP)),"userAgent":\#(userAgent.map(quote) ?? "null"),"#
+        json += #""accountId":null,"caller":null,"user":null,"userArn":null,"cognitoIdentityPoolId":null,"#
+        json += #""cognitoIdentityId":null,"cognitoAuthenticationType":null,"cognitoAuthenticationProvider":null,"#
+        json += #""accessKey":null},"protocol":"HTTP/1.1","requestTime":"\#(Self.format(milliseconds: milliseconds))","#
+        json += #""requestTimeEpoch":\#(milliseconds),"domainName":\#(quote(domainName))},"#
+        json += #""body":\#(bodyText.map(quote) ?? "null"),"isBase64Encoded":\#(isBase64)}"#
+        return Array(json.utf8)
+    }
+
     static func nowMilliseconds() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)

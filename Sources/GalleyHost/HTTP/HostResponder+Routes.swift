@@ -45,7 +45,8 @@ extension HostResponder {
         )
         let host = (trusted ? request.headers[.forwardedHost] : nil) ?? request.head.authority ?? "localhost"
         builder.domainName = String(host.split(separator: ":").first ?? "localhost")
-        let event = Data(builder.encode())
+        let isREST = match.route.payload == .v1
+        let event = Data(isREST ? builder.encodeV1() : builder.encode())
         let headers: HTTPFields = [.apigwRequestID: requestID]
         do {
             var invocation = Invocation(function: match.function, payload: event, requestID: requestID)
@@ -55,7 +56,13 @@ extension HostResponder {
             guard !result.isFunctionError else {
                 return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
             }
-            return response(for: result.payload, headers: headers, requestID: requestID, isHead: method == "HEAD")
+            return response(
+                for: result.payload,
+                headers: headers,
+                requestID: requestID,
+                isHead: method == "HEAD",
+                payload: match.route.payload
+            )
         } catch {
             switch error.code {
             case .tooManyRequests:
@@ -69,13 +76,39 @@ extension HostResponder {
         }
     }
 
+    /// What a route's function may answer: the 2.0 fields and the 1.0 ones.
+    struct StructuredResponse: Decodable {
+        var statusCode: Int
+        var headers: [String: String]?
+        /// 1.0 only.
+        var multiValueHeaders: [String: [String]]?
+        /// 2.0 only.
+        var cookies: [String]?
+        var body: String?
+        var isBase64Encoded: Bool?
+    }
+
     /// The 2.0 response rules: a JSON object with `statusCode` is a structured response; any other
-    /// JSON is a `200` with that JSON as its body.
+    /// JSON is a `200` with that JSON as its body. By the 1.0 rules (REST APIs) only a structured
+    /// response is one, with `multiValueHeaders` beside `headers`; anything else is a 502.
     ///
     /// The host owns the framing: a 204 or 304, or any answer to HEAD, goes out without a body, and a
     /// 1xx status (which would leave the connection expecting another response) is a 502.
-    func response(for payload: Data, headers: HTTPFields, requestID: String, isHead: Bool = false) -> Response {
-        guard Self.looksStructured(payload) else {
+    func response(
+        for payload: Data,
+        headers: HTTPFields,
+        requestID: String,
+        isHead: Bool = false,
+        payload version: Route.PayloadVersion = .v2
+    ) -> Response {
+        let structured = Self.looksStructured(payload)
+        if !structured && version == .v1 {
+            logger.error(
+                "RequestId: \(requestID) a REST (payload 1.0) route's function must answer {\"statusCode\": …, \"body\": …}"
+            )
+            return .json(.badGateway, #"{"message":"Internal server error"}"#, headers: headers)
+        }
+        guard structured else {
             var headers = headers
             headers[.contentType] = "application/json"
             return Response(
@@ -84,7 +117,7 @@ extension HostResponder {
                 body: .init(byteBuffer: isHead ? ByteBuffer() : ByteBuffer(bytes: payload))
             )
         }
-        guard let structured = try? JSONDecoder().decode(APIGatewayV2Response.self, from: payload),
+        guard let structured = try? JSONDecoder().decode(StructuredResponse.self, from: payload),
             (100...599).contains(structured.statusCode)
         else {
             logger.error("RequestId: \(requestID) the function returned a malformed HTTP response")
@@ -112,12 +145,24 @@ extension HostResponder {
             }
             fields[field] = value
         }
+        if version == .v1 {
+            for (name, values) in (structured.multiValueHeaders ?? [:]).sorted(by: { $0.key < $1.key }) {
+                guard let field = HTTPField.Name(name), !Self.framingHeaders.contains(field) else {
+                    ignored.append(name)
+                    continue
+                }
+                // 1.0: a name in both maps takes the values of multiValueHeaders.
+                fields[field] = nil
+                for value in values { fields.append(HTTPField(name: field, value: value)) }
+            }
+        } else {
+            for cookie in structured.cookies ?? [] { fields.append(HTTPField(name: .setCookie, value: cookie)) }
+        }
         if !ignored.isEmpty {
             logger.warning(
                 "RequestId: \(requestID) ignored response headers the host sets itself or that are not valid: \(ignored.sorted().joined(separator: ", "))"
             )
         }
-        for cookie in structured.cookies ?? [] { fields.append(HTTPField(name: .setCookie, value: cookie)) }
         var body = ByteBuffer()
         if let text = structured.body, bodiless, !text.isEmpty {
             logger.warning(
