@@ -47,6 +47,8 @@ struct NewCommandTests {
             "swiftc",
             [
                 "-typecheck", "-swift-version", "6", "-I", Binaries.directory.appending(path: "Modules").path,
+                // The C module the Galley module imports (zlib, for CloudWatch Logs events), as SwiftPM gives it.
+                "-I", Self.repository.appending(path: "Sources/CZlib").path,
                 "-module-name", "Functions", handler, testCopy,
             ],
             timeout: .seconds(120)
