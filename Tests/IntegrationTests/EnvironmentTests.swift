@@ -534,20 +534,8 @@ struct EnvironmentTests {
     @Test(.enabled(if: Tools.isCI || Tools.pythonHas("boto3"), "boto3 is not installed"))
     func boto3InvokesThePythonFunction() async throws {
         let server = try await ServerProcess(config: config)
-        let script = """
-            import boto3, json, sys
-            from botocore import UNSIGNED
-            from botocore.config import Config
-            client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
-                                  config=Config(signature_version=UNSIGNED))
-            response = client.invoke(FunctionName="py-echo", Payload=b'{"from": "boto3"}')
-            print(json.dumps({"status": response["StatusCode"], "body": json.loads(response["Payload"].read())}))
-            """
-        let output = try await runProcess("python3", ["-c", script, server.address])
-        #expect(output.status == 0, "\(output.err)")
-        let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
-        #expect(object?["status"] as? Int == 200)
-        let body = object?["body"] as? [String: Any]
+        let (status, body) = try await boto3Invoke(server.address, "py-echo", payload: #"{"from": "boto3"}"#)
+        #expect(status == 200)
         #expect((body?["echo"] as? [String: Any])?["from"] as? String == "boto3")
     }
 

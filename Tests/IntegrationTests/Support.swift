@@ -133,3 +133,27 @@ struct ToolMissing: Error, CustomStringConvertible {
     var name: String
     var description: String { "\(name) is not installed (.ci/run installs it)" }
 }
+
+/// Invokes `function` through boto3's Lambda client at `endpoint` (unsigned, as against any
+/// local Lambda); returns the status code and the decoded payload.
+func boto3Invoke(
+    _ endpoint: String,
+    _ function: String,
+    payload: String
+) async throws -> (
+    status: Int?, body: [String: Any]?
+) {
+    let script = """
+        import boto3, json, sys
+        from botocore import UNSIGNED
+        from botocore.config import Config
+        client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
+                              config=Config(signature_version=UNSIGNED))
+        response = client.invoke(FunctionName=sys.argv[2], Payload=sys.argv[3].encode())
+        print(json.dumps({"status": response["StatusCode"], "body": json.loads(response["Payload"].read())}))
+        """
+    let output = try await runProcess("python3", ["-c", script, endpoint, function, payload])
+    #expect(output.status == 0, "\(output.err)")
+    let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
+    return (object?["status"] as? Int, object?["body"] as? [String: Any])
+}

@@ -139,20 +139,8 @@ struct TemplateTests {
         #expect(seen?["sourceIp"] as? String == "203.0.113.7")
 
         // The Python function, by its FunctionName, through boto3 and the Invoke API behind nginx.
-        let script = """
-            import boto3, json, sys
-            from botocore import UNSIGNED
-            from botocore.config import Config
-            client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="us-east-1",
-                                  config=Config(signature_version=UNSIGNED))
-            response = client.invoke(FunctionName="echo-us-east-1", Payload=b'{"from": "boto3"}')
-            print(json.dumps({"status": response["StatusCode"], "body": json.loads(response["Payload"].read())}))
-            """
-        let output = try await runProcess("python3", ["-c", script, nginx.base])
-        #expect(output.status == 0, "\(output.err)")
-        let object = try JSONSerialization.jsonObject(with: output.stdout) as? [String: Any]
-        #expect(object?["status"] as? Int == 200)
-        let body = object?["body"] as? [String: Any]
+        let (status, body) = try await boto3Invoke(nginx.base, "echo-us-east-1", payload: #"{"from": "boto3"}"#)
+        #expect(status == 200)
         #expect((body?["echo"] as? [String: Any])?["from"] as? String == "boto3")
         #expect(body?["helloArn"] as? String == "arn:aws:lambda:us-east-1:123456789012:function:HelloFunction")
         #expect(body?["function"] as? String == "echo-us-east-1")

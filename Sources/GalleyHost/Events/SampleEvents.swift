@@ -463,28 +463,23 @@ package enum SampleEvents {
 
     /// Last value wins in the single map; every value in the multiple one.
     static func headerMaps(_ headers: [(String, String)], lowercased: Bool) -> (JSONValue, JSONValue) {
-        var single: [String: JSONValue] = [:]
-        var multiple: [String: [JSONValue]] = [:]
-        for (name, value) in headers {
-            let name = lowercased ? name.lowercased() : name
-            single[name] = .string(value)
-            multiple[name, default: []].append(.string(value))
-        }
-        return (.object(single), .object(multiple.mapValues(JSONValue.array)))
+        let pairs = lowercased ? headers.map { ($0.0.lowercased(), $0.1) } : headers
+        return maps(HTTPEventBuilder.group(pairs))
     }
 
     static func queryMaps(_ query: String) -> (JSONValue, JSONValue) {
         guard !query.isEmpty else { return (.null, .null) }
+        return maps(HTTPEventBuilder.group(HTTPEventBuilder(method: "GET", path: "/", query: query).queryPairs()))
+    }
+
+    static func maps(_ groups: [(name: String, values: [String])]) -> (JSONValue, JSONValue) {
         var single: [String: JSONValue] = [:]
-        var multiple: [String: [JSONValue]] = [:]
-        for pair in query.split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = PercentEncoding.decode(parts[0], plusIsSpace: true)
-            let value = JSONValue.string(parts.count > 1 ? PercentEncoding.decode(parts[1], plusIsSpace: true) : "")
-            single[name] = value
-            multiple[name, default: []].append(value)
+        var multiple: [String: JSONValue] = [:]
+        for (name, values) in groups {
+            single[name] = .string(values.last!)
+            multiple[name] = .array(values.map(JSONValue.string))
         }
-        return (.object(single), .object(multiple.mapValues(JSONValue.array)))
+        return (.object(single), .object(multiple))
     }
 
     static func epochMilliseconds() -> Int64 { HTTPEventBuilder.nowMilliseconds() }

@@ -66,48 +66,24 @@ public struct HTTPEventBuilder: Sendable {
 
     /// The event as JSON, written directly (no `JSONEncoder`): this runs for every routed request.
     public func encode() -> [UInt8] {
-        var headerValues: [(String, String)] = []
-        var headerIndex: [String: Int] = [:]
         var cookies: [String] = []
+        var others: [(String, String)] = []
         for (name, value) in headers {
             let name = name.lowercased()
             if name == "cookie" {
                 cookies += value.split(separator: ";").map { String($0.drop { $0 == " " }) }.filter { !$0.isEmpty }
-            } else if let index = headerIndex[name] {
-                headerValues[index].1 += "," + value
             } else {
-                headerIndex[name] = headerValues.count
-                headerValues.append((name, value))
+                others.append((name, value))
             }
         }
-        var queryValues: [(String, String)] = []
-        var queryIndex: [String: Int] = [:]
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = PercentEncoding.decode(parts[0], plusIsSpace: true)
-            let value = parts.count > 1 ? PercentEncoding.decode(parts[1], plusIsSpace: true) : ""
-            if let index = queryIndex[name] {
-                queryValues[index].1 += "," + value
-            } else {
-                queryIndex[name] = queryValues.count
-                queryValues.append((name, value))
-            }
-        }
-        var bodyText: String?
-        var isBase64 = false
-        if let body, !body.isEmpty {
-            let contentType = headerIndex["content-type"].map { headerValues[$0].1 }
-            if let text = String(validating: body, as: UTF8.self), !Self.looksBinary(contentType) {
-                bodyText = text
-            } else {
-                bodyText = Data(body).base64EncodedString()
-                isBase64 = true
-            }
-        }
+        let headerValues = Self.group(others).map { ($0.name, $0.values.joined(separator: ",")) }
+        let queryValues = Self.group(queryPairs()).map { ($0.name, $0.values.joined(separator: ",")) }
+        let contentType = headerValues.first { $0.0 == "content-type" }?.1
+        let (bodyText, isBase64) = bodyField(contentType: contentType)
         let milliseconds = time.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Self.nowMilliseconds()
         let routeKey = route.map { $0.route.description } ?? "$default"
         let prefix = domainName.split(separator: ".").first.map(String.init) ?? domainName
-        let userAgent = headerIndex["user-agent"].map { headerValues[$0].1 } ?? ""
+        let userAgent = headerValues.first { $0.0 == "user-agent" }?.1 ?? ""
         let quote = JSONString.quote
         func object(_ pairs: [(String, String)]) -> String {
             "{" + pairs.map { quote($0.0) + ":" + quote($0.1) }.joined(separator: ",") + "}"
@@ -134,51 +110,18 @@ public struct HTTPEventBuilder: Sendable {
     /// The event as an API Gateway REST API sends it with Lambda proxy integration (payload 1.0,
     /// ``APIGatewayRequest``): for routes written with `"payload": "1.0"`.
     public func encodeV1() -> [UInt8] {
-        var single: [(String, String)] = []
-        var multiple: [(String, [String])] = []
-        var headerIndex: [String: Int] = [:]
-        for (name, value) in headers {
-            let key = name.lowercased()
-            if let index = headerIndex[key] {
-                single[index].1 = value
-                multiple[index].1.append(value)
-            } else {
-                headerIndex[key] = single.count
-                single.append((name, value))
-                multiple.append((name, [value]))
-            }
-        }
-        var querySingle: [(String, String)] = []
-        var queryMultiple: [(String, [String])] = []
-        var queryIndex: [String: Int] = [:]
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = PercentEncoding.decode(parts[0], plusIsSpace: true)
-            let value = parts.count > 1 ? PercentEncoding.decode(parts[1], plusIsSpace: true) : ""
-            if let index = queryIndex[name] {
-                querySingle[index].1 = value
-                queryMultiple[index].1.append(value)
-            } else {
-                queryIndex[name] = querySingle.count
-                querySingle.append((name, value))
-                queryMultiple.append((name, [value]))
-            }
-        }
-        var bodyText: String?
-        var isBase64 = false
-        if let body, !body.isEmpty {
-            let contentType = headerIndex["content-type"].map { single[$0].1 }
-            if let text = String(validating: body, as: UTF8.self), !Self.looksBinary(contentType) {
-                bodyText = text
-            } else {
-                bodyText = Data(body).base64EncodedString()
-                isBase64 = true
-            }
-        }
+        let headerGroups = Self.group(headers.map { ($0.name, $0.value) }, key: { $0.lowercased() })
+        let single = headerGroups.map { ($0.name, $0.values.last!) }
+        let multiple = headerGroups.map { ($0.name, $0.values) }
+        let queryGroups = Self.group(queryPairs())
+        let querySingle = queryGroups.map { ($0.name, $0.values.last!) }
+        let queryMultiple = queryGroups.map { ($0.name, $0.values) }
+        let contentType = single.first { $0.0.lowercased() == "content-type" }?.1
+        let (bodyText, isBase64) = bodyField(contentType: contentType)
         let milliseconds = time.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Self.nowMilliseconds()
         let resource = route?.route.path ?? PercentEncoding.decode(path[...])
         let decodedPath = PercentEncoding.decode(path[...])
-        let userAgent = headerIndex["user-agent"].map { single[$0].1 }
+        let userAgent = single.first { $0.0.lowercased() == "user-agent" }?.1
         let quote = JSONString.quote
         func object(_ pairs: [(String, String)]) -> String {
             pairs.isEmpty ? "null" : "{" + pairs.map { quote($0.0) + ":" + quote($0.1) }.joined(separator: ",") + "}"
@@ -208,6 +151,42 @@ public struct HTTPEventBuilder: Sendable {
         json += #""requestTimeEpoch":\#(milliseconds),"domainName":\#(quote(domainName))},"#
         json += #""body":\#(bodyText.map(quote) ?? "null"),"isBase64Encoded":\#(isBase64)}"#
         return Array(json.utf8)
+    }
+
+    /// The query's name-value pairs in order, decoded (`+` is a space).
+    func queryPairs() -> [(String, String)] {
+        query.split(separator: "&", omittingEmptySubsequences: true).map { pair in
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = PercentEncoding.decode(parts[0], plusIsSpace: true)
+            return (name, parts.count > 1 ? PercentEncoding.decode(parts[1], plusIsSpace: true) : "")
+        }
+    }
+
+    /// Values by name, names in the order first seen (spelled as first seen), values in order.
+    /// `key` says which names are one (header names are case-insensitive).
+    static func group(
+        _ pairs: [(String, String)],
+        key: (String) -> String = { $0 }
+    ) -> [(name: String, values: [String])] {
+        var groups: [(name: String, values: [String])] = []
+        var index: [String: Int] = [:]
+        for (name, value) in pairs {
+            let key = key(name)
+            if let position = index[key] {
+                groups[position].values.append(value)
+            } else {
+                index[key] = groups.count
+                groups.append((name, [value]))
+            }
+        }
+        return groups
+    }
+
+    /// The body as the event carries it: text, or base64 when it is not UTF-8 or its type is binary.
+    func bodyField(contentType: String?) -> (text: String?, isBase64: Bool) {
+        guard let body, !body.isEmpty else { return (nil, false) }
+        if let text = String(validating: body, as: UTF8.self), !Self.looksBinary(contentType) { return (text, false) }
+        return (Data(body).base64EncodedString(), true)
     }
 
     static func nowMilliseconds() -> Int64 {
