@@ -73,8 +73,12 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ]
+        ),
+        // AWS SAM templates read as deployments (Yams, and with it the whole of Foundation).
+        .target(
+            name: "GalleyTemplates",
+            dependencies: ["Galley", "GalleyHost", .product(name: "Yams", package: "Yams")]
         ),
         // The user's functions and the catalog that registers them by name.
         .target(name: "Functions", dependencies: ["Galley"], path: "Functions", exclude: functionNonSources),
@@ -87,9 +91,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // `galley`: lean, for a one-shot invoke's and a worker's start. It hands the commands of an
-        // application whose store is in PostgreSQL to `galley-postgres` beside it (`swift build`
-        // builds both; a dependency would link PostgreSQL's code into this binary too).
+        // `galley`: lean, for a one-shot invoke's and a worker's start. It hands a command whose
+        // store is in PostgreSQL, or that reads a SAM template, to `galley-full` beside it (`swift
+        // build` builds both; a dependency would link PostgreSQL's and YAML's code into this binary too).
         .executableTarget(
             name: "galley",
             dependencies: ["GalleyCLI"],
@@ -102,11 +106,12 @@ let package = Package(
                 .linkedLibrary("_FoundationCShims", .when(configuration: .release)),
             ]
         ),
-        // `galley` with the PostgreSQL store (postgres-nio, and with it the whole of Foundation).
+        // `galley` with what needs the whole of Foundation: the PostgreSQL store (postgres-nio) and
+        // SAM templates (Yams).
         .executableTarget(
-            name: "galley-postgres",
+            name: "galley-full",
             dependencies: [
-                "GalleyCLI", "GalleyHost", "GalleyPostgres",
+                "GalleyCLI", "GalleyHost", "GalleyPostgres", "GalleyTemplates",
                 .product(name: "Logging", package: "swift-log"),
             ],
             linkerSettings: [
@@ -158,7 +163,7 @@ let package = Package(
         .testTarget(
             name: "GalleyHostTests",
             dependencies: [
-                "GalleyHost", "Functions", "GalleyStore", "TestSupport",
+                "GalleyHost", "GalleyTemplates", "Functions", "GalleyStore", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -170,7 +175,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["galley", "galley-postgres", "GalleyStore", "TestSupport"]
+            dependencies: ["galley", "galley-full", "GalleyStore", "TestSupport"]
         ),
     ]
 )

@@ -6,7 +6,7 @@ import ArgumentParser
     import Foundation
 #endif
 
-/// The `galley` command line, shared by the `galley` and `galley-postgres` executables.
+/// The `galley` command line, shared by the `galley` and `galley-full` executables.
 public struct GalleyCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "galley",

@@ -28,8 +28,8 @@ struct ConfigOptions: ParsableArguments {
     /// Configurations read by this command, by path: read once, whoever asks.
     private static let loaded = Mutex<[String: RuntimeConfiguration]>([:])
 
-    /// Hands the command to `galley-postgres` before it reads any input, when the store is in
-    /// PostgreSQL. A configuration that does not load is the command's to report, later, as always.
+    /// Hands the command to `galley-full` before it reads any input, when the store is in
+    /// PostgreSQL or the configuration is a SAM template. A configuration that does not load is the command's to report, later, as always.
     mutating func validate() throws {
         if let template {
             guard config == "runtime.json" else { throw ValidationError("give --template or --config, not both") }
@@ -46,6 +46,7 @@ struct ConfigOptions: ParsableArguments {
                 throw ValidationError(error.message)
             }
         }
+        try FullHandOff.ensure(readable: config)
         guard let configuration = try? RuntimeConfiguration.load(from: config) else { return }
         try keep(configuration)
     }
@@ -66,7 +67,7 @@ struct ConfigOptions: ParsableArguments {
     /// Remembers `configuration`, once this binary is the one that can run it, and says once what
     /// of a template it could not map.
     private func keep(_ configuration: RuntimeConfiguration) throws {
-        try PostgresHandOff.ensure(configuration)
+        try FullHandOff.ensure(configuration)
         let isNew = Self.loaded.withLock { loaded in
             defer { loaded[config] = configuration }
             return loaded[config] == nil

@@ -1,5 +1,6 @@
 import Foundation
 import GalleyHost
+import GalleyTemplates
 import Testing
 
 /// AWS SAM templates read as deployments: what maps, what resolves, and what is named instead.
@@ -208,6 +209,7 @@ struct SAMTemplateTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let file = folder.appending(path: "template.yaml").path
         try Self.template.write(toFile: file, atomically: true, encoding: .utf8)
+        SAMTemplate.registerReader()  // What galley-full does first thing.
         let configuration = try RuntimeConfiguration.load(from: file)
         #expect(configuration.functions["hello-local"] != nil)
         #expect(configuration.notes.first?.hasPrefix(file) == true)

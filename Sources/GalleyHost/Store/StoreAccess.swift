@@ -35,7 +35,7 @@ public final class StoreOpener: Sendable {
             guard let open = postgresFactory.withLock({ $0 }) else {
                 throw StoreError(
                     .unavailable,
-                    "the store is in PostgreSQL, which this galley binary does not include: run galley-postgres"
+                    "the store is in PostgreSQL, which this galley binary does not include: run galley-full"
                 )
             }
             return try open(url)
@@ -44,7 +44,7 @@ public final class StoreOpener: Sendable {
 
     private static let postgresFactory = Mutex<(@Sendable (String) throws -> any Store)?>(nil)
 
-    /// Makes `open` the way to a PostgreSQL store (`galley-postgres` does, first thing).
+    /// Makes `open` the way to a PostgreSQL store (`galley-full` does, first thing).
     public static func registerPostgres(_ open: @escaping @Sendable (String) throws -> any Store) {
         postgresFactory.withLock { $0 = open }
     }

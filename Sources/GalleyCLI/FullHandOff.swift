@@ -11,20 +11,29 @@ import GalleyHost
     import Musl
 #endif
 
-/// The lean `galley` does not include the PostgreSQL store; `galley-postgres`, built beside it, does.
-enum PostgresHandOff {
+/// The lean `galley` includes neither the PostgreSQL store nor SAM templates (both need the whole
+/// of Foundation, which would slow every one-shot invoke and worker start); `galley-full`, built
+/// beside it, does.
+enum FullHandOff {
     /// When `configuration` keeps the store in PostgreSQL and this binary cannot open it, replaces
-    /// this process with `galley-postgres` running the same command line. Called as soon as the
+    /// this process with `galley-full` running the same command line. Called as soon as the
     /// configuration is read, before any input is: the command starts over, whole, in the other binary.
     static func ensure(_ configuration: RuntimeConfiguration) throws {
         guard StoreOpener.postgresURL(configuration) != nil, !StoreOpener.supportsPostgres else { return }
+        try run(because: "the store is in PostgreSQL (storage.postgres or GALLEY_STORAGE_URL)")
+    }
+
+    /// The same for a configuration file that is a SAM template.
+    static func ensure(readable file: String) throws {
+        guard SAMTemplate.isTemplate(file), !SAMTemplate.canRead else { return }
+        try run(because: "\(file) is an AWS SAM template")
+    }
+
+    private static func run(because reason: String) throws {
         let folder = URL(filePath: EnvironmentLauncher.currentExecutable).deletingLastPathComponent()
-        let sibling = folder.appending(path: "galley-postgres").path
+        let sibling = folder.appending(path: "galley-full").path
         guard access(sibling, X_OK) == 0 else {
-            throw Failure(
-                "the store is in PostgreSQL (storage.postgres or GALLEY_STORAGE_URL), which needs galley-postgres "
-                    + "beside galley in \(folder.path); swift build builds both"
-            )
+            throw Failure("\(reason), which needs galley-full beside galley in \(folder.path); swift build builds both")
         }
         let arguments = [sibling] + CommandLine.arguments.dropFirst()
         var pointers = arguments.map { strdup($0) }

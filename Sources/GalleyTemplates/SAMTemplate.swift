@@ -1,5 +1,5 @@
 import Galley
-import Synchronization
+import GalleyHost
 import Yams
 
 #if canImport(FoundationEssentials)
@@ -8,83 +8,14 @@ import Yams
     import Foundation
 #endif
 
-/// An AWS SAM template (`template.yaml`) read as a deployment: `galley serve --template`.
-///
-/// Each `AWS::Serverless::Function` becomes a function of runtime.json, named by its `FunctionName`
-/// or its logical id, with `Globals.Function` under its own properties. `Parameters` take their
-/// `Default` or a value from `--parameter-overrides`. CloudFormation's intrinsic functions (`Ref`,
-/// `Fn::Sub`, `Fn::GetAtt`, `Fn::Join`, `Fn::Select`, `Fn::If` with `Conditions`, `Fn::FindInMap`),
-/// long or short (`!Ref`) form, are resolved where they resolve locally: parameters, pseudo
-/// parameters, and the ARNs and names of the template's functions.
-///
-/// What has no local meaning (a `Policies`, an SQS event source, a reference to a table) is named in
-/// ``RuntimeConfiguration/notes``, one line each, and the rest is served.
-public enum SAMTemplate {
-    /// `--parameter-overrides` of this run, applied to every template the process reads (a
-    /// reload's too).
-    public static let parameterOverrides = Mutex<[String: String]>([:])
-
-    /// Whether `path` names a template rather than runtime.json: by its extension.
-    public static func isTemplate(_ path: String) -> Bool {
-        path.hasSuffix(".yaml") || path.hasSuffix(".yml") || path.hasSuffix(".template")
-    }
-
-    /// Parses `--parameter-overrides` in either of SAM's forms: `Name=Value Other=Value`, or
-    /// `ParameterKey=Name,ParameterValue=Value …`. Values may be quoted to hold spaces.
-    public static func parseOverrides(_ text: String) throws(ConfigurationError) -> [String: String] {
-        var overrides: [String: String] = [:]
-        for item in Self.words(text) {
-            if item.hasPrefix("ParameterKey=") {
-                let parts = item.split(separator: ",", maxSplits: 1)
-                guard parts.count == 2, parts[1].hasPrefix("ParameterValue=") else {
-                    throw ConfigurationError(
-                        file: "--parameter-overrides",
-                        path: "",
-                        message: "'\(item)' must be ParameterKey=Name,ParameterValue=Value"
-                    )
-                }
-                overrides[String(parts[0].dropFirst("ParameterKey=".count))] = String(
-                    parts[1].dropFirst("ParameterValue=".count)
-                )
-            } else if let equals = item.firstIndex(of: "="), equals != item.startIndex {
-                overrides[String(item[..<equals])] = String(item[item.index(after: equals)...])
-            } else {
-                throw ConfigurationError(
-                    file: "--parameter-overrides",
-                    path: "",
-                    message: "'\(item)' must be Name=Value (or ParameterKey=Name,ParameterValue=Value)"
-                )
-            }
-        }
-        return overrides
-    }
-
-    /// Splits on spaces outside quotes, dropping the quotes.
-    static func words(_ text: String) -> [String] {
-        var words: [String] = []
-        var current = ""
-        var quote: Character?
-        var started = false
-        for character in text {
-            if let open = quote {
-                if character == open { quote = nil } else { current.append(character) }
-            } else if character == "\"" || character == "'" {
-                quote = character
-                started = true
-            } else if character == " " || character == "\n" || character == "\t" {
-                if started || !current.isEmpty { words.append(current) }
-                current = ""
-                started = false
-            } else {
-                current.append(character)
-            }
-        }
-        if started || !current.isEmpty { words.append(current) }
-        return words
+extension SAMTemplate {
+    /// Makes this process read templates: `galley-full` calls it first thing.
+    public static func registerReader() {
+        register { (path) throws(ConfigurationError) in try read(from: path) }
     }
 
     /// Reads the template at `path` as a deployment.
-    public static func load(from path: String) throws(ConfigurationError) -> RuntimeConfiguration {
+    public static func read(from path: String) throws(ConfigurationError) -> RuntimeConfiguration {
         let text: String
         do {
             text = try String(decoding: Data(contentsOf: URL(filePath: path)), as: UTF8.self)
