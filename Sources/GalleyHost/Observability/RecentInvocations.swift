@@ -34,6 +34,9 @@ public final class RecentInvocations: Sendable {
         private var head = 0
         private var tail = 0
         private(set) var count = 0
+        /// Each kept record's size, oldest at `oldest`: dropping the oldest record reads no bytes.
+        private var sizes: [Int32] = []
+        private var oldest = 0
         let lineLimit: Int
 
         init(lineLimit: Int) {
@@ -43,7 +46,10 @@ public final class RecentInvocations: Sendable {
         private var capacity: Int { Self.byteLimit }
 
         mutating func append(time: Int64, requestID: String?, text: String) {
-            if storage.isEmpty { storage = [UInt8](repeating: 0, count: capacity) }
+            if storage.isEmpty {
+                storage = [UInt8](repeating: 0, count: capacity)
+                sizes = [Int32](repeating: 0, count: lineLimit)
+            }
             var id = requestID ?? ""
             var text = text
             id.withUTF8 { id in
@@ -59,6 +65,7 @@ public final class RecentInvocations: Sendable {
                     var length = UInt32(textBytes.count).littleEndian
                     withUnsafeBytes(of: &length) { put($0) }
                     put(textBytes)
+                    sizes[(oldest + count) % lineLimit] = Int32(size)
                 }
             }
             count += 1
@@ -105,16 +112,9 @@ public final class RecentInvocations: Sendable {
             )
         }
 
-        /// Where the record at `offset` ends, read from its two lengths alone.
-        private func end(ofRecordAt offset: Int) -> Int {
-            let idLength = Int(byte(at: offset + 8))
-            var length = 0
-            for index in 0..<4 { length |= Int(byte(at: offset + 9 + idLength + index)) << (8 * index) }
-            return offset + 13 + idLength + length
-        }
-
         private mutating func dropOldest() {
-            head = end(ofRecordAt: head)
+            head += Int(sizes[oldest])
+            oldest = (oldest + 1) % lineLimit
             count -= 1
         }
 
