@@ -15,8 +15,7 @@ extension HostResponder {
     /// The responder the HTTP server runs.
     public func router() -> RouterResponder<HostRequestContext> {
         let router = Router(context: HostRequestContext.self)
-        if let metrics { router.add(middleware: ResponseMetricsMiddleware(metrics: metrics)) }
-        router.add(middleware: TraceContextMiddleware(tracer: dispatcher.tracer))
+        router.add(middleware: FrontDoorMiddleware(tracer: dispatcher.tracer, metrics: metrics))
 
         let invokeAPI = router.group("2015-03-31/functions").add(middleware: Gate.invokeAPI(self))
         invokeAPI.get { request, _ in listFunctions(dispatcher.deployment) }
@@ -76,27 +75,15 @@ extension Response {
     static var notFound: Response { .json(.notFound, #"{"message":"Not Found"}"#) }
 }
 
-/// Counts every response by status for `galley_http_requests_total`.
-struct ResponseMetricsMiddleware: RouterMiddleware {
-    let metrics: HostMetrics
-
-    func handle(
-        _ request: Request,
-        context: HostRequestContext,
-        next: (Request, HostRequestContext) async throws -> Response
-    ) async throws -> Response {
-        let response = try await next(request, context)
-        metrics.countResponse(status: response.status.code)
-        return response
-    }
-}
-
-/// Puts the caller's trace (`traceparent` or `X-Amzn-Trace-Id`) in the request's service context,
-/// so that the invocation's span, and whatever else the request does, joins the caller's trace.
-/// A request without one costs a header lookup.
-struct TraceContextMiddleware: RouterMiddleware {
+/// What every request goes through, in one middleware (each layer of the router costs every request):
+/// the caller's trace (`traceparent` or `X-Amzn-Trace-Id`) put in the request's service context, so
+/// that the invocation's span, and whatever else the request does, joins the caller's trace; and,
+/// with metrics on, the response counted by status for `galley_http_requests_total`. A request
+/// without a trace costs a header lookup.
+struct FrontDoorMiddleware: RouterMiddleware {
     /// `nil`: the tracer bootstrapped in `InstrumentationSystem`.
     let tracer: (any Tracer)?
+    let metrics: HostMetrics?
 
     func handle(
         _ request: Request,
@@ -104,12 +91,22 @@ struct TraceContextMiddleware: RouterMiddleware {
         next: (Request, HostRequestContext) async throws -> Response
     ) async throws -> Response {
         let headers = HostResponder.traceHeaders(of: request)
-        guard !headers.isEmpty else { return try await next(request, context) }
-        var serviceContext = ServiceContext.current ?? .topLevel
-        (tracer ?? InstrumentationSystem.tracer).extract(headers, into: &serviceContext, using: TraceHeaderExtractor())
-        return try await ServiceContext.$current.withValue(serviceContext) {
-            try await next(request, context)
+        let response: Response
+        if headers.isEmpty {
+            response = try await next(request, context)
+        } else {
+            var serviceContext = ServiceContext.current ?? .topLevel
+            (tracer ?? InstrumentationSystem.tracer).extract(
+                headers,
+                into: &serviceContext,
+                using: TraceHeaderExtractor()
+            )
+            response = try await ServiceContext.$current.withValue(serviceContext) {
+                try await next(request, context)
+            }
         }
+        metrics?.countResponse(status: response.status.code)
+        return response
     }
 }
 
