@@ -29,12 +29,24 @@ enum FullHandOff {
         try run(because: "\(file) is an AWS SAM template")
     }
 
+    /// A note when `sibling` was built well before this binary: `swift run galley …` rebuilds only
+    /// `galley`, and the command would run the functions of an older build.
+    static func staleness(of sibling: String) -> String? {
+        var own = stat()
+        var other = stat()
+        guard stat(EnvironmentLauncher.currentExecutable, &own) == 0, stat(sibling, &other) == 0 else { return nil }
+        // Both links of one `swift build` finish within seconds of each other.
+        guard own.st_mtim.tv_sec - other.st_mtim.tv_sec > 60 else { return nil }
+        return "\(sibling) was built before this galley and may run older functions; run swift build to rebuild both"
+    }
+
     private static func run(because reason: String) throws {
         let folder = URL(filePath: EnvironmentLauncher.currentExecutable).deletingLastPathComponent()
         let sibling = folder.appending(path: "galley-full").path
         guard access(sibling, X_OK) == 0 else {
             throw Failure("\(reason), which needs galley-full beside galley in \(folder.path); swift build builds both")
         }
+        if let note = staleness(of: sibling) { StandardStreams.writeError("galley: \(note)") }
         let arguments = [sibling] + CommandLine.arguments.dropFirst()
         var pointers = arguments.map { strdup($0) }
         pointers.append(nil)

@@ -46,9 +46,15 @@ struct ConfigOptions: ParsableArguments {
                 throw ValidationError(error.message)
             }
         }
-        try FullHandOff.ensure(readable: config)
-        guard let configuration = try? RuntimeConfiguration.load(from: config) else { return }
-        try keep(configuration)
+        // A hand-off that cannot happen is the command's one-line error, exit 2, as any other.
+        do {
+            try FullHandOff.ensure(readable: config)
+            guard let configuration = try? RuntimeConfiguration.load(from: config) else { return }
+            try keep(configuration)
+        } catch let failure as Failure {
+            StandardStreams.writeError("galley: \(failure.message)")
+            throw ExitCode(failure.exitCode)
+        }
     }
 
     /// The validated configuration, or a one-line error and exit 2.

@@ -180,6 +180,37 @@ struct TemplateTests {
         )
     }
 
+    @Test func aHandOffToAnOlderGalleyFullSaysSo() async throws {
+        // `swift run galley …` rebuilds only galley: the galley-full beside it may be older.
+        let folder = directory.path("bin")
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for name in ["galley", "galley-full"] {
+            try FileManager.default.copyItem(
+                atPath: Binaries.directory.appending(path: name).path,
+                toPath: "\(folder)/\(name)"
+            )
+        }
+        let fresh = try await runProcess("\(folder)/galley", ["list", "--template", templateFile])
+        #expect(fresh.status == 0, "\(fresh.err)")
+        #expect(!fresh.err.contains("was built before this galley"))
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -600)],
+            ofItemAtPath: "\(folder)/galley-full"
+        )
+        let stale = try await runProcess("\(folder)/galley", ["list", "--template", templateFile])
+        #expect(stale.status == 0, "\(stale.err)")
+        #expect(
+            stale.err.contains(
+                "galley: \(folder)/galley-full was built before this galley and may run older functions"
+            ),
+            "\(stale.err)"
+        )
+        try FileManager.default.removeItem(atPath: "\(folder)/galley-full")
+        let missing = try await runProcess("\(folder)/galley", ["list", "--template", templateFile])
+        #expect(missing.status == 2)
+        #expect(missing.err.contains("is an AWS SAM template, which needs galley-full beside galley"), "\(missing.err)")
+    }
+
     @Test func invokeRunsAFunctionOfTheTemplate() async throws {
         let result = try await runGalley(
             ["invoke", "HelloFunction", "--template", templateFile],
