@@ -92,12 +92,11 @@ enum RequestIDs {
         var low = mix(count &+ key.1)
         high = (high & ~0xF000) | 0x4000  // version 4
         low = (low & ~(0xC << 60)) | (0x8 << 60)  // variant 1
-        let digits = Array("0123456789abcdef".utf8)
         return String(unsafeUninitializedCapacity: 36) { buffer in
             var index = 0
             func put(_ value: UInt64, _ nibbles: Int) {
                 for shift in stride(from: (nibbles - 1) * 4, through: 0, by: -4) {
-                    buffer[index] = digits[Int((value >> UInt64(shift)) & 0xF)]
+                    buffer[index] = hexDigit(value >> UInt64(shift))
                     index += 1
                 }
             }
@@ -114,6 +113,46 @@ enum RequestIDs {
             put(low >> 48, 4)
             dash()
             put(low & 0xFFFF_FFFF_FFFF, 12)
+            return index
+        }
+    }
+
+    /// The lower-case hex digit of `value`'s last four bits.
+    @inline(__always)
+    private static func hexDigit(_ value: UInt64) -> UInt8 {
+        let nibble = UInt8(truncatingIfNeeded: value & 0xF)
+        return nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+    }
+
+    /// An X-Ray trace header, `Root=1-<8 hex epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`,
+    /// its random parts drawn as request ids are (no system call, one string).
+    static func traceHeader(epochSeconds: UInt64) -> String {
+        let first = counter.add(1, ordering: .relaxed).newValue
+        let second = counter.add(1, ordering: .relaxed).newValue
+        let root = (mix(first ^ key.0), mix(first &+ key.1))
+        let parent = mix(second ^ key.0)
+        return String(unsafeUninitializedCapacity: 74) { buffer in
+            var index = 0
+            func put(_ text: StaticString) {
+                for byte in UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount) {
+                    buffer[index] = byte
+                    index += 1
+                }
+            }
+            func put(_ value: UInt64, _ nibbles: Int) {
+                for shift in stride(from: (nibbles - 1) * 4, through: 0, by: -4) {
+                    buffer[index] = hexDigit(value >> UInt64(shift))
+                    index += 1
+                }
+            }
+            put("Root=1-")
+            put(epochSeconds & 0xFFFF_FFFF, 8)
+            put("-")
+            put(root.0 >> 32, 8)
+            put(root.1, 16)
+            put(";Parent=")
+            put(parent, 16)
+            put(";Sampled=0")
             return index
         }
     }

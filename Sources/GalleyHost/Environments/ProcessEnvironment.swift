@@ -341,11 +341,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
     /// An X-Ray trace header: `Root=1-<8 hex epoch seconds>-<24 hex>;Parent=<16 hex>;Sampled=0`, its
     /// random parts taken from a request id (no system call per invocation).
     static func traceID() -> String {
-        let id = Invocation.makeRequestID().filter { $0 != "-" }
-        let parent = Invocation.makeRequestID().prefix(8) + Invocation.makeRequestID().prefix(8)
-        let seconds = String(UInt64(Timestamp.epochMilliseconds() / 1000), radix: 16)
-        let padded = String(repeating: "0", count: max(0, 8 - seconds.count)) + seconds
-        return "Root=1-\(padded)-\(id.prefix(24));Parent=\(parent);Sampled=0"
+        RequestIDs.traceHeader(epochSeconds: UInt64(Timestamp.epochMilliseconds() / 1000))
     }
 }
 
