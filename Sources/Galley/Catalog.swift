@@ -100,7 +100,7 @@ enum PayloadCoding: Error {
         -> Event
     {
         do {
-            return try decoder.decode(type, from: payload)
+            return try LazyJSONDecoder(fallback: decoder).decode(type, from: payload)
         } catch let error as DecodingError {
             throw PayloadCoding.event(error)
         }

@@ -1,0 +1,551 @@
+#if canImport(FoundationEssentials)
+    import FoundationEssentials
+#else
+    import Foundation
+#endif
+
+/// Decodes an event reading only what the event type asks for: a route function whose `Event`
+/// reads three fields of an API Gateway event does not pay for parsing the other forty.
+///
+/// It gives exactly what `JSONDecoder` gives, or defers to it: whenever anything is not plainly
+/// supported (a number that is not a plain literal for an integer type, a `Float`, `Data`, `Date`,
+/// `URL` or `Decimal`, a key or a string it cannot read, malformed JSON anywhere in the document)
+/// or any decoding error is thrown, even one the event type catches, the document is decoded
+/// again by `JSONDecoder`, whose value or error is the answer. So errors keep `JSONDecoder`'s
+/// words, and a type that tries alternatives (`try? decode(Int.self)`, then `String`) takes the
+/// same branch as it would there.
+struct LazyJSONDecoder {
+    let fallback: JSONDecoder
+
+    func decode<Value: Decodable>(_ type: Value.Type, from data: Data) throws -> Value {
+        if let value = Self.lazily(type, from: data) { return value }
+        return try fallback.decode(type, from: data)
+    }
+
+    /// The value read lazily, or `nil` when `JSONDecoder` must decide.
+    static func lazily<Value: Decodable>(_ type: Value.Type, from data: Data) -> Value? {
+        let document = Document(bytes: Array(data))
+        guard let start = document.skipWhitespace(from: 0), document.isWholeDocument(from: start),
+            let value = try? LazyValue.decode(type, at: start, in: document, path: []), !document.aborted
+        else { return nil }
+        return value
+    }
+}
+
+/// Why the lazy path gave up; never seen by callers.
+struct LazyJSONUnsupported: Error {}
+
+/// The bytes, and whether anything went off the plain path.
+final class Document {
+    let bytes: [UInt8]
+    var aborted = false
+    /// The values being decoded, by position and type: a type whose `init(from:)` asks a
+    /// single-value container for itself again (as the standard integer types do) gives up
+    /// instead of recursing.
+    var inProgress: Set<InProgress> = []
+
+    struct InProgress: Hashable {
+        var index: Int
+        var type: ObjectIdentifier
+    }
+
+    init(bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// Gives up on the lazy path; returns the error to throw.
+    func abort() -> LazyJSONUnsupported {
+        aborted = true
+        return LazyJSONUnsupported()
+    }
+
+    func skipWhitespace(from index: Int) -> Int? {
+        var index = index
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return index
+            }
+        }
+        return nil
+    }
+
+    /// Whether the value at `start` is followed by nothing but whitespace.
+    func isWholeDocument(from start: Int) -> Bool {
+        guard let end = try? skipValue(at: start) else { return false }
+        return skipWhitespace(from: end) == nil
+    }
+
+    /// Where the value at `index` ends; checks its syntax on the way.
+    func skipValue(at index: Int) throws(LazyJSONUnsupported) -> Int {
+        guard index < bytes.count else { throw abort() }
+        switch bytes[index] {
+        case UInt8(ascii: "\""):
+            return try stringEnd(at: index).end
+        case UInt8(ascii: "{"):
+            var members: [Member] = []
+            return try object(at: index, into: &members, keep: false)
+        case UInt8(ascii: "["):
+            var elements: [Int] = []
+            return try array(at: index, into: &elements, keep: false)
+        case UInt8(ascii: "t"): return try literal("true", at: index)
+        case UInt8(ascii: "f"): return try literal("false", at: index)
+        case UInt8(ascii: "n"): return try literal("null", at: index)
+        default: return try numberEnd(at: index)
+        }
+    }
+
+    func literal(_ word: StaticString, at index: Int) throws(LazyJSONUnsupported) -> Int {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count else { throw abort() }
+        for offset in 0..<count where bytes[index + offset] != word.utf8Start[offset] { throw abort() }
+        return index + count
+    }
+
+    /// A number's end, by JSON's grammar.
+    func numberEnd(at start: Int) throws(LazyJSONUnsupported) -> Int {
+        var index = start
+        func digits() -> Int {
+            let first = index
+            while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { index += 1 }
+            return index - first
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+        let integer = index
+        guard digits() > 0 else { throw abort() }
+        if bytes[integer] == UInt8(ascii: "0"), index - integer > 1 { throw abort() }
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard digits() > 0 else { throw abort() }
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            index += 1
+            if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+                index += 1
+            }
+            guard digits() > 0 else { throw abort() }
+        }
+        return index
+    }
+
+    /// A string's closing quote + 1, and whether it holds escapes.
+    func stringEnd(at start: Int) throws(LazyJSONUnsupported) -> (end: Int, escaped: Bool) {
+        var index = start + 1
+        var escaped = false
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") { return (index + 1, escaped) }
+            if byte < 0x20 { throw abort() }
+            if byte == UInt8(ascii: "\\") {
+                escaped = true
+                guard index + 1 < bytes.count else { throw abort() }
+                switch bytes[index + 1] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                    UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    index += 2
+                case UInt8(ascii: "u"):
+                    _ = try hex4(at: index + 2)
+                    index += 6
+                default:
+                    throw abort()
+                }
+            } else {
+                index += 1
+            }
+        }
+        throw abort()
+    }
+
+    /// The string at `start`, unescaped.
+    func string(at start: Int) throws(LazyJSONUnsupported) -> String {
+        guard start < bytes.count, bytes[start] == UInt8(ascii: "\"") else { throw abort() }
+        let (end, escaped) = try stringEnd(at: start)
+        if !escaped {
+            guard let text = String(validating: bytes[(start + 1)..<(end - 1)], as: UTF8.self) else { throw abort() }
+            return text
+        }
+        var output: [UInt8] = []
+        output.reserveCapacity(end - start)
+        var index = start + 1
+        while index < end - 1 {
+            let byte = bytes[index]
+            guard byte == UInt8(ascii: "\\") else {
+                output.append(byte)
+                index += 1
+                continue
+            }
+            let code = bytes[index + 1]
+            index += 2
+            switch code {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): output.append(code)
+            case UInt8(ascii: "b"): output.append(0x08)
+            case UInt8(ascii: "f"): output.append(0x0C)
+            case UInt8(ascii: "n"): output.append(0x0A)
+            case UInt8(ascii: "r"): output.append(0x0D)
+            case UInt8(ascii: "t"): output.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = try hex4(at: index)
+                index += 4
+                if (0xD800..<0xDC00).contains(scalar) {
+                    // A high surrogate must be followed by its low one.
+                    guard index + 6 <= end - 1, bytes[index] == UInt8(ascii: "\\"),
+                        bytes[index + 1] == UInt8(ascii: "u")
+                    else { throw abort() }
+                    let low = try hex4(at: index + 2)
+                    guard (0xDC00..<0xE000).contains(low) else { throw abort() }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                    index += 6
+                } else if (0xDC00..<0xE000).contains(scalar) {
+                    throw abort()
+                }
+                guard let unicode = Unicode.Scalar(scalar) else { throw abort() }
+                output.append(contentsOf: Array(String(Character(unicode)).utf8))
+            default:
+                throw abort()
+            }
+        }
+        guard let text = String(validating: output, as: UTF8.self) else { throw abort() }
+        return text
+    }
+
+    func hex4(at index: Int) throws(LazyJSONUnsupported) -> UInt32 {
+        guard index + 4 <= bytes.count else { throw abort() }
+        var value: UInt32 = 0
+        for byte in bytes[index..<(index + 4)] {
+            let digit: UInt32
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
+            default: throw abort()
+            }
+            value = value << 4 | digit
+        }
+        return value
+    }
+
+    /// An object member: where its key's quote and its value start.
+    struct Member {
+        var key: Int
+        var value: Int
+    }
+
+    /// Scans the object at `start`; with `keep`, lists its members. Returns its end.
+    func object(at start: Int, into members: inout [Member], keep: Bool) throws(LazyJSONUnsupported) -> Int {
+        guard var index = skipWhitespace(from: start + 1) else { throw abort() }
+        if bytes[index] == UInt8(ascii: "}") { return index + 1 }
+        while true {
+            guard bytes[index] == UInt8(ascii: "\"") else { throw abort() }
+            let key = index
+            index = try stringEnd(at: index).end
+            guard let colon = skipWhitespace(from: index), bytes[colon] == UInt8(ascii: ":"),
+                let value = skipWhitespace(from: colon + 1)
+            else { throw abort() }
+            if keep { members.append(Member(key: key, value: value)) }
+            guard let next = skipWhitespace(from: try skipValue(at: value)) else { throw abort() }
+            if bytes[next] == UInt8(ascii: "}") { return next + 1 }
+            guard bytes[next] == UInt8(ascii: ","), let following = skipWhitespace(from: next + 1) else {
+                throw abort()
+            }
+            index = following
+        }
+    }
+
+    /// Scans the array at `start`; with `keep`, lists where its elements start. Returns its end.
+    func array(at start: Int, into elements: inout [Int], keep: Bool) throws(LazyJSONUnsupported) -> Int {
+        guard var index = skipWhitespace(from: start + 1) else { throw abort() }
+        if bytes[index] == UInt8(ascii: "]") { return index + 1 }
+        while true {
+            if keep { elements.append(index) }
+            guard let next = skipWhitespace(from: try skipValue(at: index)) else { throw abort() }
+            if bytes[next] == UInt8(ascii: "]") { return next + 1 }
+            guard bytes[next] == UInt8(ascii: ","), let following = skipWhitespace(from: next + 1) else {
+                throw abort()
+            }
+            index = following
+        }
+    }
+
+    /// Whether the key at `member` is `name`, byte for byte (an escaped key gives up).
+    func key(at position: Int, equals name: String) throws(LazyJSONUnsupported) -> Bool {
+        let (end, escaped) = try stringEnd(at: position)
+        if escaped { return try string(at: position) == name }
+        var name = name
+        return name.withUTF8 { utf8 in
+            utf8.count == end - position - 2 && utf8.elementsEqual(bytes[(position + 1)..<(end - 1)])
+        }
+    }
+
+    func isNull(at index: Int) -> Bool {
+        index + 4 <= bytes.count && bytes[index] == UInt8(ascii: "n") && bytes[index + 1] == UInt8(ascii: "u")
+    }
+
+    /// A plain integer literal (no fraction, no exponent) as `Value`.
+    func integer<Value: FixedWidthInteger>(at index: Int, as type: Value.Type) throws(LazyJSONUnsupported) -> Value {
+        let end = try numberEnd(at: index)
+        var value: Value = 0
+        var position = index
+        let negative = bytes[position] == UInt8(ascii: "-")
+        if negative { position += 1 }
+        guard position < end else { throw abort() }
+        while position < end {
+            let byte = bytes[position]
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { throw abort() }
+            let digit = Value(byte - UInt8(ascii: "0"))
+            let (times, overflowA) = value.multipliedReportingOverflow(by: 10)
+            let (next, overflowB) =
+                negative ? times.subtractingReportingOverflow(digit) : times.addingReportingOverflow(digit)
+            guard !overflowA, !overflowB else { throw abort() }
+            value = next
+            position += 1
+        }
+        if negative && value == 0 && Value.isSigned == false { throw abort() }
+        return value
+    }
+
+    func double(at index: Int) throws(LazyJSONUnsupported) -> Double {
+        let end = try numberEnd(at: index)
+        guard let text = String(validating: bytes[index..<end], as: UTF8.self), let value = Double(text),
+            value.isFinite
+        else { throw abort() }
+        return value
+    }
+
+    func bool(at index: Int) throws(LazyJSONUnsupported) -> Bool {
+        guard index < bytes.count else { throw abort() }
+        switch bytes[index] {
+        case UInt8(ascii: "t"):
+            _ = try literal("true", at: index)
+            return true
+        case UInt8(ascii: "f"):
+            _ = try literal("false", at: index)
+            return false
+        default: throw abort()
+        }
+    }
+}
+
+/// A value of the document, as a `Decoder`.
+struct LazyDecoder: Decoder {
+    let document: Document
+    let start: Int
+    let codingPath: [any CodingKey]
+    var userInfo: [CodingUserInfoKey: Any] { [:] }
+
+    init(_ document: Document, _ start: Int, _ codingPath: [any CodingKey]) {
+        self.document = document
+        self.start = start
+        self.codingPath = codingPath
+    }
+
+    func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
+        guard document.bytes[start] == UInt8(ascii: "{") else { throw document.abort() }
+        var members: [Document.Member] = []
+        _ = try document.object(at: start, into: &members, keep: true)
+        return KeyedDecodingContainer(
+            LazyKeyedContainer<Key>(document: document, members: members, codingPath: codingPath)
+        )
+    }
+
+    func unkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        guard document.bytes[start] == UInt8(ascii: "[") else { throw document.abort() }
+        var elements: [Int] = []
+        _ = try document.array(at: start, into: &elements, keep: true)
+        return LazyUnkeyedContainer(document: document, elements: elements, codingPath: codingPath)
+    }
+
+    func singleValueContainer() throws -> any SingleValueDecodingContainer {
+        LazySingleValueContainer(document: document, start: start, codingPath: codingPath)
+    }
+}
+
+/// What all three containers decode the same way.
+enum LazyValue {
+    static func decode<Value: Decodable>(
+        _ type: Value.Type,
+        at index: Int,
+        in document: Document,
+        path: [any CodingKey]
+    ) throws -> Value {
+        // Types JSONDecoder decodes its own way, and Float (whose rounding it does its own way).
+        if Value.self == Data.self || Value.self == Date.self || Value.self == URL.self || Value.self == Decimal.self
+            || Value.self == Float.self
+        {
+            throw document.abort()
+        }
+        switch type {
+        case is String.Type: return try document.string(at: index) as! Value
+        case is Bool.Type: return try document.bool(at: index) as! Value
+        case is Int.Type: return try document.integer(at: index, as: Int.self) as! Value
+        case is Int64.Type: return try document.integer(at: index, as: Int64.self) as! Value
+        case is Int32.Type: return try document.integer(at: index, as: Int32.self) as! Value
+        case is UInt.Type: return try document.integer(at: index, as: UInt.self) as! Value
+        case is UInt64.Type: return try document.integer(at: index, as: UInt64.self) as! Value
+        case is Int8.Type: return try document.integer(at: index, as: Int8.self) as! Value
+        case is Int16.Type: return try document.integer(at: index, as: Int16.self) as! Value
+        case is UInt8.Type: return try document.integer(at: index, as: UInt8.self) as! Value
+        case is UInt16.Type: return try document.integer(at: index, as: UInt16.self) as! Value
+        case is UInt32.Type: return try document.integer(at: index, as: UInt32.self) as! Value
+        case is Double.Type: return try document.double(at: index) as! Value
+        default:
+            let key = Document.InProgress(index: index, type: ObjectIdentifier(Value.self))
+            guard document.inProgress.insert(key).inserted else { throw document.abort() }
+            defer { document.inProgress.remove(key) }
+            return try Value(from: LazyDecoder(document, index, path))
+        }
+    }
+}
+
+struct LazyKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
+    let document: Document
+    let members: [Document.Member]
+    let codingPath: [any CodingKey]
+    /// For a large object, where each name's first member is, so that reading every key is not
+    /// quadratic.
+    let index: [String: Int]?
+
+    init(document: Document, members: [Document.Member], codingPath: [any CodingKey]) {
+        self.document = document
+        self.members = members
+        self.codingPath = codingPath
+        if members.count > 16 {
+            var index: [String: Int] = [:]
+            for member in members {
+                guard let name = try? document.string(at: member.key) else { break }
+                if index[name] == nil { index[name] = member.value }
+            }
+            self.index = index
+        } else {
+            self.index = nil
+        }
+    }
+
+    var allKeys: [Key] {
+        var seen: Set<String> = []
+        var keys: [Key] = []
+        for member in members {
+            guard let name = try? document.string(at: member.key) else { return [] }
+            if seen.insert(name).inserted, let key = Key(stringValue: name) { keys.append(key) }
+        }
+        return keys
+    }
+
+    /// The first member named `key` (JSONDecoder's choice when a key is repeated).
+    private func value(for key: Key) throws -> Int? {
+        if let index { return index[key.stringValue] }
+        for member in members where try document.key(at: member.key, equals: key.stringValue) {
+            return member.value
+        }
+        return nil
+    }
+
+    private func required(_ key: Key) throws -> Int {
+        guard let index = try value(for: key) else { throw document.abort() }
+        return index
+    }
+
+    func contains(_ key: Key) -> Bool {
+        (try? value(for: key)) != nil
+    }
+
+    func decodeNil(forKey key: Key) throws -> Bool {
+        document.isNull(at: try required(key))
+    }
+
+    func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
+        try LazyValue.decode(type, at: try required(key), in: document, path: codingPath + [key])
+    }
+
+    func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type,
+        forKey key: Key
+    ) throws -> KeyedDecodingContainer<NestedKey> {
+        try LazyDecoder(document, try required(key), codingPath + [key]).container(keyedBy: type)
+    }
+
+    func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
+        try LazyDecoder(document, try required(key), codingPath + [key]).unkeyedContainer()
+    }
+
+    func superDecoder() throws -> any Decoder {
+        throw document.abort()
+    }
+
+    func superDecoder(forKey key: Key) throws -> any Decoder {
+        throw document.abort()
+    }
+}
+
+struct LazyUnkeyedContainer: UnkeyedDecodingContainer {
+    let document: Document
+    let elements: [Int]
+    let codingPath: [any CodingKey]
+    var currentIndex = 0
+
+    init(document: Document, elements: [Int], codingPath: [any CodingKey]) {
+        self.document = document
+        self.elements = elements
+        self.codingPath = codingPath
+    }
+
+    var count: Int? { elements.count }
+    var isAtEnd: Bool { currentIndex >= elements.count }
+
+    private func current() throws -> Int {
+        guard currentIndex < elements.count else { throw document.abort() }
+        return elements[currentIndex]
+    }
+
+    private var path: [any CodingKey] { codingPath + [IndexKey(intValue: currentIndex)] }
+
+    mutating func decodeNil() throws -> Bool {
+        guard document.isNull(at: try current()) else { return false }
+        currentIndex += 1
+        return true
+    }
+
+    mutating func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let value = try LazyValue.decode(type, at: try current(), in: document, path: path)
+        currentIndex += 1
+        return value
+    }
+
+    mutating func nestedContainer<NestedKey: CodingKey>(
+        keyedBy type: NestedKey.Type
+    ) throws -> KeyedDecodingContainer<NestedKey> {
+        let container = try LazyDecoder(document, try current(), path).container(keyedBy: type)
+        currentIndex += 1
+        return container
+    }
+
+    mutating func nestedUnkeyedContainer() throws -> any UnkeyedDecodingContainer {
+        let container = try LazyDecoder(document, try current(), path).unkeyedContainer()
+        currentIndex += 1
+        return container
+    }
+
+    mutating func superDecoder() throws -> any Decoder {
+        throw document.abort()
+    }
+
+    struct IndexKey: CodingKey {
+        var stringValue: String { "Index \(intValue!)" }
+        var intValue: Int?
+        init(intValue: Int) { self.intValue = intValue }
+        init?(stringValue: String) { nil }
+    }
+}
+
+struct LazySingleValueContainer: SingleValueDecodingContainer {
+    let document: Document
+    let start: Int
+    let codingPath: [any CodingKey]
+
+    func decodeNil() -> Bool {
+        document.isNull(at: start)
+    }
+
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        try LazyValue.decode(type, at: start, in: document, path: codingPath)
+    }
+}
