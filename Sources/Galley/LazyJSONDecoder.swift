@@ -17,8 +17,13 @@
 struct LazyJSONDecoder {
     let fallback: JSONDecoder
 
+    /// Past this size JSONDecoder reads the event: its byte loops are compiled optimised even in a
+    /// debug build of the application, and a large event is mostly one large value (a body) that
+    /// both read whole anyway.
+    static let largest = 64 * 1024
+
     func decode<Value: Decodable>(_ type: Value.Type, from data: Data) throws -> Value {
-        if let value = Self.lazily(type, from: data) { return value }
+        if data.count <= Self.largest, let value = Self.lazily(type, from: data) { return value }
         return try fallback.decode(type, from: data)
     }
 
