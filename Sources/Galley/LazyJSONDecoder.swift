@@ -75,10 +75,33 @@ final class Document {
         return nil
     }
 
-    /// Whether the value at `start` is followed by nothing but whitespace.
+    /// The root object's members, listed by the pass that checks the whole document, so that its
+    /// container does not scan the document a second time.
+    private var root: (start: Int, members: [Member])?
+
+    /// Whether the value at `start` is valid and followed by nothing but whitespace.
     func isWholeDocument(from start: Int) -> Bool {
-        guard let end = try? skipValue(at: start) else { return false }
+        let end: Int
+        do {
+            if bytes[start] == UInt8(ascii: "{") {
+                var members: [Member] = []
+                end = try object(at: start, into: &members, keep: true)
+                root = (start, members)
+            } else {
+                end = try skipValue(at: start)
+            }
+        } catch {
+            return false
+        }
         return skipWhitespace(from: end) == nil
+    }
+
+    /// The members of the object at `start`.
+    func members(ofObjectAt start: Int) throws(LazyJSONUnsupported) -> [Member] {
+        if let root, root.start == start { return root.members }
+        var members: [Member] = []
+        _ = try object(at: start, into: &members, keep: true)
+        return members
     }
 
     /// Where the value at `index` ends; checks its syntax on the way.
@@ -204,7 +227,7 @@ final class Document {
                     throw abort()
                 }
                 guard let unicode = Unicode.Scalar(scalar) else { throw abort() }
-                output.append(contentsOf: Array(String(Character(unicode)).utf8))
+                UTF8.encode(unicode) { output.append($0) }
             default:
                 throw abort()
             }
@@ -271,7 +294,7 @@ final class Document {
         }
     }
 
-    /// Whether the key at `member` is `name`, byte for byte (an escaped key gives up).
+    /// Whether the key whose quote is at `position` is `name`: byte for byte, or unescaped first.
     func key(at position: Int, equals name: String) throws(LazyJSONUnsupported) -> Bool {
         let (end, escaped) = try stringEnd(at: position)
         if escaped { return try string(at: position) == name }
@@ -345,10 +368,12 @@ struct LazyDecoder: Decoder {
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
         guard document.bytes[start] == UInt8(ascii: "{") else { throw document.abort() }
-        var members: [Document.Member] = []
-        _ = try document.object(at: start, into: &members, keep: true)
         return KeyedDecodingContainer(
-            LazyKeyedContainer<Key>(document: document, members: members, codingPath: codingPath)
+            LazyKeyedContainer<Key>(
+                document: document,
+                members: try document.members(ofObjectAt: start),
+                codingPath: codingPath
+            )
         )
     }
 
