@@ -31,35 +31,20 @@ struct Events: AsyncParsableCommand {
                 """
         )
 
-        @Option(name: .long, help: "The HTTP method.")
-        var method = "GET"
-
-        @Option(name: .long, help: "The path, with an optional ?query.")
-        var path = "/hello"
-
-        @Option(name: .long, help: "The request body.")
-        var body: String?
-
-        @Option(name: .long, help: "A header as Name:Value; repeat for more.")
-        var header: [String] = []
+        @OptionGroup var request: Request
 
         @Option(name: .long, help: "The runtime configuration file whose routes are matched, if it exists.")
         var config = "runtime.json"
 
-        func validate() throws {
-            try Events.validate(path: path, headers: header)
-        }
-
         func run() async throws {
             try await reportingFailures {
-                let (path, query) = HTTPEventBuilder.split(target: self.path)
-                let headers = Events.split(headers: header)
+                let (path, query) = HTTPEventBuilder.split(target: request.path)
                 var builder = HTTPEventBuilder(
-                    method: method.uppercased(),
+                    method: request.method,
                     path: path,
                     query: query,
-                    headers: headers,
-                    body: body.map { Array($0.utf8) }
+                    headers: request.headers,
+                    body: request.body.map { Array($0.utf8) }
                 )
                 // Routes are matched when the configuration exists; a broken one is reported, not skipped.
                 if FileManager.default.fileExists(atPath: config) {
@@ -88,17 +73,34 @@ extension Events {
         StandardStreams.writeLine(try encoder.encode(event))
     }
 
-    static func validate(path: String, headers: [String]) throws {
-        guard path.hasPrefix("/") else { throw ValidationError("--path must start with '/', e.g. /hello") }
-        for item in headers where !item.contains(":") {
-            throw ValidationError("--header '\(item)' must be Name:Value")
-        }
-    }
+    /// `--method`, `--path`, `--body` and `--header`, for the HTTP sources.
+    struct Request: ParsableArguments {
+        @Option(name: .long, help: "The HTTP method.")
+        var method: String = "GET"
 
-    static func split(headers: [String]) -> [(String, String)] {
-        headers.map { item in
-            let colon = item.firstIndex(of: ":")!
-            return (String(item[..<colon]), String(item[item.index(after: colon)...].drop { $0 == " " }))
+        @Option(name: .long, help: "The path, with an optional ?query.")
+        var path = "/hello"
+
+        @Option(name: .long, help: "The request body.")
+        var body: String?
+
+        @Option(name: .long, help: "A header as Name:Value; repeat for more.")
+        var header: [String] = []
+
+        mutating func validate() throws {
+            guard path.hasPrefix("/") else { throw ValidationError("--path must start with '/', e.g. /hello") }
+            for item in header where !item.contains(":") {
+                throw ValidationError("--header '\(item)' must be Name:Value")
+            }
+            method = method.uppercased()
+        }
+
+        /// The headers as name and value.
+        var headers: [(String, String)] {
+            header.map { item in
+                let colon = item.firstIndex(of: ":")!
+                return (String(item[..<colon]), String(item[item.index(after: colon)...].drop { $0 == " " }))
+            }
         }
     }
 
@@ -308,24 +310,19 @@ extension Events {
             abstract: "Print an API Gateway REST API proxy event, payload 1.0 (APIGatewayRequest)."
         )
 
-        @Option(name: .long, help: "The HTTP method.") var method = "GET"
-        @Option(name: .long, help: "The path, with an optional ?query.") var path = "/hello"
+        @OptionGroup var request: Request
         @Option(name: .long, help: "The resource's path template, e.g. /hello/{name}; the path by default.")
         var resource: String?
-        @Option(name: .long, help: "The request body.") var body: String?
-        @Option(name: .long, help: "A header as Name:Value; repeat for more.") var header: [String] = []
         @OptionGroup var place: Place
-
-        func validate() throws { try Events.validate(path: path, headers: header) }
 
         func run() async throws {
             try Events.write(
                 SampleEvents.apiGateway(
-                    method: method.uppercased(),
-                    target: path,
+                    method: request.method,
+                    target: request.path,
                     resource: resource,
-                    headers: Events.split(headers: header),
-                    body: body,
+                    headers: request.headers,
+                    body: request.body,
                     at: place.place
                 )
             )
@@ -338,22 +335,17 @@ extension Events {
             abstract: "Print an Application Load Balancer request (ALBTargetGroupRequest)."
         )
 
-        @Option(name: .long, help: "The HTTP method.") var method = "GET"
-        @Option(name: .long, help: "The path, with an optional ?query.") var path = "/hello"
-        @Option(name: .long, help: "The request body.") var body = ""
-        @Option(name: .long, help: "A header as Name:Value; repeat for more.") var header: [String] = []
+        @OptionGroup var request: Request
         @Option(name: .long, help: "The target group's name.") var targetGroup = "example-targets"
         @OptionGroup var place: Place
-
-        func validate() throws { try Events.validate(path: path, headers: header) }
 
         func run() async throws {
             try Events.write(
                 SampleEvents.alb(
-                    method: method.uppercased(),
-                    target: path,
-                    headers: Events.split(headers: header),
-                    body: body,
+                    method: request.method,
+                    target: request.path,
+                    headers: request.headers,
+                    body: request.body ?? "",
                     targetGroup: targetGroup,
                     at: place.place
                 )

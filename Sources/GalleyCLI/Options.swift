@@ -29,7 +29,8 @@ struct ConfigOptions: ParsableArguments {
     private static let loaded = Mutex<[String: RuntimeConfiguration]>([:])
 
     /// Hands the command to `galley-full` before it reads any input, when the store is in
-    /// PostgreSQL or the configuration is a SAM template. A configuration that does not load is the command's to report, later, as always.
+    /// PostgreSQL or the configuration is a SAM template. A configuration that does not load is the
+    /// command's to report, later, as always.
     mutating func validate() throws {
         if let template {
             guard config == "runtime.json" else { throw ValidationError("give --template or --config, not both") }
@@ -52,8 +53,7 @@ struct ConfigOptions: ParsableArguments {
             guard let configuration = try? RuntimeConfiguration.load(from: config) else { return }
             try keep(configuration)
         } catch let failure as Failure {
-            StandardStreams.writeError("galley: \(failure.message)")
-            throw ExitCode(failure.exitCode)
+            throw failure.reported()
         }
     }
 
@@ -151,6 +151,12 @@ struct Failure: Error, CustomStringConvertible {
         self.exitCode = exitCode
     }
     var description: String { message }
+
+    /// Prints `galley: <message>` on stderr; returns the exit code to throw.
+    func reported() -> ExitCode {
+        StandardStreams.writeError("galley: \(message)")
+        return ExitCode(exitCode)
+    }
 }
 
 extension AsyncParsableCommand {
@@ -159,8 +165,7 @@ extension AsyncParsableCommand {
         do {
             try await body()
         } catch let failure as Failure {
-            StandardStreams.writeError("galley: \(failure.message)")
-            throw ExitCode(failure.exitCode)
+            throw failure.reported()
         }
     }
 }

@@ -150,10 +150,9 @@ extension SAMTemplate {
         /// Function logical id → deployed name.
         var functionNames: [String: String] = [:]
         var notes: [String] = []
-        /// runtime.json path prefix (`functions.NAME`) → template path (`Resources.ID.Properties`).
-        var paths: [String: String] = [:]
-        /// runtime.json path prefix → the properties a function took from `Globals.Function`.
-        var fromGlobals: [String: Set<String>] = [:]
+        /// Deployed name → the function's logical id and the properties it took from
+        /// `Globals.Function`: where a runtime.json field's value came from in the template.
+        var sources: [String: (id: String, inherited: Set<String>)] = [:]
 
         init(root: Value, file: String, overrides: [String: String]) throws(ConfigurationError) {
             self.root = root
@@ -247,8 +246,7 @@ extension SAMTemplate {
                     }
                 }
                 let name = functionNames[id] ?? id
-                paths["functions.\(name)"] = "Resources.\(id).Properties"
-                fromGlobals["functions.\(name)"] = inherited
+                sources[name] = (id, inherited)
                 if let function = try function(id: id, properties: properties) {
                     functions[name] = .object(function)
                 }
@@ -308,6 +306,9 @@ extension SAMTemplate {
                 notes.append("\(base).Handler: missing; the function is skipped")
                 return nil
             }
+            // A Swift function's name in the catalog; a command function's is informational (its
+            // handler is the command's last argument).
+            function["handler"] = .string(handler)
             let runtime = values["Runtime"]?.text ?? ""
             if runtime.hasPrefix("python3") {
                 function["command"] = ["python3", "-m", "awslambdaric", .string(handler)]
@@ -320,18 +321,11 @@ extension SAMTemplate {
                         )
                     }
                 }
-            } else if runtime.hasPrefix("provided") {
-                // A Swift handler of the catalog, by the name in Handler.
-                function["handler"] = .string(handler)
-            } else {
+            } else if !runtime.hasPrefix("provided") {
                 notes.append(
                     "\(base).Runtime: '\(runtime.isEmpty ? "(none)" : runtime)' is not served locally (python3.x and provided.al2/al2023 are); the function is skipped"
                 )
                 return nil
-            }
-            if function["handler"] == nil {
-                // runtime.json needs a handler name; a command function's is informational.
-                function["handler"] = .string(handler)
             }
             if let description = values["Description"]?.text { function["description"] = .string(description) }
             if let timeout = values["Timeout"] { function["timeout"] = try number(timeout, at: "\(base).Timeout") }
@@ -496,15 +490,13 @@ extension SAMTemplate {
                 "command": "Runtime", "directory": "CodeUri",
             ]
             let parts = path.split(separator: ".", maxSplits: 2).map(String.init)
-            guard parts.count >= 2, parts[0] == "functions", let base = paths["functions.\(parts[1])"] else {
-                return path
-            }
+            guard parts.count >= 2, parts[0] == "functions", let source = sources[parts[1]] else { return path }
+            let base = "Resources.\(source.id).Properties"
             guard parts.count == 3 else { return base }
             let field = String(parts[2].prefix { $0 != "." && $0 != "[" })
             let property = fields[field] ?? field
             let top = String(property.prefix { $0 != "." })
-            if fromGlobals["functions.\(parts[1])"]?.contains(top) == true { return "Globals.Function.\(property)" }
-            return "\(base).\(property)"
+            return source.inherited.contains(top) ? "Globals.Function.\(property)" : "\(base).\(property)"
         }
 
         // MARK: - Intrinsic functions

@@ -50,34 +50,7 @@ public struct S3Event: Codable, Sendable, Equatable {
         /// The key as written: `+` is a space and `%XX` sequences are decoded (a malformed one is
         /// kept as it is).
         public var decodedKey: String {
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(key.utf8.count)
-            let source = Array(key.utf8)
-            var index = 0
-            while index < source.count {
-                let byte = source[index]
-                if byte == UInt8(ascii: "+") {
-                    bytes.append(UInt8(ascii: " "))
-                } else if byte == UInt8(ascii: "%"), index + 2 < source.count,
-                    let high = Self.hexValue(source[index + 1]), let low = Self.hexValue(source[index + 2])
-                {
-                    bytes.append(high << 4 | low)
-                    index += 2
-                } else {
-                    bytes.append(byte)
-                }
-                index += 1
-            }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-
-        private static func hexValue(_ byte: UInt8) -> UInt8? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-            default: nil
-            }
+            PercentEncoding.decode(key[...], plusIsSpace: true)
         }
     }
 

@@ -30,7 +30,7 @@ package enum SampleEvents {
     ) -> JSONValue {
         let isRemoval = eventName.hasPrefix("ObjectRemoved")
         var object: [String: JSONValue] = [
-            "key": .string(S3Key.encode(key)),
+            "key": .string(PercentEncoding.encode(key, keeping: "-_.*/", spaceAsPlus: true)),
             "sequencer": .string(hex(count: 18).uppercased()),
         ]
         if !isRemoval {
@@ -71,7 +71,7 @@ package enum SampleEvents {
         queue: String = "example-queue",
         at place: Place = .init()
     ) -> JSONValue {
-        let now = epochMilliseconds()
+        let now = Timestamp.epochMilliseconds()
         let records: [JSONValue] = bodies.map { body in
             [
                 "messageId": .string(UUID().uuidString.lowercased()),
@@ -147,7 +147,7 @@ package enum SampleEvents {
         var old = image
         for (name, value) in item { old[name] = ["S": .string(value + " (before)")] }
         var record: [String: JSONValue] = [
-            "ApproximateCreationDateTime": .integer(epochMilliseconds() / 1000),
+            "ApproximateCreationDateTime": .integer(Timestamp.epochMilliseconds() / 1000),
             "Keys": keys,
             "SequenceNumber": .string(String(UInt64.random(in: 100_000_000_000...999_999_999_999))),
             "SizeBytes": 26,
@@ -189,7 +189,7 @@ package enum SampleEvents {
                     "partitionKey": .string(partitionKey),
                     "sequenceNumber": .string(sequence),
                     "data": .string(Data(text.utf8).base64EncodedString()),
-                    "approximateArrivalTimestamp": .double(Double(epochMilliseconds()) / 1000),
+                    "approximateArrivalTimestamp": .double(Double(Timestamp.epochMilliseconds()) / 1000),
                 ],
                 "eventSource": "aws:kinesis",
                 "eventVersion": "1.0",
@@ -247,7 +247,7 @@ package enum SampleEvents {
         let (path, query) = HTTPEventBuilder.split(target: target)
         let (single, multiple) = headerMaps(defaultHeaders(place) + headers, lowercased: false)
         let (singleQuery, multipleQuery) = queryMaps(query)
-        let now = epochMilliseconds()
+        let now = Timestamp.epochMilliseconds()
         let requestID = UUID().uuidString.lowercased()
         return [
             "resource": .string(resource ?? path),
@@ -428,7 +428,7 @@ package enum SampleEvents {
         logStream: String = "2026/11/30/[$LATEST]0123456789abcdef0123456789abcdef",
         at place: Place = .init()
     ) throws -> JSONValue {
-        let now = epochMilliseconds()
+        let now = Timestamp.epochMilliseconds()
         let events: [JSONValue] = messages.enumerated().map { offset, message in
             [
                 "id": .string(String(UInt64.random(in: 10_000_000_000...99_999_999_999)) + String(offset)),
@@ -482,22 +482,10 @@ package enum SampleEvents {
         return (.object(single), .object(multiple))
     }
 
-    static func epochMilliseconds() -> Int64 { HTTPEventBuilder.nowMilliseconds() }
-
     /// `2026-11-30T09:00:00Z`, or with `.123` milliseconds.
     static func isoTime(milliseconds withMilliseconds: Bool) -> String {
-        let now = epochMilliseconds()
-        var seconds = time_t(now / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int = 2) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        let date = "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))"
-        let time = "\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec))"
-        let fraction = withMilliseconds ? "." + pad(Int32(now % 1000), 3) : ""
-        return "\(date)T\(time)\(fraction)Z"
+        let text = Timestamp.iso8601(epochMilliseconds: Timestamp.epochMilliseconds())
+        return withMilliseconds ? text : text.dropLast(5) + "Z"
     }
 
     static func hex(count: Int) -> String {
@@ -507,26 +495,5 @@ package enum SampleEvents {
 
     static func randomBase64(count: Int) -> String {
         String(Data((0..<(count * 3 / 4)).map { _ in UInt8.random(in: 0...255) }).base64EncodedString().prefix(count))
-    }
-}
-
-/// S3's encoding of object keys in notifications: as `application/x-www-form-urlencoded`.
-enum S3Key {
-    static func encode(_ key: String) -> String {
-        var out = ""
-        for byte in key.utf8 {
-            switch byte {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."),
-                UInt8(ascii: "*"), UInt8(ascii: "/"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            case UInt8(ascii: " "):
-                out += "+"
-            default:
-                let digits = Array("0123456789ABCDEF")
-                out += "%\(digits[Int(byte >> 4)])\(digits[Int(byte & 15)])"
-            }
-        }
-        return out
     }
 }

@@ -80,7 +80,7 @@ public struct HTTPEventBuilder: Sendable {
         let queryValues = Self.group(queryPairs()).map { ($0.name, $0.values.joined(separator: ",")) }
         let contentType = headerValues.first { $0.0 == "content-type" }?.1
         let (bodyText, isBase64) = bodyField(contentType: contentType)
-        let milliseconds = time.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Self.nowMilliseconds()
+        let milliseconds = self.milliseconds
         let routeKey = route.map { $0.route.description } ?? "$default"
         let prefix = domainName.split(separator: ".").first.map(String.init) ?? domainName
         let userAgent = headerValues.first { $0.0 == "user-agent" }?.1 ?? ""
@@ -118,9 +118,9 @@ public struct HTTPEventBuilder: Sendable {
         let queryMultiple = queryGroups.map { ($0.name, $0.values) }
         let contentType = single.first { $0.0.lowercased() == "content-type" }?.1
         let (bodyText, isBase64) = bodyField(contentType: contentType)
-        let milliseconds = time.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Self.nowMilliseconds()
-        let resource = route?.route.path ?? PercentEncoding.decode(path[...])
+        let milliseconds = self.milliseconds
         let decodedPath = PercentEncoding.decode(path[...])
+        let resource = route?.route.path ?? decodedPath
         let userAgent = single.first { $0.0.lowercased() == "user-agent" }?.1
         let quote = JSONString.quote
         func object(_ pairs: [(String, String)]) -> String {
@@ -151,6 +151,11 @@ public struct HTTPEventBuilder: Sendable {
         json += #""requestTimeEpoch":\#(milliseconds),"domainName":\#(quote(domainName))},"#
         json += #""body":\#(bodyText.map(quote) ?? "null"),"isBase64Encoded":\#(isBase64)}"#
         return Array(json.utf8)
+    }
+
+    /// When the request arrived, in Unix epoch milliseconds.
+    var milliseconds: Int64 {
+        time.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) } ?? Timestamp.epochMilliseconds()
     }
 
     /// The query's name-value pairs in order, decoded (`+` is a space).
@@ -187,12 +192,6 @@ public struct HTTPEventBuilder: Sendable {
         guard let body, !body.isEmpty else { return (nil, false) }
         if let text = String(validating: body, as: UTF8.self), !Self.looksBinary(contentType) { return (text, false) }
         return (Data(body).base64EncodedString(), true)
-    }
-
-    static func nowMilliseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
     }
 
     /// Content types whose bodies are sent base64-encoded even when they happen to be valid UTF-8.

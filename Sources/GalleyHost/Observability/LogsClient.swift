@@ -1,3 +1,4 @@
+import Galley
 import NIOCore
 import NIOHTTP1
 import NIOPosix
