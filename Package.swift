@@ -51,7 +51,7 @@ let package = Package(
         .target(
             name: "GalleyPostgres",
             dependencies: [
-                "Galley", "GalleyStore",
+                "Galley", "GalleyStore", "GalleyHost",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -166,7 +166,7 @@ let package = Package(
         .testTarget(
             name: "GalleyHostTests",
             dependencies: [
-                "GalleyHost", "GalleyTemplates", "Functions", "GalleyStore", "TestSupport",
+                "GalleyHost", "GalleyTemplates", "GalleyPostgres", "Functions", "GalleyStore", "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -5,7 +5,7 @@ struct Queue: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
         abstract: "Show the async queue per function: waiting, running, oldest, delivered, retries, dead letters.",
-        discussion: "Reads the queue file in the storage folder; no running host is needed."
+        discussion: "Reads the queue (the file in the storage folder, or PostgreSQL); no running host is needed."
     )
 
     @Flag(name: .long, help: "Print the JSON document that /_galley/queue serves.")
@@ -16,10 +16,10 @@ struct Queue: AsyncParsableCommand {
         try await reportingFailures {
             let inspector = try configOptions.queueInspector()
             if json {
-                StandardStreams.writeLine(Array(inspector.statusJSON().utf8))
+                StandardStreams.writeLine(Array(await inspector.statusJSON().utf8))
                 return
             }
-            let rows = try await queueCall { try inspector.status() }
+            let rows = try await queueCall { try await inspector.status() }
             var table = [
                 [
                     "FUNCTION", "WAITING", "RUNNING", "OLDEST", "DELIVERED", "ATTEMPTS", "RETRIES", "THROTTLES",
@@ -56,7 +56,9 @@ struct DLQ: AsyncParsableCommand {
 
         func run() async throws {
             try await reportingFailures {
-                let letters = try await queueCall { try configOptions.queueInspector().deadLetters(function: function) }
+                let letters = try await queueCall {
+                    try await configOptions.queueInspector().deadLetters(function: function)
+                }
                 // A function that is not deployed and left no letters is most likely a typo.
                 let deployed = try configOptions.loadConfiguration().functions.keys.sorted()
                 if letters.isEmpty, !deployed.contains(function) {
@@ -90,7 +92,7 @@ struct DLQ: AsyncParsableCommand {
             try await reportingFailures {
                 guard
                     let letter = try await queueCall({
-                        try configOptions.queueInspector().deadLetter(function: function, id: id)
+                        try await configOptions.queueInspector().deadLetter(function: function, id: id)
                     })
                 else {
                     throw Failure("no dead letter \(id) of function '\(function)'", exitCode: 1)

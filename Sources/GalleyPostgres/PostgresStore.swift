@@ -18,29 +18,21 @@ import Synchronization
 ///   that does not exist yet (which a row lock could not hold), and never deadlock.
 /// - Versions come from one sequence: unique and increasing store-wide, without a hot row.
 /// - A write is acknowledged after `COMMIT`, which PostgreSQL makes durable (`synchronous_commit`).
-/// - Every call waits at most ``callTimeout``, and never past the invocation's deadline: a lost
-///   connection or a full pool is a clear ``StoreError`` `.unavailable`, never a hang.
-/// - The schema is versioned in `galley_schema` and migrated on first use, under an advisory lock,
-///   so hosts starting together migrate once.
+/// - Calls wait as ``PostgresDatabase`` says: never past the invocation's deadline.
 public final class PostgresStore: Store, Sendable {
     /// The longest any call waits by default, as SQLite's lock wait.
-    public static let callTimeout: Duration = .seconds(10)
-    /// The longest a call of this store waits.
-    let timeout: Duration
-    /// The schema this version of Galley writes; a newer database is refused.
-    static let schemaVersion = 1
+    public static let callTimeout = PostgresDatabase.callTimeout
 
-    let client: PostgresClient
+    let database: PostgresDatabase
     /// Where the store is, for messages (no password).
-    public let location: String
+    public var location: String { database.location }
     let clock: StoreClock
-    let logger: Logger
-    private let runner: Task<Void, Never>
-    private let migration = Mutex<(task: Task<Void, any Error>, failed: Flag)?>(nil)
+    var logger: Logger { database.logger }
 
-    /// Set once when a migration attempt fails.
-    final class Flag: Sendable {
-        let value = Atomic(false)
+    /// The store in `database`.
+    public init(database: PostgresDatabase) {
+        self.database = database
+        self.clock = .system
     }
 
     /// Connects (lazily, on first use) to the database `url` names:
@@ -52,20 +44,8 @@ public final class PostgresStore: Store, Sendable {
     }
 
     package init(url: String, clock: StoreClock, logger: Logger, timeout: Duration = callTimeout) throws {
-        let target = try PostgresURL(url)
-        var configuration = target.configuration
-        configuration.options.maximumConnections = 32
-        configuration.options.connectTimeout = .seconds(5)
-        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        location = target.description
-        self.timeout = timeout
+        database = try PostgresDatabase(url: url, logger: logger, timeout: timeout)
         self.clock = clock
-        self.logger = logger
-        runner = Task { [client] in await client.run() }
-    }
-
-    deinit {
-        runner.cancel()
     }
 
     public func namespace(_ name: String) throws -> any KeyValueStore {
@@ -78,184 +58,32 @@ public final class PostgresStore: Store, Sendable {
         try await call { _ in }
     }
 
-    // MARK: - Calls
-
-    /// Runs `body` once the schema is ready, within ``callTimeout`` and the invocation's deadline.
-    ///
-    /// At the deadline (or when the calling task is cancelled) the caller gets `.unavailable` at
-    /// once and the call is cancelled behind it: a write not yet committed is rolled back, one whose
-    /// `COMMIT` was already on its way may still land, as with any database across a network.
     func call<Value: Sendable>(_ body: @escaping @Sendable (PostgresClient) async throws -> Value) async throws -> Value
     {
-        let limit = ContinuousClock.now + timeout
-        let deadline = Swift.min(limit, InvocationDeadline.current ?? limit)
-        let location = self.location
-        let client = self.client
-        let ready = readyTask()
-        let answer = Answer<Value>()
-        let work = Task {
-            do {
-                try await ready.value
-                try Task.checkCancellation()
-                answer.resume(with: .success(try await body(client)))
-            } catch {
-                answer.resume(with: .failure(error))
-            }
-        }
-        let timer = Task {
-            try? await Task.sleep(until: deadline)
-            answer.resume(
-                with: .failure(
-                    StoreError(
-                        .unavailable,
-                        "PostgreSQL at \(location) did not answer in time (the server may be gone or the pool full)"
-                    )
-                )
-            )
-        }
-        do {
-            let value = try await withTaskCancellationHandler {
-                try await answer.value
-            } onCancel: {
-                answer.resume(
-                    with: .failure(StoreError(.unavailable, "the call to PostgreSQL at \(location) was cancelled"))
-                )
-            }
-            timer.cancel()
-            return value
-        } catch let error as StoreError {
-            work.cancel()
-            timer.cancel()
-            throw error
-        } catch let error as PostgresTransactionError {
-            timer.cancel()
-            // A write's own refusal (a conflict, a counter that is not one) is the store's answer.
-            if let refusal = error.closureError as? StoreError { throw refusal }
-            let cause = error.closureError ?? error.beginError ?? error.commitError ?? error.rollbackError
-            throw StoreError(.unavailable, "PostgreSQL at \(location): \(Self.describe(cause ?? error))", cause: nil)
-        } catch {
-            timer.cancel()
-            throw StoreError(.unavailable, "PostgreSQL at \(location): \(Self.describe(error))", cause: nil)
-        }
+        try await database.call(Self.schema, body)
     }
 
-    /// The first of a call's answer, its timeout and its cancellation; later ones are dropped.
-    final class Answer<Value: Sendable>: Sendable {
-        private let state = Mutex<(result: Result<Value, any Error>?, waiter: CheckedContinuation<Value, any Error>?)>(
-            (nil, nil)
-        )
-
-        func resume(with result: Result<Value, any Error>) {
-            let waiter = state.withLock { state -> CheckedContinuation<Value, any Error>? in
-                guard state.result == nil else { return nil }
-                state.result = result
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume(with: result)
-        }
-
-        var value: Value {
-            get async throws {
-                try await withCheckedThrowingContinuation { continuation in
-                    let ready = state.withLock { state -> Result<Value, any Error>? in
-                        if let result = state.result { return result }
-                        state.waiter = continuation
-                        return nil
-                    }
-                    if let ready { continuation.resume(with: ready) }
-                }
-            }
-        }
-    }
-
-    /// The migration, started once; one that failed is tried again by the next call.
-    private func readyTask() -> Task<Void, any Error> {
-        migration.withLock { current in
-            if let current, !current.failed.value.load(ordering: .acquiring) { return current.task }
-            let client = self.client
-            let logger = self.logger
-            let failed = Flag()
-            let made = Task {
-                do {
-                    try await Self.migrate(client, logger: logger)
-                } catch {
-                    failed.value.store(true, ordering: .releasing)
-                    throw error
-                }
-            }
-            current = (made, failed)
-            return made
-        }
-    }
-
-    /// What a PostgreSQL error says, without the query's bound values.
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? PSQLError {
-            if let message = error.serverInfo?[.message] {
-                let code = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
-                return message + code
-            }
-            if let underlying = error.underlying { return "\(underlying)" }
-            return "\(error.code)"
-        }
-        return "\(error)"
-    }
-
-    static func migrate(_ client: PostgresClient, logger: Logger) async throws {
-        try await client.withTransaction(logger: logger) { connection in
-            // One migration at a time across every host.
-            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
-            try await connection.query(
-                "CREATE TABLE IF NOT EXISTS galley_schema (component text PRIMARY KEY, version integer NOT NULL)",
-                logger: logger
-            )
-            var found = 0
-            for try await version in try await connection.query(
-                "SELECT version FROM galley_schema WHERE component = 'store'",
-                logger: logger
-            ).decode(Int.self) {
-                found = version
-            }
-            guard found <= schemaVersion else {
-                throw StoreError(
-                    .unavailable,
-                    "the database's store schema is version \(found), newer than this Galley's \(schemaVersion)"
-                )
-            }
-            if found < 1 {
-                try await connection.query(
-                    """
-                    CREATE TABLE galley_kv (
-                        namespace text NOT NULL,
-                        key text COLLATE "C" NOT NULL,
-                        value bytea NOT NULL,
-                        version bigint NOT NULL,
-                        expires_at bigint,
-                        metadata text,
-                        PRIMARY KEY (namespace, key)
-                    )
-                    """,
-                    logger: logger
-                )
-                try await connection.query(
-                    "CREATE INDEX galley_kv_expiry ON galley_kv (expires_at) WHERE expires_at IS NOT NULL",
-                    logger: logger
-                )
-                try await connection.query("CREATE SEQUENCE galley_kv_versions", logger: logger)
-            }
-            try await connection.query(
+    /// The store's tables, one list of statements per version.
+    static let schema = PostgresDatabase.Schema(
+        component: "store",
+        steps: [
+            [
                 """
-                INSERT INTO galley_schema (component, version) VALUES ('store', \(schemaVersion))
-                ON CONFLICT (component) DO UPDATE SET version = excluded.version
+                CREATE TABLE galley_kv (
+                    namespace text NOT NULL,
+                    key text COLLATE "C" NOT NULL,
+                    value bytea NOT NULL,
+                    version bigint NOT NULL,
+                    expires_at bigint,
+                    metadata text,
+                    PRIMARY KEY (namespace, key)
+                )
                 """,
-                logger: logger
-            )
-        }
-    }
-
-    /// The advisory lock every migration of Galley's schema takes ("galley" in ASCII).
-    static let migrationLock: Int64 = 0x67_616c_6c65_79
+                "CREATE INDEX galley_kv_expiry ON galley_kv (expires_at) WHERE expires_at IS NOT NULL",
+                "CREATE SEQUENCE galley_kv_versions",
+            ]
+        ]
+    )
 
     /// A key's advisory lock: FNV-1a of its namespace and key, the same on every host.
     static func lockID(namespace: String, key: String) -> Int64 {

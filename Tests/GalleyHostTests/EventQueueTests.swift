@@ -2,17 +2,47 @@ import Foundation
 import Functions
 import Galley
 import Logging
+import Synchronization
 import TestSupport
 import Testing
 
 @testable import GalleyHost
+@testable import GalleyPostgres
 
-/// The async queue driven directly, with inline functions and a manual clock.
+/// A value made on first use and kept.
+final class Once<Value: Sendable>: Sendable {
+    private let made = Mutex<Value?>(nil)
+
+    func value(_ make: () throws -> Value) rethrows -> Value {
+        try made.withLock { made in
+            if let made { return made }
+            let value = try make()
+            made = value
+            return value
+        }
+    }
+}
+
+/// Where the queue under test keeps its events.
+enum QueueBackend: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite, postgres
+    var testDescription: String { rawValue }
+
+    /// SQLite always; PostgreSQL too when it is installed, and always in CI (where a cluster that
+    /// cannot start fails them).
+    static let conformance: [QueueBackend] = [.sqlite] + (PostgresCluster.isWanted ? [.postgres] : [])
+}
+
+/// The async queue driven directly, with inline functions and a manual clock, on each storage:
+/// the same behaviour on SQLite and on PostgreSQL.
+@Suite(.serialized)
 struct EventQueueTests {
     static let start: Int64 = 1_795_000_000_000  // 2026-11-18T11:06:40Z
     let temporary: TemporaryDirectory
     var folder: URL { temporary.url }
     let clock = ManualQueueClock(start: Self.start)
+    /// One database per test, made on first use.
+    private let database = Once<String>()
 
     init() throws {
         temporary = try TemporaryDirectory(prefix: "galley-queue")
@@ -34,26 +64,39 @@ struct EventQueueTests {
         return configuration
     }
 
-    func makeQueue(_ configuration: RuntimeConfiguration) throws -> EventQueue {
+    /// The test's storage: the same file, or the same database, every time.
+    func storage(_ backend: QueueBackend) throws -> any QueueStorage {
+        switch backend {
+        case .sqlite:
+            return try QueueFile(path: folder.appending(path: "queue.sqlite").path)
+        case .postgres:
+            let url = try database.value { try PostgresCluster.shared.get().makeDatabase() }
+            var logger = Logger(label: "test")
+            logger.logLevel = .error
+            return PostgresQueue(database: try PostgresDatabase(url: url, logger: logger, timeout: .seconds(120)))
+        }
+    }
+
+    func makeQueue(_ configuration: RuntimeConfiguration, _ backend: QueueBackend) throws -> EventQueue {
         let deployment = try Deployment(configuration: configuration, catalog: Functions.catalog, file: "runtime.json")
         let dispatcher = Dispatcher(deployment: deployment, logWriter: LogWriter(format: .text) { _ in })
-        return try EventQueue(
-            path: folder.appending(path: "queue.sqlite").path,
+        return EventQueue(
+            storage: try storage(backend),
             dispatcher: dispatcher,
             clock: clock,
             logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
         )
     }
 
-    func status(_ queue: EventQueue, _ function: String) throws -> QueueFunctionStatus {
-        try queue.file.status(now: clock.now()).first { $0.function == function }
+    func status(_ queue: EventQueue, _ function: String) async throws -> QueueFunctionStatus {
+        try await queue.storage.status(now: clock.now()).first { $0.function == function }
             ?? QueueFunctionStatus(function: function)
     }
 
-    /// Polls `condition` until it holds or 10 s pass.
-    func eventually(_ what: String, _ condition: () throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while try !condition() {
+    /// Polls `condition` until it holds or 30 s pass.
+    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await !condition() {
             guard ContinuousClock.now < deadline else {
                 Issue.record("timed out waiting until \(what)")
                 return
@@ -75,33 +118,34 @@ struct EventQueueTests {
         try await task.value
     }
 
-    @Test func aFailingEventIsTriedOnePlusRetriesTimesWithDoublingDelaysThenDeadLettered() async throws {
-        let queue = try makeQueue(configuration())
+    @Test(arguments: QueueBackend.conformance)
+    func aFailingEventIsTriedOnePlusRetriesTimesWithDoublingDelaysThenDeadLettered(backend: QueueBackend) async throws {
+        let queue = try makeQueue(configuration(), backend)
         try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"boom"}"#.utf8), kind: .event))
         try await running(queue) {
-            try await eventually("the first attempt") { try status(queue, "fails").attempts == 1 }
+            try await eventually("the first attempt") { try await status(queue, "fails").attempts == 1 }
             // Retried after retryDelay (60 s), then after twice that.
-            try await eventually("the retry is scheduled") { try queue.file.nextDue(function: "fails") != nil }
-            #expect(try queue.file.nextDue(function: "fails") == Self.start + 60_000)
+            try await eventually("the retry is scheduled") { try await queue.storage.nextDue(function: "fails") != nil }
+            #expect(try await queue.storage.nextDue(function: "fails") == Self.start + 60_000)
             clock.advance(by: 60_000)
-            try await eventually("the second attempt") { try status(queue, "fails").attempts == 2 }
+            try await eventually("the second attempt") { try await status(queue, "fails").attempts == 2 }
             try await eventually("the second retry is scheduled") {
-                try queue.file.nextDue(function: "fails") == Self.start + 60_000 + 120_000
+                try await queue.storage.nextDue(function: "fails") == Self.start + 60_000 + 120_000
             }
             clock.advance(by: 119_999)
             clock.advance(by: 1)
             try await eventually("the third attempt ends in a dead letter") {
-                try status(queue, "fails").deadLetters == 1
+                try await status(queue, "fails").deadLetters == 1
             }
             // The failure record went on to onFailure as an event of its own.
-            try await eventually("sink received the record") { try status(queue, "sink").delivered == 1 }
+            try await eventually("sink received the record") { try await status(queue, "sink").delivered == 1 }
         }
-        let fails = try status(queue, "fails")
+        let fails = try await status(queue, "fails")
         #expect(fails.attempts == 3)
         #expect(fails.retries == 2)
         #expect(fails.delivered == 0)
         #expect(fails.depth == 0)
-        let letter = try #require(try queue.file.deadLetters(function: "fails").first)
+        let letter = try #require(try await queue.storage.deadLetters(function: "fails").first)
         #expect(letter.condition == "RetriesExhausted")
         #expect(letter.attempts == 3)
         #expect(letter.errorType == "InspectError")
@@ -121,43 +165,48 @@ struct EventQueueTests {
         #expect((record["responsePayload"] as? [String: Any])?["errorMessage"] as? String == "boom")
     }
 
-    @Test func replayDeliversADeadLetterAgain() async throws {
-        let queue = try makeQueue(configuration { $0.functions["fails"]?.retries = 0 })
+    @Test(arguments: QueueBackend.conformance)
+    func replayDeliversADeadLetterAgain(backend: QueueBackend) async throws {
+        let queue = try makeQueue(configuration { $0.functions["fails"]?.retries = 0 }, backend)
         try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"once"}"#.utf8), kind: .event))
         try await running(queue) {
-            try await eventually("the dead letter") { try status(queue, "fails").deadLetters == 1 }
-            #expect(try await queue.file.replay(function: "fails", id: nil, at: clock.now()) == 1)
-            #expect(try status(queue, "fails").deadLetters == 0)
+            try await eventually("the dead letter") { try await status(queue, "fails").deadLetters == 1 }
+            #expect(try await queue.storage.replay(function: "fails", id: nil, at: clock.now()) == 1)
+            #expect(try await status(queue, "fails").deadLetters == 0)
             // The host picks the replayed event up at its next look at the file.
             clock.advance(by: 1000)
-            try await eventually("the second dead letter") { try status(queue, "fails").deadLetters == 1 }
+            try await eventually("the second dead letter") { try await status(queue, "fails").deadLetters == 1 }
         }
-        #expect(try status(queue, "fails").attempts == 2)
-        #expect(try await queue.file.purge(function: "fails", id: nil) == 1)
-        #expect(try queue.file.deadLetters(function: "fails").isEmpty)
+        #expect(try await status(queue, "fails").attempts == 2)
+        #expect(try await queue.storage.purge(function: "fails", id: nil) == 1)
+        #expect(try await queue.storage.deadLetters(function: "fails").isEmpty)
     }
 
-    @Test func anEventOlderThanMaxEventAgeIsADeadLetterWithoutAnotherAttempt() async throws {
-        let queue = try makeQueue(configuration { $0.functions["fails"]?.maxEventAge = 90 })
+    @Test(arguments: QueueBackend.conformance)
+    func anEventOlderThanMaxEventAgeIsADeadLetterWithoutAnotherAttempt(backend: QueueBackend) async throws {
+        let queue = try makeQueue(configuration { $0.functions["fails"]?.maxEventAge = 90 }, backend)
         try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"old"}"#.utf8), kind: .event))
         try await running(queue) {
-            try await eventually("the first attempt") { try status(queue, "fails").attempts == 1 }
-            try await eventually("the retry is scheduled") { try queue.file.nextDue(function: "fails") != nil }
+            try await eventually("the first attempt") { try await status(queue, "fails").attempts == 1 }
+            try await eventually("the retry is scheduled") { try await queue.storage.nextDue(function: "fails") != nil }
             clock.advance(by: 60_000)
-            try await eventually("the second attempt") { try status(queue, "fails").attempts == 2 }
-            try await eventually("the second retry is scheduled") { try queue.file.nextDue(function: "fails") != nil }
+            try await eventually("the second attempt") { try await status(queue, "fails").attempts == 2 }
+            try await eventually("the second retry is scheduled") {
+                try await queue.storage.nextDue(function: "fails") != nil
+            }
             // Due at 180 s, past the 90 s age: a dead letter, not a third attempt.
             clock.advance(by: 120_000)
-            try await eventually("the dead letter") { try status(queue, "fails").deadLetters == 1 }
+            try await eventually("the dead letter") { try await status(queue, "fails").deadLetters == 1 }
         }
-        #expect(try status(queue, "fails").attempts == 2)
-        let letter = try #require(try queue.file.deadLetters(function: "fails").first)
+        #expect(try await status(queue, "fails").attempts == 2)
+        let letter = try #require(try await queue.storage.deadLetters(function: "fails").first)
         #expect(letter.condition == "EventAgeExceeded")
         #expect(letter.attempts == 2)
     }
 
-    @Test func pastTheBoundTheCallerGetsTooManyRequestsAndNothingIsWritten() async throws {
-        let queue = try makeQueue(configuration { $0.queue.maxEvents = 3 })
+    @Test(arguments: QueueBackend.conformance)
+    func pastTheBoundTheCallerGetsTooManyRequestsAndNothingIsWritten(backend: QueueBackend) async throws {
+        let queue = try makeQueue(configuration { $0.queue.maxEvents = 3 }, backend)
         for _ in 0..<3 {
             try await queue.submit(Invocation(function: "ok", payload: Data("{}".utf8), kind: .event))
         }
@@ -166,7 +215,7 @@ struct EventQueueTests {
         }
         #expect(error?.code == .tooManyRequests)
         #expect(error?.message.contains("queue.maxEvents 3") == true)
-        #expect(try queue.file.totals().events == 3)
+        #expect(try await queue.storage.totals().events == 3)
         // Refusals of the dispatcher come first and write nothing either.
         let unknown = await #expect(throws: InvokeError.self) {
             try await queue.submit(Invocation(function: "nope", payload: Data("{}".utf8), kind: .event))
@@ -182,79 +231,86 @@ struct EventQueueTests {
             )
         }
         #expect(large?.code == .requestTooLarge)
-        #expect(try queue.file.totals().events == 3)
+        #expect(try await queue.storage.totals().events == 3)
         // Delivered, they make room.
         try await running(queue) {
-            try await eventually("all three are delivered") { try status(queue, "ok").delivered == 3 }
+            try await eventually("all three are delivered") { try await status(queue, "ok").delivered == 3 }
         }
         try await queue.submit(Invocation(function: "ok", payload: Data("{}".utf8), kind: .event))
     }
 
-    @Test func queuedEventsUseOnlyTheirShareOfConcurrency() async throws {
+    @Test(arguments: QueueBackend.conformance)
+    func queuedEventsUseOnlyTheirShareOfConcurrency(backend: QueueBackend) async throws {
         let queue = try makeQueue(
             configuration {
                 $0.functions["sink"]?.concurrency = 4
                 $0.functions["sink"]?.timeout = 10
-            }
+            },
+            backend
         )
         for _ in 0..<6 {
             try await queue.submit(Invocation(function: "sink", payload: Data(#"{"sleepMs":300}"#.utf8), kind: .event))
         }
         try await running(queue) {
             // One claim marks every event it takes running at once: two, not four.
-            try await eventually("the first events are running") { try status(queue, "sink").running > 0 }
-            #expect(try status(queue, "sink").running == 2)
+            try await eventually("the first events are running") { try await status(queue, "sink").running > 0 }
+            #expect(try await status(queue, "sink").running == 2)
             // Half of concurrency 4 is left to synchronous callers.
             for _ in 0..<2 {
                 let result = try await queue.dispatcher.invoke(Invocation(function: "sink", payload: Data("{}".utf8)))
                 #expect(!result.isFunctionError)
             }
-            #expect(try status(queue, "sink").running <= 2)
-            try await eventually("all six are delivered") { try status(queue, "sink").delivered == 6 }
+            #expect(try await status(queue, "sink").running <= 2)
+            try await eventually("all six are delivered") { try await status(queue, "sink").delivered == 6 }
         }
     }
 
-    @Test func anEventClaimedAsShutdownBeginsWaitsAgainWithNoAttemptCounted() async throws {
-        let queue = try makeQueue(configuration { $0.functions["fails"]?.retries = 0 })
+    @Test(arguments: QueueBackend.conformance)
+    func anEventClaimedAsShutdownBeginsWaitsAgainWithNoAttemptCounted(backend: QueueBackend) async throws {
+        let queue = try makeQueue(configuration { $0.functions["fails"]?.retries = 0 }, backend)
         try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"x"}"#.utf8), kind: .event))
         queue.stopDelivering()
         _ = await queue.tick()
-        let fails = try status(queue, "fails")
+        let fails = try await status(queue, "fails")
         #expect(fails.running == 0)
         #expect(fails.depth == 1)
         // After a restart it is delivered once, not taken for an attempt cut short by a crash.
-        #expect(try await queue.file.recoverInterrupted() == 0)
+        #expect(try await queue.storage.recoverInterrupted() == 0)
     }
 
-    @Test func aScheduleFiresOnTimeAndOnceForRunsMissedWhileStopped() async throws {
+    @Test(arguments: QueueBackend.conformance)
+    func aScheduleFiresOnTimeAndOnceForRunsMissedWhileStopped(backend: QueueBackend) async throws {
         let configuration = configuration { $0.functions["ok"]?.schedule = try? Schedule(parsing: "rate(5 minutes)") }
-        let queue = try makeQueue(configuration)
+        let queue = try makeQueue(configuration, backend)
         try await running(queue) {
             // First seen now: the first run is five minutes on.
             try await eventually("the schedule is recorded") {
-                try queue.file.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start + 300_000
+                try await queue.storage.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start
+                    + 300_000
             }
             clock.advance(by: 299_999)
             // A pass of the loop run here, so that an early run would be in the file by now.
             _ = await queue.tick()
-            let early = try status(queue, "ok")
+            let early = try await status(queue, "ok")
             #expect(early.depth + early.running + early.delivered == 0)
             clock.advance(by: 1)
-            try await eventually("the run") { try status(queue, "ok").delivered == 1 }
+            try await eventually("the run") { try await status(queue, "ok").delivered == 1 }
             try await eventually("the next run is recorded") {
-                try queue.file.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start + 600_000
+                try await queue.storage.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start
+                    + 600_000
             }
         }
         // Stopped for an hour: twelve runs missed, one made up at start.
         clock.advance(by: 3_600_000)
-        let restarted = try makeQueue(configuration)
+        let restarted = try makeQueue(configuration, backend)
         try await running(restarted) {
-            try await eventually("the made-up run") { try status(restarted, "ok").delivered == 2 }
+            try await eventually("the made-up run") { try await status(restarted, "ok").delivered == 2 }
             try await eventually("the next run is recorded") {
-                try restarted.file.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start + 4_200_000
+                try await restarted.storage.scheduledRun(function: "ok", expression: "rate(5 minutes)") == Self.start
+                    + 4_200_000
             }
         }
-        #expect(try status(restarted, "ok").delivered == 2)
+        #expect(try await status(restarted, "ok").delivered == 2)
     }
 
     @Test func theScheduledEventIsEventBridges() throws {
@@ -322,11 +378,7 @@ struct QueueFileMigrationTests {
         do {
             let file = try QueueFile(path: path)
             _ = try await file.accept(
-                function: "ok",
-                requestID: "r1",
-                payload: Data("{}".utf8),
-                clientContext: nil,
-                at: 1,
+                NewQueuedEvent(function: "ok", requestID: "r1", payload: Data("{}".utf8), acceptedAt: 1),
                 maxEvents: 10,
                 maxBytes: 1000
             )
@@ -341,12 +393,13 @@ struct QueueFileMigrationTests {
         #expect(claimed.map(\.requestID) == ["r1"])
         #expect(claimed.first?.traceHeaders == [:])
         _ = try await reopened.accept(
-            function: "ok",
-            requestID: "r2",
-            payload: Data("{}".utf8),
-            clientContext: nil,
-            traceHeaders: ["traceparent": "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"],
-            at: 3,
+            NewQueuedEvent(
+                function: "ok",
+                requestID: "r2",
+                payload: Data("{}".utf8),
+                traceHeaders: ["traceparent": "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"],
+                acceptedAt: 3
+            ),
             maxEvents: 10,
             maxBytes: 1000
         )

@@ -95,6 +95,10 @@ public struct RuntimeConfiguration: Sendable, Equatable {
         /// The share of each function's `concurrency` that queued events may use, so that they
         /// never starve synchronous callers. Default 0.5; at least one invocation.
         public var concurrencyShare = 0.5
+        /// With the queue in PostgreSQL: how long, in seconds, a host holds the events it is
+        /// delivering without renewing its lease (it renews every third of it). A host that stops
+        /// answering for this long has its events delivered by another. Default 30.
+        public var lease = 30.0
 
         public init() {}
     }
@@ -258,6 +262,9 @@ extension RuntimeConfiguration {
                 "queue.concurrencyShare",
                 "must be more than 0 and at most 1, found \(Self.format(queue.concurrencyShare))"
             )
+        }
+        guard queue.lease >= 1, queue.lease <= 3600 else {
+            throw fail("queue.lease", "must be between 1 and 3600 seconds, found \(Self.format(queue.lease))")
         }
         var routeOwners: [String: (function: String, route: Route)] = [:]
         for (name, function) in functions.sorted(by: { $0.key < $1.key }) {
@@ -432,7 +439,7 @@ extension RuntimeConfiguration.Storage: Decodable {
 
 extension RuntimeConfiguration.Queue: Decodable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case maxEvents, maxBytes, concurrencyShare
+        case maxEvents, maxBytes, concurrencyShare, lease
     }
 
     public init(from decoder: any Decoder) throws {
@@ -441,6 +448,7 @@ extension RuntimeConfiguration.Queue: Decodable {
         maxEvents = try container.decodeWholeNumber(forKey: .maxEvents) ?? maxEvents
         maxBytes = try container.decodeWholeNumber(forKey: .maxBytes) ?? maxBytes
         concurrencyShare = try container.decodeIfPresent(Double.self, forKey: .concurrencyShare) ?? concurrencyShare
+        lease = try container.decodeIfPresent(Double.self, forKey: .lease) ?? lease
     }
 }
 

@@ -100,9 +100,11 @@ public struct FunctionHost: Sendable {
             eventLoopGroup: group
         )
         let queueFile = EventQueue.file(configuration, configurationFile: file)
+        let sharedQueue = QueueStorageOpener.postgresURL(configuration) != nil
         // Before the queue is opened: a second host must not touch the first one's running events.
+        // A queue in PostgreSQL is shared by design: hosts hold their events by lease instead.
         var storageLock: StorageLock?
-        if !options.supervised {
+        if !options.supervised, !sharedQueue {
             do {
                 storageLock = try StorageLock(folder: URL(filePath: queueFile).deletingLastPathComponent().path)
             } catch {
@@ -111,15 +113,20 @@ public struct FunctionHost: Sendable {
         }
         let events: EventQueue
         do {
-            events = try EventQueue(
-                path: queueFile,
+            let storage = try QueueStorageOpener.open(configuration, configurationFile: file)!
+            events = EventQueue(
+                storage: storage,
                 dispatcher: dispatcher,
                 clock: options.queueClock,
                 logger: logger,
                 recovers: options.recoversQueue
             )
         } catch {
-            throw ConfigurationError(file: file, path: "storage.path", message: "cannot open the queue: \(error)")
+            throw ConfigurationError(
+                file: file,
+                path: sharedQueue ? "storage.postgres" : "storage.path",
+                message: "cannot open the queue: \(error)"
+            )
         }
         let state = HostState()
         self.options = options

@@ -89,10 +89,10 @@ extension HostResponder {
         }
     }
 
-    func deadLetters(_ rawFunction: Substring) -> Response {
+    func deadLetters(_ rawFunction: Substring) async -> Response {
         let function = PercentEncoding.decode(rawFunction)
         do {
-            let letters = try events.file.deadLetters(function: function).map { letter in
+            let letters = try await events.storage.deadLetters(function: function).map { letter in
                 let errorType = letter.errorType.map(JSONString.quote) ?? "null"
                 return #"{"id":\#(letter.id),"requestId":\#(JSONString.quote(letter.requestID)),"#
                     + #""failedAt":\#(letter.failedAt),"condition":\#(JSONString.quote(letter.condition)),"#
@@ -107,7 +107,7 @@ extension HostResponder {
 
     func replay(_ rawFunction: Substring, query: String) async -> Response {
         await deadLetterAction(rawFunction, query: query, counted: "replayed") { function, id in
-            let moved = try await events.file.replay(function: function, id: id, at: events.clock.now())
+            let moved = try await events.storage.replay(function: function, id: id, at: events.clock.now())
             events.wake()
             return moved
         }
@@ -115,7 +115,7 @@ extension HostResponder {
 
     func purge(_ rawFunction: Substring, query: String) async -> Response {
         await deadLetterAction(rawFunction, query: query, counted: "purged") { function, id in
-            try await events.file.purge(function: function, id: id)
+            try await events.storage.purge(function: function, id: id)
         }
     }
 

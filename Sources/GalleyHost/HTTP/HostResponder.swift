@@ -45,13 +45,13 @@ public struct HostResponder: Sendable {
         return .json(.ok, document.json)
     }
 
-    func metricsExposition() -> Response {
+    func metricsExposition() async -> Response {
         guard let metrics else { return .notFound }
         var headers = HTTPFields()
         headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
         let text = metrics.exposition(
             deployment: dispatcher.deployment,
-            queue: events.functionStatuses(),
+            queue: await events.functionStatuses(),
             droppedEvents: dispatcher.events.droppedEvents
         )
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))

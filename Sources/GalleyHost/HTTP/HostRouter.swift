@@ -34,15 +34,15 @@ extension HostResponder {
         host.get("console.js") { _, _ in Console.script }
         host.get("health") { _, _ in health() }
         host.get("functions") { _, _ in functions() }
-        host.get("queue") { _, _ in Response.json(.ok, events.statusJSON()) }
-        host.get("metrics") { _, _ in metricsExposition() }
+        host.get("queue") { _, _ in Response.json(.ok, await events.statusJSON()) }
+        host.get("metrics") { _, _ in await metricsExposition() }
         host.get("logs") { request, _ in logs(query: request.uri.query ?? "", deployment: dispatcher.deployment) }
         host.get("invocations") { request, _ in invocations(query: request.uri.query ?? "") }
         host.get("store") { _, _ in namespaces() }
         host.get("store/:namespace") { request, context in
             await storeKeys(Self.parameter("namespace", context), query: request.uri.query ?? "")
         }
-        host.get("dead-letters/:function") { _, context in deadLetters(Self.parameter("function", context)) }
+        host.get("dead-letters/:function") { _, context in await deadLetters(Self.parameter("function", context)) }
 
         // What changes state needs the same rights as the Invoke API.
         let actions = host.group().add(middleware: Gate.actions(self))

@@ -8,12 +8,14 @@ import Synchronization
     import Foundation
 #endif
 
-/// Asynchronous (`Event`) invocations, kept in `queue.sqlite` beside the store and delivered
-/// through the dispatcher, at least once, as Lambda does.
+/// Asynchronous (`Event`) invocations, kept in a ``QueueStorage`` (`queue.sqlite` beside the
+/// store, or PostgreSQL shared by several hosts) and delivered through the dispatcher, at least
+/// once, as Lambda does.
 ///
-/// - An event is on disk (fsynced) before its caller gets 202, and is removed only once an
+/// - An event is durable (fsynced) before its caller gets 202, and is removed only once an
 ///   attempt has finished, so a crash of the host at any moment loses no accepted event (one
-///   running when the host died is delivered again: a possible duplicate, as in Lambda).
+///   running when the host died is delivered again: a possible duplicate, as in Lambda; on
+///   PostgreSQL another host takes it over when its lease runs out).
 /// - The queue is bounded (`queue.maxEvents`, `queue.maxBytes`); past the bound callers get 429.
 ///   Events are read from the file when delivered, so a deep backlog costs disk, not memory.
 /// - Per function, queued events use at most `queue.concurrencyShare` of its `concurrency`.
@@ -22,8 +24,8 @@ import Synchronization
 ///   an attempt. After the last attempt, or past `maxEventAge`, the event becomes a dead letter
 ///   in Lambda's on-failure format, sent on to `onFailure` if there is one; results go to
 ///   `onSuccess` in the same format.
-/// - Functions with a `schedule` are invoked through the queue; a run missed while the host was
-///   down happens once at start.
+/// - Functions with a `schedule` are invoked through the queue, once per period however many hosts
+///   share the storage; a run missed while every host was down happens once at start.
 public final class EventQueue: Service, Sendable {
     private struct State {
         var running: [String: Int] = [:]
@@ -33,7 +35,7 @@ public final class EventQueue: Service, Sendable {
         var lastSweep: Int64 = 0
     }
 
-    let file: QueueFile
+    let storage: any QueueStorage
     let dispatcher: Dispatcher
     let clock: any QueueClock
     let logger: Logger
@@ -45,7 +47,7 @@ public final class EventQueue: Service, Sendable {
     let pollInterval: Int64 = 1000
 
     /// Opens (creating it if needed) the queue file at `path`.
-    public init(
+    public convenience init(
         path: String,
         dispatcher: Dispatcher,
         clock: any QueueClock = SystemQueueClock(),
@@ -54,7 +56,24 @@ public final class EventQueue: Service, Sendable {
     )
         throws
     {
-        self.file = try QueueFile(path: path)
+        self.init(
+            storage: try QueueFile(path: path),
+            dispatcher: dispatcher,
+            clock: clock,
+            logger: logger,
+            recovers: recovers
+        )
+    }
+
+    /// Delivers the events kept in `storage`.
+    public init(
+        storage: any QueueStorage,
+        dispatcher: Dispatcher,
+        clock: any QueueClock = SystemQueueClock(),
+        logger: Logger,
+        recovers: Bool = true
+    ) {
+        self.storage = storage
         self.dispatcher = dispatcher
         self.clock = clock
         self.logger = logger
@@ -79,18 +98,17 @@ public final class EventQueue: Service, Sendable {
     public func submit(_ invocation: Invocation) async throws(InvokeError) {
         try dispatcher.validate(invocation)
         let limits = dispatcher.deployment.configuration.queue
-        let acceptance: QueueFile.Acceptance
+        let acceptance: QueueAcceptance
         do {
-            acceptance = try await file.accept(
+            let event = NewQueuedEvent(
                 function: invocation.function,
                 requestID: invocation.requestID,
                 payload: invocation.payload,
                 clientContext: invocation.clientContext,
                 traceHeaders: invocation.traceHeaders,
-                at: clock.now(),
-                maxEvents: limits.maxEvents,
-                maxBytes: limits.maxBytes
+                acceptedAt: clock.now()
             )
+            acceptance = try await storage.accept(event, maxEvents: limits.maxEvents, maxBytes: limits.maxBytes)
         } catch {
             logger.error("RequestId: \(invocation.requestID) could not queue the Event invocation: \(error)")
             throw InvokeError(.service, "The event could not be queued: \(error)")
@@ -115,16 +133,16 @@ public final class EventQueue: Service, Sendable {
     /// file for the next start.
     public func run() async throws {
         do {
-            let interrupted = recovers ? try await file.recoverInterrupted() : 0
+            let interrupted = recovers ? try await storage.recoverInterrupted() : 0
             if interrupted > 0 {
                 logger.warning(
                     "queue: \(interrupted) events were being delivered when the host stopped; they are delivered again (possible duplicates)"
                 )
             }
-            let (events, _) = try file.totals()
-            if events > 0 { logger.notice("queue: \(events) events waiting in \(file.path)") }
+            let (events, _) = try await storage.totals()
+            if events > 0 { logger.notice("queue: \(events) events waiting in \(storage.location)") }
         } catch {
-            logger.error("queue: cannot read \(file.path): \(error)")
+            logger.error("queue: cannot read \(storage.location): \(error)")
         }
         // Cancelled (another service failed, e.g. the listener could not bind): stop as on shutdown.
         await withTaskCancellationHandler {
@@ -190,19 +208,26 @@ public final class EventQueue: Service, Sendable {
             guard free > 0 else { continue }
             do {
                 // A read first: most passes find nothing due, and a claim is a write.
-                guard let due = try file.nextDue(function: name) else { continue }
+                guard let due = try await storage.nextDue(function: name) else { continue }
                 guard due <= now else {
                     next = min(next, due)
                     continue
                 }
-                let events = try await file.claim(function: name, limit: free, now: now)
+                let events = try await storage.claim(function: name, limit: free, now: now)
+                for event in events where event.resumed {
+                    logger.warning(
+                        "RequestId: \(event.requestID) Event invocation of \(name) was being delivered by a host that stopped; delivered again (possible duplicate)"
+                    )
+                }
                 // Shutdown may begin between the claim and the start: what did not start waits
                 // again as it was, without an attempt counted against it at the next start.
-                let unstarted = events.filter { !start($0) }.map(\.id)
-                if !unstarted.isEmpty { try await file.release(unstarted) }
-                if events.count < free, let due = try file.nextDue(function: name) { next = min(next, max(due, now)) }
+                let unstarted = events.filter { !start($0) }
+                if !unstarted.isEmpty { try await storage.release(unstarted) }
+                if events.count < free, let due = try await storage.nextDue(function: name) {
+                    next = min(next, max(due, now))
+                }
             } catch {
-                logger.error("queue: cannot read the events of \(name) from \(file.path): \(error)")
+                logger.error("queue: cannot read the events of \(name) from \(storage.location): \(error)")
             }
         }
         await sweepRemovedFunctions(deployment, now: now)
@@ -275,21 +300,12 @@ public final class EventQueue: Service, Sendable {
         }
         let attempts = event.attempts + 1
         if !result.isFunctionError {
-            await commit(event, "delivering") { connection in
-                try QueueFile.delete(connection, event: event.id)
-                try QueueFile.count(connection, event.function, "attempts")
-                try QueueFile.count(connection, event.function, "delivered")
-                if let target = configuration.onSuccess {
-                    let record = Self.record(
-                        event,
-                        condition: "Success",
-                        attempts: attempts,
-                        response: Response(statusCode: 200, functionError: nil, payload: result.payload),
-                        at: now
-                    )
-                    try QueueFile.insertRecord(connection, function: target, record: record, at: now)
-                }
+            let onSuccess = configuration.onSuccess.map { target in
+                let response = Response(statusCode: 200, functionError: nil, payload: result.payload)
+                let record = Self.record(event, condition: "Success", attempts: attempts, response: response, at: now)
+                return NewQueuedEvent.record(record, to: target, at: now)
             }
+            await commit(event, "delivering", .delivered(onSuccess: onSuccess))
             return
         }
         let response = Response(statusCode: 200, functionError: "Unhandled", payload: result.payload)
@@ -302,11 +318,7 @@ public final class EventQueue: Service, Sendable {
             "RequestId: \(event.requestID) Event invocation of \(event.function) failed (attempt \(attempts) of \(configuration.retries + 1), \(ReportedError(result.payload)?.type ?? "error")); retrying in \(RuntimeConfiguration.format(Double(delay) / 1000)) s"
         )
         dispatcher.events.publish(.queue(function: event.function, .retried))
-        await commit(event, "retrying") { connection in
-            try QueueFile.reschedule(connection, event: event.id, due: now + delay, attempted: true)
-            try QueueFile.count(connection, event.function, "attempts")
-            try QueueFile.count(connection, event.function, "retries")
-        }
+        await commit(event, "retrying", .retry(due: now + delay))
     }
 
     /// Puts a throttled event (or one whose function is gone) back, 1 s to 5 min later, doubling;
@@ -315,10 +327,7 @@ public final class EventQueue: Service, Sendable {
         let delay = min(Int64(1000) << min(event.throttles, 20), 300_000)
         let due = clock.now() + delay
         logger.debug("RequestId: \(event.requestID) Event invocation of \(event.function) waits \(delay) ms: \(reason)")
-        await commit(event, "holding") { connection in
-            try QueueFile.reschedule(connection, event: event.id, due: due, attempted: false)
-            try QueueFile.count(connection, event.function, "throttles")
-        }
+        await commit(event, "holding", .hold(due: due, counted: true))
     }
 
     /// Ends `event` as a dead letter, sent on to the function's `onFailure` if it has one.
@@ -337,34 +346,26 @@ public final class EventQueue: Service, Sendable {
             "RequestId: \(event.requestID) Event invocation of \(event.function) is a dead letter (\(condition) after \(attempts) attempts\(errorType.map { ", \($0)" } ?? ""))\(target.map { "; sent to \($0)" } ?? ""); see galley dlq list \(event.function)"
         )
         dispatcher.events.publish(.queue(function: event.function, .deadLettered))
-        await commit(event, "dead-lettering") { connection in
-            try QueueFile.delete(connection, event: event.id)
-            if counted { try QueueFile.count(connection, event.function, "attempts") }
-            try QueueFile.addDeadLetter(
-                connection,
-                event: event,
-                failedAt: now,
-                condition: condition,
-                attempts: attempts,
-                errorType: errorType,
-                record: record
-            )
-            if let target {
-                try QueueFile.insertRecord(connection, function: target, record: record, at: now)
-            }
-        }
+        let letter = DeadLetterRecord(
+            failedAt: now,
+            condition: condition,
+            attempts: attempts,
+            errorType: errorType,
+            record: record
+        )
+        let onFailure = target.map { NewQueuedEvent.record(record, to: $0, at: now) }
+        await commit(event, "dead-lettering", .deadLetter(letter, onFailure: onFailure, countsAttempt: counted))
     }
 
-    private func commit(
-        _ event: QueuedEvent,
-        _ what: String,
-        _ body: @escaping @Sendable (QueueFile.Connection) throws -> Void
-    ) async {
+    private func commit(_ event: QueuedEvent, _ what: String, _ outcome: DeliveryOutcome) async {
         do {
-            try await file.write(body)
+            try await storage.finish(event, outcome)
         } catch {
-            // The event stays marked running in the file and is delivered again after a restart.
-            logger.error("RequestId: \(event.requestID) queue: writing \(file.path) failed while \(what): \(error)")
+            // The event stays claimed and is delivered again after a restart (or, on PostgreSQL,
+            // when its lease runs out).
+            logger.error(
+                "RequestId: \(event.requestID) queue: writing \(storage.location) failed while \(what): \(error)"
+            )
         }
     }
 
@@ -376,17 +377,15 @@ public final class EventQueue: Service, Sendable {
             state.lastSweep = now
             return true
         }
-        guard due, let names = try? file.functionsWaiting() else { return }
+        guard due, let names = try? await storage.functionsWaiting() else { return }
         let maxAge = Int64(FunctionConfiguration(handler: "").maxEventAge * 1000)
         for name in names where deployment.functions[name] == nil {
-            guard let events = try? await file.claim(function: name, limit: 1000, now: now) else { continue }
+            guard let events = try? await storage.claim(function: name, limit: 1000, now: now) else { continue }
             for event in events {
                 if now - event.acceptedAt > maxAge {
                     await fail(event, condition: "EventAgeExceeded", attempts: event.attempts, response: nil)
                 } else {
-                    await commit(event, "holding") { connection in
-                        try QueueFile.reschedule(connection, event: event.id, due: now + 60_000, attempted: false)
-                    }
+                    await commit(event, "holding", .hold(due: now + 60_000, counted: false))
                 }
             }
         }
@@ -397,42 +396,32 @@ public final class EventQueue: Service, Sendable {
     /// Queues one run of `function` when its schedule is due (once, however many runs were missed)
     /// and returns the next run.
     private func fire(_ schedule: Schedule, of function: String, now: Int64) async -> Int64? {
-        do {
-            guard let recorded = try file.scheduledRun(function: function, expression: schedule.expression) else {
-                guard let next = schedule.next(after: now, anchor: now) else { return nil }
-                try await file.write { connection in
-                    try QueueFile.setScheduledRun(
-                        connection,
-                        function: function,
-                        expression: schedule.expression,
-                        next: next
-                    )
-                }
-                return next
-            }
-            guard recorded <= now else { return recorded }
-            let next = schedule.next(after: now, anchor: recorded)
-            let payload = Self.scheduledEvent(function: function, at: recorded)
-            try await file.write { connection in
-                try QueueFile.insert(
-                    connection,
+        let run = ScheduledRun(
+            function: function,
+            expression: schedule.expression,
+            now: now,
+            next: { anchor in schedule.next(after: now, anchor: anchor) },
+            event: { time in
+                NewQueuedEvent(
                     function: function,
                     requestID: Invocation.makeRequestID(),
-                    payload: payload,
-                    clientContext: nil,
+                    payload: Self.scheduledEvent(function: function, at: time),
                     acceptedAt: now
                 )
-                try QueueFile.setScheduledRun(
-                    connection,
-                    function: function,
-                    expression: schedule.expression,
-                    next: next ?? Int64.max
-                )
             }
-            logger.info(
-                "queue: schedule \(schedule) of \(function) fired for \(Timestamp.iso8601(epochMilliseconds: recorded))"
-            )
-            return now
+        )
+        do {
+            switch try await storage.fire(run) {
+            case .waiting(let next, _):
+                return next
+            case .fired(let recorded, _):
+                logger.info(
+                    "queue: schedule \(schedule) of \(function) fired for \(Timestamp.iso8601(epochMilliseconds: recorded))"
+                )
+                return now
+            case .finished:
+                return nil
+            }
         } catch {
             logger.error("queue: the schedule of \(function) could not be run: \(error)")
             return nil
@@ -495,19 +484,27 @@ public final class EventQueue: Service, Sendable {
 
     /// `/_galley/queue` and `galley queue --json`.
     /// Per function: waiting and running events and the oldest one's age (empty when unreadable).
-    func functionStatuses() -> [QueueFunctionStatus] {
-        (try? file.status(now: clock.now())) ?? []
+    func functionStatuses() async -> [QueueFunctionStatus] {
+        (try? await storage.status(now: clock.now())) ?? []
     }
 
-    public func statusJSON() -> String {
-        Self.statusJSON(file: file, configuration: dispatcher.deployment.configuration.queue, now: clock.now())
+    public func statusJSON() async -> String {
+        await Self.statusJSON(
+            storage: storage,
+            configuration: dispatcher.deployment.configuration.queue,
+            now: clock.now()
+        )
     }
 
     /// The status document; a queue file that does not exist yet (`nil`) is an empty queue.
-    static func statusJSON(file: QueueFile?, configuration: RuntimeConfiguration.Queue, now: Int64) -> String {
+    static func statusJSON(
+        storage: (any QueueStorage)?,
+        configuration: RuntimeConfiguration.Queue,
+        now: Int64
+    ) async -> String {
         do {
-            let (events, bytes) = try file?.totals() ?? (0, 0)
-            let functions = try (file?.status(now: now) ?? []).map { status in
+            let (events, bytes) = try await storage?.totals() ?? (0, 0)
+            let functions = try await (storage?.status(now: now) ?? []).map { status in
                 let age = status.oldestAge.map { String(Double($0) / 1000) } ?? "null"
                 return
                     #"\#(JSONString.quote(status.function)):{"waiting":\#(status.depth),"running":\#(status.running),"#

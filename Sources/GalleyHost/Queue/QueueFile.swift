@@ -10,23 +10,6 @@ import Synchronization
     import Foundation
 #endif
 
-/// An event waiting in the queue, as read back when it is delivered.
-struct QueuedEvent: Sendable {
-    let id: Int64
-    let function: String
-    let requestID: String
-    let payload: Data
-    let clientContext: String?
-    /// When the first caller's 202 went out, Unix epoch milliseconds.
-    let acceptedAt: Int64
-    /// Attempts that ran the function (or were cut short by a host crash).
-    let attempts: Int
-    /// Times the function was busy or gone when the event was due.
-    let throttles: Int
-    /// The caller's trace headers.
-    var traceHeaders: [String: String] = [:]
-}
-
 /// A failure or success record kept in the storage folder (`galley dlq`).
 public struct DeadLetter: Sendable {
     public let id: Int64
@@ -41,6 +24,26 @@ public struct DeadLetter: Sendable {
     public let errorType: String?
     /// The record in Lambda's on-failure destination format.
     public let record: Data
+
+    package init(
+        id: Int64,
+        function: String,
+        requestID: String,
+        failedAt: Int64,
+        condition: String,
+        attempts: Int,
+        errorType: String?,
+        record: Data
+    ) {
+        self.id = id
+        self.function = function
+        self.requestID = requestID
+        self.failedAt = failedAt
+        self.condition = condition
+        self.attempts = attempts
+        self.errorType = errorType
+        self.record = record
+    }
 }
 
 /// What the queue holds for one function, for `/_galley/queue` and `galley queue`.
@@ -55,6 +58,10 @@ public struct QueueFunctionStatus: Sendable, Equatable {
     public var retries = 0
     public var throttles = 0
     public var deadLetters = 0
+
+    package init(function: String) {
+        self.function = function
+    }
 }
 
 /// The queue's SQLite file, `queue.sqlite` beside the store: every accepted event, the dead
@@ -64,9 +71,9 @@ public struct QueueFunctionStatus: Sendable, Equatable {
 /// event is on disk (fsynced) before the caller hears 202. Changes are group-committed: one
 /// writer thread takes every change waiting, runs each in a savepoint of one transaction, and
 /// commits them with one fsync, so many concurrent callers share the cost of a sync.
-final class QueueFile: Sendable {
-    typealias Connection = SQLiteConnection
+final class QueueFile: QueueStorage {
     let path: String
+    var location: String { path }
     private let writer: SQLiteConnection
     private let reader: Mutex<SQLiteConnection>
     private let writeQueue = DispatchQueue(label: "galley.queue.writer")
@@ -241,85 +248,36 @@ final class QueueFile: Sendable {
 
     // MARK: - Events
 
-    enum Acceptance: Sendable, Equatable {
-        case accepted
-        /// The queue holds `maxEvents` events or `maxBytes` bytes already.
-        case full(events: Int, bytes: Int)
-    }
-
-    /// Adds an event unless the queue is at its bound; on disk when this returns.
-    func accept(
-        function: String,
-        requestID: String,
-        payload: Data,
-        clientContext: String?,
-        traceHeaders: [String: String] = [:],
-        at now: Int64,
-        maxEvents: Int,
-        maxBytes: Int
-    ) async throws -> Acceptance {
+    func accept(_ event: NewQueuedEvent, maxEvents: Int, maxBytes: Int) async throws -> QueueAcceptance {
         try await write { connection in
             let (events, bytes) = try connection.withStatement("SELECT events, bytes FROM totals WHERE id = 0") {
                 _ = try $0.step()
                 return (Int($0.int64(0)), Int($0.int64(1)))
             }
-            guard events < maxEvents, bytes + payload.count <= maxBytes else {
+            guard events < maxEvents, bytes + event.payload.count <= maxBytes else {
                 return .full(events: events, bytes: bytes)
             }
-            try Self.insert(
-                connection,
-                function: function,
-                requestID: requestID,
-                payload: payload,
-                clientContext: clientContext,
-                traceHeaders: traceHeaders,
-                acceptedAt: now
-            )
+            try Self.insert(connection, event)
             return .accepted
         }
     }
 
-    static func insert(
-        _ connection: SQLiteConnection,
-        function: String,
-        requestID: String,
-        payload: Data,
-        clientContext: String?,
-        traceHeaders: [String: String] = [:],
-        acceptedAt: Int64
-    ) throws {
+    private static func insert(_ connection: SQLiteConnection, _ event: NewQueuedEvent) throws {
         try connection.withStatement(
             """
             INSERT INTO events (function, request_id, payload, size, client_context, accepted_at, due_at, trace_headers)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)
             """
         ) { statement in
-            statement.bind(1, function)
-            statement.bind(2, requestID)
-            statement.bind(3, payload)
-            statement.bind(4, Int64(payload.count))
-            statement.bind(5, optional: clientContext)
-            statement.bind(6, acceptedAt)
-            statement.bind(7, optional: Self.encode(traceHeaders))
+            statement.bind(1, event.function)
+            statement.bind(2, event.requestID)
+            statement.bind(3, event.payload)
+            statement.bind(4, Int64(event.payload.count))
+            statement.bind(5, optional: event.clientContext)
+            statement.bind(6, event.acceptedAt)
+            statement.bind(7, optional: StoredTraceHeaders.encode(event.traceHeaders))
             _ = try statement.step()
         }
-    }
-
-    /// Trace headers as `name: value` lines (names and values hold no newline: they came as HTTP
-    /// headers), or `nil` for none.
-    static func encode(_ headers: [String: String]) -> String? {
-        headers.isEmpty
-            ? nil : headers.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "\n")
-    }
-
-    static func decode(_ text: String?) -> [String: String] {
-        var headers: [String: String] = [:]
-        for line in (text ?? "").split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let value = line[line.index(after: colon)...].drop { $0 == " " }
-            headers[String(line[..<colon])] = String(value)
-        }
-        return headers
     }
 
     /// Marks up to `limit` due events of `function` running and returns them, oldest due first.
@@ -348,7 +306,7 @@ final class QueueFile: Sendable {
                             acceptedAt: statement.int64(4),
                             attempts: Int(statement.int64(5)),
                             throttles: Int(statement.int64(6)),
-                            traceHeaders: Self.decode(statement.text(7))
+                            traceHeaders: StoredTraceHeaders.decode(statement.text(7))
                         )
                     )
                 }
@@ -357,19 +315,41 @@ final class QueueFile: Sendable {
         }
     }
 
-    /// Claimed events that were not started after all: waiting again, nothing counted.
-    func release(_ ids: [Int64]) async throws {
+    func release(_ events: [QueuedEvent]) async throws {
         try await write { connection in
-            for id in ids {
+            for event in events {
                 try connection.withStatement("UPDATE events SET running = 0 WHERE id = ?1") {
-                    $0.bind(1, id)
+                    $0.bind(1, event.id)
                     _ = try $0.step()
                 }
             }
         }
     }
 
-    /// Events the host was delivering when it died: each counts the attempt and waits again.
+    func finish(_ event: QueuedEvent, _ outcome: DeliveryOutcome) async throws {
+        try await write { connection in
+            switch outcome {
+            case .delivered(let onSuccess):
+                try Self.delete(connection, event: event.id)
+                try Self.count(connection, event.function, "attempts")
+                try Self.count(connection, event.function, "delivered")
+                if let onSuccess { try Self.insert(connection, onSuccess) }
+            case .retry(let due):
+                try Self.reschedule(connection, event: event.id, due: due, attempted: true)
+                try Self.count(connection, event.function, "attempts")
+                try Self.count(connection, event.function, "retries")
+            case .hold(let due, let counted):
+                try Self.reschedule(connection, event: event.id, due: due, attempted: false)
+                if counted { try Self.count(connection, event.function, "throttles") }
+            case .deadLetter(let letter, let onFailure, let countsAttempt):
+                try Self.delete(connection, event: event.id)
+                if countsAttempt { try Self.count(connection, event.function, "attempts") }
+                try Self.addDeadLetter(connection, event: event, letter)
+                if let onFailure { try Self.insert(connection, onFailure) }
+            }
+        }
+    }
+
     func recoverInterrupted() async throws -> Int {
         try await write { connection in
             try connection.execute("UPDATE events SET running = 0, attempts = attempts + 1 WHERE running = 1")
@@ -377,7 +357,6 @@ final class QueueFile: Sendable {
         }
     }
 
-    /// When the next waiting event of `function` is due, if any waits.
     func nextDue(function: String) throws -> Int64? {
         try read { connection in
             try connection.withStatement("SELECT MIN(due_at) FROM events WHERE function = ?1 AND running = 0") {
@@ -388,7 +367,6 @@ final class QueueFile: Sendable {
         }
     }
 
-    /// The functions that have events waiting.
     func functionsWaiting() throws -> [String] {
         try read { connection in
             try connection.withStatement("SELECT DISTINCT function FROM events WHERE running = 0") { statement in
@@ -399,30 +377,17 @@ final class QueueFile: Sendable {
         }
     }
 
-    /// Queues a destination record (`onSuccess`, `onFailure`) as a new event of `function`.
-    static func insertRecord(_ connection: SQLiteConnection, function: String, record: Data, at now: Int64) throws {
-        try insert(
-            connection,
-            function: function,
-            requestID: Invocation.makeRequestID(),
-            payload: record,
-            clientContext: nil,
-            acceptedAt: now
-        )
-    }
-
     /// `UPDATE stats`, creating the function's row first.
-    static func count(_ connection: SQLiteConnection, _ function: String, _ column: String, by amount: Int = 1) throws {
+    private static func count(_ connection: SQLiteConnection, _ function: String, _ column: String) throws {
         try connection.withStatement(
-            "INSERT INTO stats (function, \(column)) VALUES (?1, ?2) ON CONFLICT (function) DO UPDATE SET \(column) = \(column) + ?2"
+            "INSERT INTO stats (function, \(column)) VALUES (?1, 1) ON CONFLICT (function) DO UPDATE SET \(column) = \(column) + 1"
         ) { statement in
             statement.bind(1, function)
-            statement.bind(2, Int64(amount))
             _ = try statement.step()
         }
     }
 
-    static func delete(_ connection: SQLiteConnection, event id: Int64) throws {
+    private static func delete(_ connection: SQLiteConnection, event id: Int64) throws {
         try connection.withStatement("DELETE FROM events WHERE id = ?1") {
             $0.bind(1, id)
             _ = try $0.step()
@@ -430,7 +395,8 @@ final class QueueFile: Sendable {
     }
 
     /// Puts a running event back to wait until `due`, counting an attempt or a throttle.
-    static func reschedule(_ connection: SQLiteConnection, event id: Int64, due: Int64, attempted: Bool) throws {
+    private static func reschedule(_ connection: SQLiteConnection, event id: Int64, due: Int64, attempted: Bool) throws
+    {
         try connection.withStatement(
             """
             UPDATE events SET running = 0, due_at = ?2, attempts = attempts + ?3, throttles = throttles + ?4
@@ -445,15 +411,13 @@ final class QueueFile: Sendable {
         }
     }
 
-    static func addDeadLetter(
+    private static func addDeadLetter(
         _ connection: SQLiteConnection,
         event: QueuedEvent,
-        failedAt: Int64,
-        condition: String,
-        attempts: Int,
-        errorType: String?,
-        record: Data
-    ) throws {
+        _ letter: DeadLetterRecord
+    )
+        throws
+    {
         try connection.withStatement(
             """
             INSERT INTO dead_letters (function, request_id, failed_at, condition, attempts, error_type, record, payload, client_context)
@@ -462,11 +426,11 @@ final class QueueFile: Sendable {
         ) { statement in
             statement.bind(1, event.function)
             statement.bind(2, event.requestID)
-            statement.bind(3, failedAt)
-            statement.bind(4, condition)
-            statement.bind(5, Int64(attempts))
-            statement.bind(6, optional: errorType)
-            statement.bind(7, record)
+            statement.bind(3, letter.failedAt)
+            statement.bind(4, letter.condition)
+            statement.bind(5, Int64(letter.attempts))
+            statement.bind(6, optional: letter.errorType)
+            statement.bind(7, letter.record)
             statement.bind(8, event.payload)
             statement.bind(9, optional: event.clientContext)
             _ = try statement.step()
@@ -602,6 +566,28 @@ final class QueueFile: Sendable {
 
     // MARK: - Schedules
 
+    func fire(_ run: ScheduledRun) async throws -> ScheduleStep {
+        try await write { connection in
+            let recorded = try connection.withStatement("SELECT expression, next_at FROM schedules WHERE function = ?1")
+            {
+                statement -> Int64? in
+                statement.bind(1, run.function)
+                guard try statement.step(), statement.text(0) == run.expression else { return nil }
+                return statement.int64(1)
+            }
+            guard let recorded else {
+                guard let next = run.next(run.now) else { return .finished }
+                try Self.setScheduledRun(connection, run, next: next)
+                return .waiting(next: next, armed: true)
+            }
+            guard recorded <= run.now else { return .waiting(next: recorded, armed: false) }
+            let next = run.next(recorded)
+            try Self.insert(connection, run.event(recorded))
+            try Self.setScheduledRun(connection, run, next: next ?? Int64.max)
+            return .fired(run: recorded, next: next)
+        }
+    }
+
     /// The next run recorded for `function`'s schedule, if the recorded expression is `expression`.
     func scheduledRun(function: String, expression: String) throws -> Int64? {
         try read { connection in
@@ -614,20 +600,15 @@ final class QueueFile: Sendable {
         }
     }
 
-    static func setScheduledRun(
-        _ connection: SQLiteConnection,
-        function: String,
-        expression: String,
-        next: Int64
-    ) throws {
+    private static func setScheduledRun(_ connection: SQLiteConnection, _ run: ScheduledRun, next: Int64) throws {
         try connection.withStatement(
             """
             INSERT INTO schedules (function, expression, next_at) VALUES (?1, ?2, ?3)
             ON CONFLICT (function) DO UPDATE SET expression = excluded.expression, next_at = excluded.next_at
             """
         ) { statement in
-            statement.bind(1, function)
-            statement.bind(2, expression)
+            statement.bind(1, run.function)
+            statement.bind(2, run.expression)
             statement.bind(3, next)
             _ = try statement.step()
         }

@@ -1,0 +1,166 @@
+import Foundation
+import Functions
+import Galley
+import Logging
+import TestSupport
+import Testing
+
+@testable import GalleyHost
+@testable import GalleyPostgres
+
+/// What only a queue shared by several hosts has to get right: claims that never overlap, leases
+/// that a stopped host loses, and schedules that run once per period whichever host looks.
+@Suite(.enabled(if: PostgresCluster.isWanted, "PostgreSQL is not installed"))
+struct PostgresQueueTests {
+    let url: String
+
+    init() throws {
+        url = try PostgresCluster.shared.get().makeDatabase()
+    }
+
+    /// A host's view of the test's database: its own pool and its own claims.
+    func host(lease: Double = 30, renews: Bool = true) throws -> PostgresQueue {
+        var logger = Logger(label: "test")
+        logger.logLevel = .error
+        let database = try PostgresDatabase(url: url, logger: logger, timeout: .seconds(120))
+        return PostgresQueue(database: database, lease: lease, renewsEvery: renews ? .seconds(lease / 3) : nil)
+    }
+
+    func accept(_ queue: PostgresQueue, _ count: Int, function: String = "ok") async throws {
+        try await withThrowingTaskGroup(of: QueueAcceptance.self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    try await queue.accept(
+                        NewQueuedEvent(
+                            function: function,
+                            requestID: "r\(index)",
+                            payload: Data(#"{"n":\#(index)}"#.utf8),
+                            acceptedAt: 1
+                        ),
+                        maxEvents: 100_000,
+                        maxBytes: 1 << 30
+                    )
+                }
+            }
+            for try await acceptance in group { #expect(acceptance == .accepted) }
+        }
+    }
+
+    @Test func twoHostsClaimingAtOnceNeverTakeTheSameEvent() async throws {
+        let (first, second) = (try host(), try host())
+        try await accept(first, 300)
+        #expect(try await second.totals().events == 300)
+        // Four claimers on each host claim and finish as fast as they can until nothing is left.
+        func drain(_ queue: PostgresQueue) async throws -> [String] {
+            try await withThrowingTaskGroup(of: [String].self) { group in
+                for _ in 0..<4 {
+                    group.addTask {
+                        var taken: [String] = []
+                        while true {
+                            let events = try await queue.claim(function: "ok", limit: 5, now: 2)
+                            if events.isEmpty { return taken }
+                            for event in events {
+                                try await queue.finish(event, .delivered(onSuccess: nil))
+                                taken.append(event.requestID)
+                            }
+                        }
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+        }
+        async let one = drain(first)
+        async let two = drain(second)
+        let (a, b) = try await (one, two)
+        #expect(a.count + b.count == 300)
+        #expect(Set(a + b).count == 300, "an event was claimed twice")
+        #expect(Set(a).intersection(b).isEmpty, "both hosts claimed the same events")
+        let status = try #require(try await first.status(now: 2).first { $0.function == "ok" })
+        #expect(status.delivered == 300)
+        #expect(status.attempts == 300)
+        #expect(status.depth == 0 && status.running == 0)
+        #expect(try await second.totals() == (0, 0))
+    }
+
+    @Test func anEventOfAHostThatStopsAnsweringIsTakenOverWhenItsLeaseRunsOut() async throws {
+        let stopped = try host(lease: 1, renews: false)
+        let other = try host(lease: 30)
+        try await accept(stopped, 1)
+        let claimed = try await stopped.claim(function: "ok", limit: 10, now: 2)
+        #expect(claimed.count == 1)
+        #expect(try await other.claim(function: "ok", limit: 10, now: 2).isEmpty, "a held event was claimed")
+        // Once the lease has run out the other host sees the event as due...
+        try await eventually("the lease runs out") { try await other.nextDue(function: "ok") == 0 }
+        // ...unless its holder renews in time: a renewal holds it again.
+        await stopped.renewLeases()
+        #expect(try await other.claim(function: "ok", limit: 10, now: 2).isEmpty, "a renewed event was claimed")
+        try await eventually("the lease runs out again") { try await other.nextDue(function: "ok") == 0 }
+        let taken = try await other.claim(function: "ok", limit: 10, now: 2)
+        #expect(taken.map(\.requestID) == ["r0"])
+        #expect(taken.first?.resumed == true)
+        #expect(taken.first?.attempts == 1, "the interrupted attempt counts")
+        // The stopped host coming back to finish changes nothing: the event is no longer its own.
+        try await stopped.finish(claimed[0], .deadLetter(letter(), onFailure: nil, countsAttempt: true))
+        #expect(try await other.deadLetters(function: "ok").isEmpty)
+        try await other.finish(taken[0], .delivered(onSuccess: nil))
+        let status = try #require(try await other.status(now: 2).first { $0.function == "ok" })
+        #expect(status.delivered == 1)
+        #expect(status.attempts == 1)
+        #expect(try await other.totals().events == 0)
+    }
+
+    @Test func aScheduleRunsOncePerPeriodHoweverManyHostsLook() async throws {
+        let hosts = try (0..<3).map { _ in try host() }
+        let schedule = try Schedule(parsing: "rate(1 minute)")
+        let start: Int64 = 1_795_000_000_000
+        func run(at now: Int64) -> ScheduledRun {
+            ScheduledRun(
+                function: "ok",
+                expression: schedule.expression,
+                now: now,
+                next: { schedule.next(after: now, anchor: $0) },
+                event: {
+                    NewQueuedEvent(function: "ok", requestID: "run-\($0)", payload: Data("{}".utf8), acceptedAt: now)
+                }
+            )
+        }
+        var fired: [Int64] = []
+        // Ten periods; in each, every host looks three times, all at once.
+        for minute in 0...10 {
+            let now = start + Int64(minute) * 60_000 + 1
+            let steps = try await withThrowingTaskGroup(of: ScheduleStep.self) { group in
+                for host in hosts {
+                    for _ in 0..<3 { group.addTask { try await host.fire(run(at: now)) } }
+                }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            for case .fired(let time, _) in steps { fired.append(time) }
+        }
+        // Armed at the first look, then one run a minute: ten runs, each period once.
+        #expect(fired.count == 10, "\(fired)")
+        #expect(Set(fired).count == fired.count)
+        #expect(try await hosts[0].totals().events == 10)
+    }
+
+    func letter() -> DeadLetterRecord {
+        DeadLetterRecord(
+            failedAt: 3,
+            condition: "RetriesExhausted",
+            attempts: 1,
+            errorType: nil,
+            record: Data("{}".utf8)
+        )
+    }
+
+    /// Polls `condition` until it holds or 30 s pass.
+    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("timed out waiting until \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
