@@ -20,11 +20,20 @@ struct QueueTests {
 
     init() throws {
         directory = try TemporaryDirectory()
-        config = try directory.write(
-            "runtime.json",
+        config = try Self.config(
+            in: directory,
+            name: "runtime.json",
+            storage: #""path": "data", "durability": "normal""#
+        )
+    }
+
+    /// The test's functions, with `storage` as runtime.json's storage members.
+    static func config(in directory: TemporaryDirectory, name: String, storage: String) throws -> String {
+        try directory.write(
+            name,
             """
             {
-              "storage": { "path": "data", "durability": "normal" },
+              "storage": { \(storage) },
               "functions": {
                 "counter": { "handler": "Counter", "isolation": "inline", "concurrency": 20 },
                 "slow": { "handler": "Inspect", "timeout": 120, "concurrency": 2 },
@@ -193,7 +202,19 @@ struct QueueTests {
         return (Int(line.split(separator: " ")[1]) ?? 0) / 1024
     }
 
-    @Test func deadLettersAreListedShownReplayedAndPurgedFromTheCommandLine() async throws {
+    /// SQLite always, and PostgreSQL when it is installed (always in CI).
+    static let storages = ["sqlite"] + (PostgresCluster.isWanted ? ["postgres"] : [])
+
+    @Test(arguments: storages)
+    func deadLettersAreListedShownReplayedAndPurgedFromTheCommandLine(storage: String) async throws {
+        let config =
+            storage == "sqlite"
+            ? self.config
+            : try Self.config(
+                in: directory,
+                name: "postgres.json",
+                storage: #""path": "pg", "postgres": "\#(try PostgresCluster.shared.get().makeDatabase())""#
+            )
         let server = try await ServerProcess(config: config)
         #expect(try await Self.sendEvent(server.address, "fails", #"{"fail": "no luck"}"#) == 202)
         #expect(
