@@ -38,12 +38,22 @@ struct PostgresTests {
             config: config("two.json", storage: "two"),
             environment: ["GALLEY_STORAGE_URL": url]
         )
+        // Behind one nginx upstream, as in production (each host directly where nginx is missing).
+        let hosts = [first, second].map { $0.address.replacing("http://", with: "") }
+        let nginx = Tools.isCI || Tools.usable("nginx") ? try await Nginx(in: directory, servers: hosts) : nil
+        defer { nginx.map { stop($0.process) } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for client in 0..<16 {
-                let server = client % 2 == 0 ? first : second
+                let base = nginx?.base ?? (client % 2 == 0 ? first : second).address
                 group.addTask {
                     for _ in 0..<125 {
-                        let answer = try await ConsoleTests.send(server, "POST", "/count/visits")
+                        let answer = try await EnvironmentTests.send(
+                            {
+                                var request = URLRequest(url: URL(string: "\(base)/count/visits")!)
+                                request.httpMethod = "POST"
+                                return request
+                            }()
+                        )
                         #expect(answer.status == 200, "\(answer.body)")
                     }
                 }
@@ -54,6 +64,12 @@ struct PostgresTests {
             ["kv", "get", "counter", "visits", "--config", config("three.json", storage: "three", postgres: url)]
         )
         #expect(read.out.trimmingCharacters(in: .whitespacesAndNewlines) == "2000", "\(read.err)")
+        // nginx spread the calls over both hosts.
+        if nginx != nil {
+            for server in [first, second] {
+                #expect(server.stderr.contains("REPORT RequestId"), "a host got no call: \(server.stderr.suffix(500))")
+            }
+        }
         // Neither host wrote a store file of its own.
         #expect(!FileManager.default.fileExists(atPath: directory.path("one/store.sqlite")))
         #expect(!FileManager.default.fileExists(atPath: directory.path("two/store.sqlite")))

@@ -282,9 +282,14 @@ struct ServeTests {
 
     /// The nginx `upstream` and `server` blocks the README shows.
     static func nginxUpstream(socket: String, listen: String) -> String {
+        nginxUpstream(servers: ["unix:\(socket)"], listen: listen)
+    }
+
+    /// `servers` as nginx names them: `unix:/path` or `127.0.0.1:9000`.
+    static func nginxUpstream(servers: [String], listen: String) -> String {
         """
             upstream galley {
-                server unix:\(socket);
+        \(servers.map { "        server \($0);" }.joined(separator: "\n"))
                 keepalive 16;
             }
             server {
@@ -455,6 +460,11 @@ struct Nginx {
     let base: String
 
     init(in directory: TemporaryDirectory, socket: String) async throws {
+        try await self.init(in: directory, servers: ["unix:\(socket)"])
+    }
+
+    /// nginx proxying to the upstream `servers` (`unix:/path` or `127.0.0.1:9000`), in turn.
+    init(in directory: TemporaryDirectory, servers: [String]) async throws {
         let port = try freePort()
         let prefix = directory.path("nginx")
         try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
@@ -475,7 +485,7 @@ struct Nginx {
                 fastcgi_temp_path \(prefix)/fastcgi;
                 uwsgi_temp_path \(prefix)/uwsgi;
                 scgi_temp_path \(prefix)/scgi;
-            \(ServeTests.nginxUpstream(socket: socket, listen: "127.0.0.1:\(port)"))
+            \(ServeTests.nginxUpstream(servers: servers, listen: "127.0.0.1:\(port)"))
             }
             """
         )
