@@ -129,7 +129,8 @@ let package = Package(
         .executableTarget(
             name: "galley-bench",
             dependencies: [
-                "galley", "bench-echo", "bench-hummingbird", "Galley", "GalleyStore", "GalleyHost", "Functions",
+                "galley", "galley-full", "bench-echo", "bench-hummingbird", "Galley", "GalleyStore", "GalleyHost",
+                "Functions",
                 "CSQLite", "GalleyPostgres", "TestSupport", .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ]

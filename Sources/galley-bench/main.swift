@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-// `swift run -c release galley-bench [startup] [store] [postgres-store] [environments] [store-calls] [queue] [floor] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
+// `swift run -c release galley-bench [startup] [store] [postgres-store] [postgres-hosts] [environments] [store-calls] [queue] [floor] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "pingpong-echo" {
     PingPongBenchmark.echo()
@@ -43,6 +43,10 @@ if selected.isEmpty || selected.contains("environments") {
 
 if selected.isEmpty || selected.contains("postgres-store") {
     print(try await PostgresStoreBenchmark().run())
+}
+
+if selected.isEmpty || selected.contains("postgres-hosts") {
+    print(try await PostgresHostsBenchmark(binaries: binaries, workDirectory: workDirectory).run())
 }
 
 if selected.isEmpty || selected.contains("store-calls") {
