@@ -16,10 +16,10 @@ import Synchronization
 /// claims them first.
 ///
 /// - **Accepting** commits before the caller's 202. Events accepted together are group-committed:
-///   one transaction (one WAL flush) for every event waiting, as on SQLite.
-/// - **The bound** (`queue.maxEvents`, `queue.maxBytes`) is checked against the committed totals,
-///   kept in 16 counter rows so that hosts do not queue on one hot row. Hosts accepting at the
-///   same moment may each pass it by the batch they are committing.
+///   one autocommitted statement (one WAL flush) for every event waiting, as on SQLite.
+/// - **The bound** (`queue.maxEvents`, `queue.maxBytes`) is checked, in the statement that inserts a
+///   batch, against the committed totals, kept in 16 counter rows so that hosts do not queue on one
+///   hot row. Hosts accepting at the same moment may each pass it by the batch they are committing.
 /// - **Delivery** claims with `FOR UPDATE SKIP LOCKED`, so hosts never wait for each other's
 ///   events, and holds what it claims by a lease (`queue.lease`, renewed every third of it). A host
 ///   that dies or stops answering leaves leases that run out; another host then takes those events
