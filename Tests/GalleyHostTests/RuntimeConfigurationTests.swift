@@ -177,6 +177,10 @@ struct RuntimeConfigurationTests {
             #"{"queue": {"concurrencyShare": 1.5}, "functions": {"f": {"handler": "H"}}}"#,
             "queue.concurrencyShare: must be more than 0"
         ),
+        (
+            #"{"queue": {"lease": 0.5}, "functions": {"f": {"handler": "H"}}}"#,
+            "queue.lease: must be between 1 and 3600 seconds, found 0.5"
+        ),
         (#"{"queue": {"maxevents": 5}, "functions": {"f": {"handler": "H"}}}"#, "queue.maxevents: unknown field"),
         (
             #"{"functions": {"hello": {"handler": "Hello",}}}"#,
