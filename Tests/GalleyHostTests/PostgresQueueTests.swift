@@ -83,26 +83,33 @@ struct PostgresQueueTests {
     }
 
     @Test func anEventOfAHostThatStopsAnsweringIsTakenOverWhenItsLeaseRunsOut() async throws {
-        let stopped = try host(lease: 1, renews: false)
+        let stopped = try host(lease: 2, renews: false)
         let other = try host(lease: 30)
         try await accept(stopped, 1)
-        let claimed = try await stopped.claim(function: "ok", limit: 10, now: 2)
-        #expect(claimed.count == 1)
+        let claimed = try #require(try await stopped.claim(function: "ok", limit: 10, now: 2).first)
         #expect(try await other.claim(function: "ok", limit: 10, now: 2).isEmpty, "a held event was claimed")
         // Once the lease has run out the other host sees the event as due...
         try await eventually("the lease runs out") { try await other.nextDue(function: "ok") == 0 }
-        // ...unless its holder renews in time: a renewal holds it again.
+        // ...unless its holder renews in time: a renewal holds it again (checked only when the claim
+        // came within the lease of the renewal: a busy machine may take longer).
+        let renewed = ContinuousClock.now
         await stopped.renewLeases()
-        #expect(try await other.claim(function: "ok", limit: 10, now: 2).isEmpty, "a renewed event was claimed")
-        try await eventually("the lease runs out again") { try await other.nextDue(function: "ok") == 0 }
-        let taken = try await other.claim(function: "ok", limit: 10, now: 2)
+        var taken = try await other.claim(function: "ok", limit: 10, now: 2)
+        if ContinuousClock.now - renewed < .seconds(2) {
+            #expect(taken.isEmpty, "a renewed event was claimed")
+        }
+        if taken.isEmpty {
+            try await eventually("the lease runs out again") { try await other.nextDue(function: "ok") == 0 }
+            taken = try await other.claim(function: "ok", limit: 10, now: 2)
+        }
+        let event = try #require(taken.first)
         #expect(taken.map(\.requestID) == ["r0"])
-        #expect(taken.first?.resumed == true)
-        #expect(taken.first?.attempts == 1, "the interrupted attempt counts")
+        #expect(event.resumed)
+        #expect(event.attempts == 1, "the interrupted attempt counts")
         // The stopped host coming back to finish changes nothing: the event is no longer its own.
-        try await stopped.finish(claimed[0], .deadLetter(letter(), onFailure: nil, countsAttempt: true))
+        try await stopped.finish(claimed, .deadLetter(letter(), onFailure: nil, countsAttempt: true))
         #expect(try await other.deadLetters(function: "ok").isEmpty)
-        try await other.finish(taken[0], .delivered(onSuccess: nil))
+        try await other.finish(event, .delivered(onSuccess: nil))
         let status = try #require(try await other.status(now: 2).first { $0.function == "ok" })
         #expect(status.delivered == 1)
         #expect(status.attempts == 1)
