@@ -73,6 +73,10 @@ struct PostgresTests {
         // Neither host wrote a store file of its own.
         #expect(!FileManager.default.fileExists(atPath: directory.path("one/store.sqlite")))
         #expect(!FileManager.default.fileExists(atPath: directory.path("two/store.sqlite")))
+        for server in [first, second] {
+            server.signal(SIGTERM)
+            #expect(try await server.waitForExit() == 0, "\(server.stderr.suffix(2000))")
+        }
     }
 
     /// The counts of every key of `counter` in `url`'s store.
@@ -221,6 +225,8 @@ struct PostgresTests {
         try await QueueTests.waitUntilEmpty(server)
         #expect(try await counts(url)["queued"] == 1)
         #expect(server.process.isRunning)
+        server.signal(SIGTERM)
+        _ = try await server.waitForExit()
     }
 
     @Test func anUnreachableDatabaseFailsCallsClearlyAndTheHostKeepsServing() async throws {
@@ -231,5 +237,7 @@ struct PostgresTests {
         #expect(answer.status == 502, "\(answer.body)")
         #expect(try await ConsoleTests.send(server, "GET", "/_galley/health").status == 200)
         #expect(server.process.isRunning)
+        server.signal(SIGTERM)
+        _ = try await server.waitForExit()
     }
 }
