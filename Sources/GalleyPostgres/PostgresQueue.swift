@@ -164,53 +164,25 @@ public final class PostgresQueue: QueueStorage {
     private func commit(_ batch: [Pending]) async throws -> (events: Int, bytes: Int, accepted: Set<String>) {
         let logger = database.logger
         let events = batch.map(\.event)
-        let maxEvents = batch.map(\.maxEvents).min() ?? 0
-        let maxBytes = batch.map(\.maxBytes).min() ?? 0
-        let functions = events.map(\.function)
-        let requestIDs = events.map(\.requestID)
-        let payloads = events.map { ByteBuffer(data: $0.payload) }
-        // Arrays of text carry no NULL here: an empty string stands for none.
-        let contexts = events.map { $0.clientContext ?? "" }
-        let traces = events.map { StoredTraceHeaders.encode($0.traceHeaders) ?? "" }
-        let times = events.map(\.acceptedAt)
+        let bound = (events: batch.map(\.maxEvents).min() ?? 0, bytes: batch.map(\.maxBytes).min() ?? 0)
         return try await call { client in
-            // Each event counts the events and bytes before it in the batch, whether they fit or not.
-            let rows = try await client.query(
-                """
-                WITH before AS (
-                    SELECT coalesce(sum(events), 0)::bigint AS events, coalesce(sum(bytes), 0)::bigint AS bytes
-                    FROM galley_queue_totals),
-                batch AS (
-                    SELECT f, r, p, c, t, a, n, sum(length(p)) OVER (ORDER BY n) AS running
-                    FROM unnest(\(functions)::text[], \(requestIDs)::text[], \(payloads)::bytea[], \(contexts)::text[],
-                        \(traces)::text[], \(times)::bigint[]) WITH ORDINALITY AS u(f, r, p, c, t, a, n)),
-                added AS (
-                    INSERT INTO galley_queue_events
-                        (function, request_id, payload, size, client_context, trace_headers, accepted_at, due_at)
-                    SELECT f, r, p, length(p), NULLIF(c, ''), NULLIF(t, ''), a, a FROM batch, before
-                    WHERE before.events + batch.n <= \(maxEvents) AND before.bytes + batch.running <= \(maxBytes)
-                    ORDER BY n
-                    RETURNING request_id)
-                SELECT before.events, before.bytes, ARRAY(SELECT request_id FROM added) FROM before
-                """,
-                logger: logger
-            )
-            for try await (events, bytes, accepted) in rows.decode((Int, Int, [String]).self) {
-                return (events, bytes, Set(accepted))
+            try await client.withConnection { connection in
+                try await Self.insert(events, within: bound, connection, logger: logger)
             }
-            return (0, 0, [])
         }
     }
 
-    /// Inserts `events` with one statement, each due at its acceptance.
+    /// Inserts `events` with one statement, each due at its acceptance: those that fit within
+    /// `bound` (all when `nil`). Each event counts the events and bytes before it in the batch,
+    /// whether they fit or not. Returns the totals before the statement and the request IDs it took.
+    @discardableResult
     private static func insert(
         _ events: [NewQueuedEvent],
+        within bound: (events: Int, bytes: Int)? = nil,
         _ connection: PostgresConnection,
         logger: Logger
-    )
-        async throws
-    {
-        guard !events.isEmpty else { return }
+    ) async throws -> (events: Int, bytes: Int, accepted: Set<String>) {
+        guard !events.isEmpty else { return (0, 0, []) }
         let functions = events.map(\.function)
         let requestIDs = events.map(\.requestID)
         let payloads = events.map { ByteBuffer(data: $0.payload) }
@@ -218,17 +190,31 @@ public final class PostgresQueue: QueueStorage {
         let contexts = events.map { $0.clientContext ?? "" }
         let traces = events.map { StoredTraceHeaders.encode($0.traceHeaders) ?? "" }
         let times = events.map(\.acceptedAt)
-        try await connection.query(
+        let (maxEvents, maxBytes) = bound ?? (Int.max, Int.max)
+        let rows = try await connection.query(
             """
-            INSERT INTO galley_queue_events
-                (function, request_id, payload, size, client_context, trace_headers, accepted_at, due_at)
-            SELECT f, r, p, length(p), NULLIF(c, ''), NULLIF(t, ''), a, a
-            FROM unnest(\(functions)::text[], \(requestIDs)::text[], \(payloads)::bytea[], \(contexts)::text[],
-                \(traces)::text[], \(times)::bigint[]) WITH ORDINALITY AS u(f, r, p, c, t, a, n)
-            ORDER BY n
+            WITH before AS (
+                SELECT coalesce(sum(events), 0)::bigint AS events, coalesce(sum(bytes), 0)::bigint AS bytes
+                FROM galley_queue_totals),
+            batch AS (
+                SELECT f, r, p, c, t, a, n, sum(length(p)) OVER (ORDER BY n) AS running
+                FROM unnest(\(functions)::text[], \(requestIDs)::text[], \(payloads)::bytea[], \(contexts)::text[],
+                    \(traces)::text[], \(times)::bigint[]) WITH ORDINALITY AS u(f, r, p, c, t, a, n)),
+            added AS (
+                INSERT INTO galley_queue_events
+                    (function, request_id, payload, size, client_context, trace_headers, accepted_at, due_at)
+                SELECT f, r, p, length(p), NULLIF(c, ''), NULLIF(t, ''), a, a FROM batch, before
+                WHERE before.events + batch.n <= \(maxEvents) AND before.bytes + batch.running <= \(maxBytes)
+                ORDER BY n
+                RETURNING request_id)
+            SELECT before.events, before.bytes, ARRAY(SELECT request_id FROM added) FROM before
             """,
             logger: logger
         )
+        for try await (events, bytes, accepted) in rows.decode((Int, Int, [String]).self) {
+            return (events, bytes, Set(accepted))
+        }
+        return (0, 0, [])
     }
 
     // MARK: - Delivering

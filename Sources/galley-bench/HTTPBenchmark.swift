@@ -188,27 +188,49 @@ struct HTTPBenchmark {
             waitpid(pid, &status, 0)
         }
         guard waitUntilListening(port: port) else { fatalError("\(arguments) did not start listening") }
-        let url = "http://127.0.0.1:\(port)\(path)"
+        return run(
+            wrk: wrk,
+            taskset: taskset,
+            url: "http://127.0.0.1:\(port)\(path)",
+            lua: lua,
+            cpuTicks: { cpuTicks(of: pid) }
+        ).result
+    }
+
+    /// wrk on core 1 against `url`, after a 2 s warm-up: the result, with the server's CPU per
+    /// request from `cpuTicks` (read before and after), and the CPU microseconds per request of
+    /// `otherTicks` the same way.
+    func run(
+        wrk: String,
+        taskset: String,
+        url: String,
+        lua: String?,
+        cpuTicks: () -> Int,
+        otherTicks: () -> Int = { 0 }
+    ) -> (result: Result, otherMicroseconds: Double) {
         var wrkArguments = ["-c", "1", wrk, "-t1", "-c\(connections)", "--latency"]
         if let lua { wrkArguments += ["-s", lua] }
         _ = capture(taskset, wrkArguments + ["-d2s", url])  // warm-up
-        let cpuBefore = cpuTicks(of: pid)
+        let before = (cpuTicks(), otherTicks())
         let output = capture(taskset, wrkArguments + ["-d\(seconds)s", url])
-        let cpuAfter = cpuTicks(of: pid)
+        let after = (cpuTicks(), otherTicks())
         // Only 2xx answers count: a 429 is not throughput.
         let failed =
             output.split(separator: "\n").first { $0.contains("Non-2xx or 3xx responses:") }
             .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
         let total = number(after: "requests in", in: output, field: 0)
         let perSecond = number(after: "Requests/sec:", in: output)
-        let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
-        return Result(
+        let microseconds = { (ticks: Int) in
+            total > 0 ? Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK))) * 1e6 / total : 0
+        }
+        let result = Result(
             requestsPerSecond: total > 0 ? perSecond * (total - failed) / total : 0,
             non2xx: failed,
             p50: latency("50%", in: output),
             p99: latency("99%", in: output),
-            cpuMicroseconds: total > 0 ? Double(cpuAfter - cpuBefore) / ticksPerSecond * 1e6 / total : 0
+            cpuMicroseconds: microseconds(after.0 - before.0)
         )
+        return (result, microseconds(after.1 - before.1))
     }
 
     /// utime + stime of a process, all its threads, in clock ticks (`/proc/PID/stat` fields 14, 15).

@@ -103,6 +103,7 @@ struct PostgresHostsBenchmark {
                     hostPIDs: [hosts[0].pid],
                     script: counterScript,
                     wrk: wrk,
+                    taskset: taskset,
                     http: http
                 )
             )
@@ -113,6 +114,7 @@ struct PostgresHostsBenchmark {
                     hostPIDs: hosts.map(\.pid),
                     script: counterScript,
                     wrk: wrk,
+                    taskset: taskset,
                     http: http
                 )
             )
@@ -158,6 +160,7 @@ struct PostgresHostsBenchmark {
         hostPIDs: [pid_t],
         script: String,
         wrk: String,
+        taskset: String,
         http: HTTPBenchmark
     ) throws -> (host: HTTPBenchmark.Result, databaseMicroseconds: Double) {
         let prefix = "\(workDirectory)/nginx-\(hosts.count)"
@@ -193,7 +196,7 @@ struct PostgresHostsBenchmark {
             """
         )
         let pid = spawnProcess(
-            "/usr/bin/taskset",
+            taskset,
             ["-c", "1", nginx, "-c", conf, "-p", prefix, "-e", "\(prefix)/error.log"]
         )
         defer {
@@ -202,30 +205,15 @@ struct PostgresHostsBenchmark {
             waitpid(pid, &status, 0)
         }
         guard waitUntilListening(port: port) else { fatalError("nginx did not start listening") }
-        let url = "http://127.0.0.1:\(port)/"
-        let arguments = ["-c", "1", wrk, "-t1", "-c\(connections)", "--latency", "-s", script]
-        _ = capture("/usr/bin/taskset", arguments + ["-d2s", url])
-        let before = (database: postgresTicks(), hosts: hostPIDs.map(http.cpuTicks).reduce(0, +))
-        let output = capture("/usr/bin/taskset", arguments + ["-d\(seconds)s", url])
-        let after = (database: postgresTicks(), hosts: hostPIDs.map(http.cpuTicks).reduce(0, +))
-        let failed =
-            output.split(separator: "\n").first { $0.contains("Non-2xx or 3xx responses:") }
-            .flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
-        let total = http.number(after: "requests in", in: output, field: 0)
-        let perSecond = http.number(after: "Requests/sec:", in: output)
-        let microseconds = { (ticks: Int) in
-            total > 0 ? Double(ticks) / Double(sysconf(Int32(_SC_CLK_TCK))) * 1e6 / total : 0
-        }
-        return (
-            HTTPBenchmark.Result(
-                requestsPerSecond: total > 0 ? perSecond * (total - failed) / total : 0,
-                non2xx: failed,
-                p50: http.latency("50%", in: output),
-                p99: http.latency("99%", in: output),
-                cpuMicroseconds: microseconds(after.hosts - before.hosts)
-            ),
-            microseconds(after.database - before.database)
+        let (result, database) = http.run(
+            wrk: wrk,
+            taskset: taskset,
+            url: "http://127.0.0.1:\(port)/",
+            lua: script,
+            cpuTicks: { hostPIDs.map(http.cpuTicks).reduce(0, +) },
+            otherTicks: postgresTicks
         )
+        return (result, database)
     }
 
     /// CPU ticks of every PostgreSQL process on the machine (the benchmark's cluster is the only one).
@@ -244,16 +232,7 @@ struct PostgresHostsBenchmark {
         var quiet = Logger(label: "bench")
         quiet.logLevel = .error
         let logger = quiet
-        var configuration = PostgresClient.Configuration(
-            host: "127.0.0.1",
-            port: cluster.port,
-            username: "galley",
-            password: nil,
-            database: String(url.split(separator: "/").last!),
-            tls: .disable
-        )
-        configuration.options.maximumConnections = connections
-        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let client = PostgresStoreBenchmark.rawClient(cluster, url, connections: connections, logger: logger)
         let runner = Task { await client.run() }
         defer { runner.cancel() }
         try await client.query(

@@ -34,16 +34,7 @@ struct PostgresStoreBenchmark {
         let store = try PostgresStore(url: url, logger: logger)
         let kv = try store.namespace("bench")
         try await kv.atomic((0..<Self.keyCount).map { .put(StoreBenchmark.key($0), Self.value) })
-        var configuration = PostgresClient.Configuration(
-            host: "127.0.0.1",
-            port: cluster.port,
-            username: "galley",
-            password: nil,
-            database: String(url.split(separator: "/").last!),
-            tls: .disable
-        )
-        configuration.options.maximumConnections = 32
-        let raw = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let raw = Self.rawClient(cluster, url, connections: 32, logger: logger)
         let runner = Task { await raw.run() }
         defer { runner.cancel() }
 
@@ -135,6 +126,21 @@ struct PostgresStoreBenchmark {
         text += Self.row("durable put, against the same statements", adapter, baseline, "≥ 0.8x")
         text += Self.row("durable put, against one autocommitted upsert", adapter, minimal, "")
         return text
+    }
+
+    /// A bare postgres-nio pool of `connections` to the database `url` of `cluster` (run it).
+    static func rawClient(_ cluster: PostgresCluster, _ url: String, connections: Int, logger: Logger) -> PostgresClient
+    {
+        var configuration = PostgresClient.Configuration(
+            host: "127.0.0.1",
+            port: cluster.port,
+            username: "galley",
+            password: nil,
+            database: String(url.split(separator: "/").last!),
+            tls: .disable
+        )
+        configuration.options.maximumConnections = connections
+        return PostgresClient(configuration: configuration, backgroundLogger: logger)
     }
 
     static func row(_ name: String, _ adapter: [Double], _ baseline: [Double], _ target: String) -> String {

@@ -9,6 +9,18 @@ import Testing
 @testable import GalleyHost
 @testable import GalleyPostgres
 
+/// Polls `condition` until it holds or 30 s pass; records an issue naming `what` if it never does.
+func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(30)
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out waiting until \(what)")
+            return
+        }
+        try await Task.sleep(for: .milliseconds(5))
+    }
+}
+
 /// A value made on first use and kept.
 final class Once<Value: Sendable>: Sendable {
     private let made = Mutex<Value?>(nil)
@@ -91,18 +103,6 @@ struct EventQueueTests {
     func status(_ queue: EventQueue, _ function: String) async throws -> QueueFunctionStatus {
         try await queue.storage.status(now: clock.now()).first { $0.function == function }
             ?? QueueFunctionStatus(function: function)
-    }
-
-    /// Polls `condition` until it holds or 30 s pass.
-    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("timed out waiting until \(what)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(5))
-        }
     }
 
     func running(_ queue: EventQueue, _ body: () async throws -> Void) async throws {

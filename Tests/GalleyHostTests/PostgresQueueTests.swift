@@ -158,16 +158,4 @@ struct PostgresQueueTests {
             record: Data("{}".utf8)
         )
     }
-
-    /// Polls `condition` until it holds or 30 s pass.
-    func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("timed out waiting until \(what)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
 }

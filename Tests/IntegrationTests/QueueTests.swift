@@ -103,6 +103,16 @@ struct QueueTests {
         return shared.acknowledged.withLock { $0 }
     }
 
+    /// Every one of `names` (counter names sent once each) counted at least once in `counts`, and
+    /// at most `bound` extra deliveries; prints what happened after `what`.
+    static func expectDelivered(_ names: [String], counts: [String: Int], duplicatesAtMost bound: Int, _ what: String) {
+        let missing = names.filter { counts[$0, default: 0] < 1 }
+        let duplicates = counts.values.reduce(0) { $0 + max(0, $1 - 1) }
+        print("\(what) events: \(missing.count) lost, \(duplicates) delivered twice")
+        #expect(missing.isEmpty, "lost: \(missing.prefix(10))")
+        #expect(duplicates <= bound)
+    }
+
     /// What concurrent senders share.
     final class Shared: Sendable {
         let next = Atomic<Int>(0)
@@ -133,15 +143,14 @@ struct QueueTests {
             for entry in page.entries { counts[entry.key] = Int(String(decoding: entry.value, as: UTF8.self)) }
             cursor = page.cursor
         } while cursor != nil
-        let missing = names.filter { counts[$0, default: 0] < 1 }
-        let duplicates = counts.values.reduce(0) { $0 + max(0, $1 - 1) }
-        print(
-            "kill -9 after \(beforeKill.count) of \(total) events: \(missing.count) lost, \(duplicates) delivered twice"
-        )
-        #expect(missing.isEmpty, "lost: \(missing.prefix(10))")
         // Only events being delivered or in a caller's unanswered request at the kill may repeat:
         // at most the queue's share (10) plus the 16 senders.
-        #expect(duplicates <= 26)
+        Self.expectDelivered(
+            names,
+            counts: counts,
+            duplicatesAtMost: 26,
+            "kill -9 after \(beforeKill.count) of \(total)"
+        )
         let status = try await Self.queueStatus(second)
         let counter = (status["functions"] as? [String: Any])?["counter"] as? [String: Any]
         #expect(counter?["waiting"] as? Int == 0)
