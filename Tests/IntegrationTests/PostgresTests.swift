@@ -218,10 +218,16 @@ struct PostgresTests {
             "kv", "get", "counter", "visits", "--config", config("r.json", storage: "r", postgres: url),
         ])
         #expect(read.out.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "\(read.err)")
-        // And the queue works again, on the same pool.
-        #expect(try await QueueTests.sendEvent(server.address, "counter", #"{"name":"queued"}"#) == 202)
+        // And the queue works again, on the same pool. (An answer that came too late on a loaded
+        // machine is a 500 whose insert may still land: the caller retries, at least once.)
+        var accepted = 0
+        let queueDeadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < queueDeadline, accepted != 202 {
+            accepted = try await QueueTests.sendEvent(server.address, "counter", #"{"name":"queued"}"#)
+        }
+        #expect(accepted == 202)
         try await QueueTests.waitUntilEmpty(server)
-        #expect(try await counts(url)["queued"] == 1)
+        #expect(try await counts(url)["queued", default: 0] >= 1, "\(server.stderr.suffix(3000))")
         #expect(server.process.isRunning)
         server.signal(SIGTERM)
         _ = try await server.waitForExit()

@@ -6,6 +6,10 @@ import Testing
     import Glibc
 #endif
 
+/// The hosts the test process started and has not seen end.
+private let running = Mutex<Set<pid_t>>([])
+private let killsAtExit = Atomic<Bool>(false)
+
 /// A running `galley serve`, on port 0 or a Unix socket, with its stderr collected.
 final class ServerProcess: Sendable {
     /// Bytes appended by a reader thread.
@@ -44,6 +48,7 @@ final class ServerProcess: Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        ServerProcess.started(process.processIdentifier)
         self.process = process
         let log = self.log
         Thread.detachNewThread {
@@ -76,6 +81,25 @@ final class ServerProcess: Sendable {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
+        }
+        running.withLock { _ = $0.remove(process.processIdentifier) }
+    }
+
+    /// Records a host that the test process must not leave behind: a test that ends without
+    /// stopping its host (or whose object outlives the run) has it killed when the run exits.
+    private static func started(_ pid: pid_t) {
+        let first = running.withLock { running in
+            defer { running.insert(pid) }
+            return running.isEmpty && !killsAtExit.exchange(true, ordering: .relaxed)
+        }
+        if first {
+            atexit {
+                // SIGTERM first, so that a `--watch` supervisor takes its hosts with it.
+                let left = running.withLock { $0 }
+                for pid in left { kill(pid, SIGTERM) }
+                if !left.isEmpty { usleep(500_000) }
+                for pid in left { kill(pid, SIGKILL) }
+            }
         }
     }
 
