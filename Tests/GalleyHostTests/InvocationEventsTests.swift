@@ -31,7 +31,7 @@ struct InvocationEventsTests {
 }
 
 struct RecentInvocationsTests {
-    @Test func keepsTheLastThousandLinesOfEachFunctionInOrder() {
+    @Test func keepsTheLastThousandLinesOfEachFunctionInOrderInWholeBatches() {
         let recent = RecentInvocations()
         for batch in 0..<1000 {
             let texts = (0..<3).map { "line \(batch * 3 + $0)" }
@@ -40,14 +40,32 @@ struct RecentInvocationsTests {
             )
             recent.record(.lines(InvocationEvent.Batch(function: "g", requestID: nil, texts: ["other"], time: 0)))
         }
+        // Whole batches: 333 of 3 lines fit in 1,000.
         let lines = recent.lines(of: "f")
-        #expect(lines.count == RecentInvocations.lineLimit)
-        #expect(lines.first?.text == "line 2000")
+        #expect(lines.count == 999)
+        #expect(lines.first?.text == "line 2001")
+        #expect(lines.first?.requestID == "r667")
         #expect(lines.last?.text == "line 2999")
         #expect(lines.last?.requestID == "r999")
         #expect(recent.lines(of: "f", since: 990).count == 30)
         #expect(recent.lines(of: "g").count == 1000)
         #expect(recent.lines(of: "nobody").isEmpty)
+    }
+
+    @Test func aBatchTooLargeForOneRecordIsKeptLineByLine() {
+        let recent = RecentInvocations()
+        // 200 lines of 1 KB in one batch (a chatty invocation's held lines): 200 KB, kept line by
+        // line, the newest that fit in the ring's 256 KB.
+        let texts = (0..<200).map { "\($0) " + String(repeating: "x", count: 1000) }
+        recent.record(.lines(InvocationEvent.Batch(function: "f", requestID: "r", texts: texts, time: 7)))
+        let lines = recent.lines(of: "f")
+        #expect(lines.count == 200)
+        #expect(lines.map(\.text) == texts)
+        #expect(lines.allSatisfy { $0.requestID == "r" && $0.time == 7 })
+        // And 1,500 short lines in one batch: the newest 1,000.
+        let many = (0..<1500).map { "line \($0)" }
+        recent.record(.lines(InvocationEvent.Batch(function: "g", requestID: nil, texts: many, time: 8)))
+        #expect(recent.lines(of: "g").map(\.text) == Array(many.suffix(1000)))
     }
 
     @Test func longLinesWrapAroundTheByteRingAndComeBackWhole() {

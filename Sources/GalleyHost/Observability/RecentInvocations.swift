@@ -24,18 +24,24 @@ public final class RecentInvocations: Sendable {
         var ordered: [Element] { Array(items[start...] + items[..<start]) }
     }
 
-    /// The last lines of a function in one fixed byte buffer, used as a ring of records
-    /// (`time`, request id, text): keeping a line copies its bytes and allocates nothing, and the
-    /// oldest lines make room for new ones. At most ``lineLimit`` lines or ``byteLimit`` bytes.
+    /// The last lines of a function in one fixed byte buffer, used as a ring of records: one per
+    /// batch of lines written together (`time`, request id, the lines), so that an invocation's
+    /// `START`, `END` and `REPORT` cost one record. Keeping lines copies their bytes and allocates
+    /// nothing; the oldest records make room for new ones. At most ``lineLimit`` lines (whole
+    /// records) or ``byteLimit`` bytes.
     struct LineRing: Sendable {
         static let byteLimit = 256 * 1024
         private var storage: [UInt8] = []
         /// Logical offsets of the oldest record and of the end; physical = logical % capacity.
         private var head = 0
         private var tail = 0
+        /// Lines kept, in `records` records.
         private(set) var count = 0
-        /// Each kept record's size, oldest at `oldest`: dropping the oldest record reads no bytes.
+        private var records = 0
+        /// Each kept record's size and line count, oldest at `oldest`: dropping the oldest record
+        /// reads no bytes.
         private var sizes: [Int32] = []
+        private var lineCounts: [Int32] = []
         private var oldest = 0
         let lineLimit: Int
 
@@ -45,30 +51,46 @@ public final class RecentInvocations: Sendable {
 
         private var capacity: Int { Self.byteLimit }
 
-        mutating func append(time: Int64, requestID: String?, text: String) {
+        /// Keeps `texts`, written together at `time` for `requestID`.
+        mutating func append(time: Int64, requestID: String?, texts: [String]) {
+            let texts = texts.suffix(lineLimit)
+            let size = texts.reduce(0) { $0 + 4 + Swift.min($1.utf8.count, capacity / 4) }
+            // A batch too large for one record goes line by line.
+            guard size <= capacity / 4 || texts.count == 1 else {
+                for text in texts { append(time: time, requestID: requestID, texts: [text]) }
+                return
+            }
             if storage.isEmpty {
                 storage = [UInt8](repeating: 0, count: capacity)
                 sizes = [Int32](repeating: 0, count: lineLimit)
+                lineCounts = [Int32](repeating: 0, count: lineLimit)
             }
             var id = requestID ?? ""
-            var text = text
             id.withUTF8 { id in
-                text.withUTF8 { text in
-                    let idBytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(id).prefix(255))
-                    let textBytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(text).prefix(capacity / 4))
-                    let size = 8 + 1 + idBytes.count + 4 + textBytes.count
-                    while count >= lineLimit || (count > 0 && tail + size - head > capacity) { dropOldest() }
-                    var header = (time.littleEndian, UInt8(idBytes.count))
-                    withUnsafeBytes(of: &header.0) { put($0) }
-                    withUnsafeBytes(of: &header.1) { put($0) }
-                    put(idBytes)
-                    var length = UInt32(textBytes.count).littleEndian
-                    withUnsafeBytes(of: &length) { put($0) }
-                    put(textBytes)
-                    sizes[(oldest + count) % lineLimit] = Int32(size)
+                let idBytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(id).prefix(255))
+                let recordSize = 8 + 1 + idBytes.count + 2 + size
+                while records > 0 && (count + texts.count > lineLimit || tail + recordSize - head > capacity) {
+                    dropOldest()
                 }
+                var header = (time.littleEndian, UInt8(idBytes.count), UInt16(texts.count).littleEndian)
+                withUnsafeBytes(of: &header.0) { put($0) }
+                withUnsafeBytes(of: &header.1) { put($0) }
+                put(idBytes)
+                withUnsafeBytes(of: &header.2) { put($0) }
+                for var text in texts {
+                    text.withUTF8 { text in
+                        let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(text).prefix(capacity / 4))
+                        var length = UInt32(bytes.count).littleEndian
+                        withUnsafeBytes(of: &length) { put($0) }
+                        put(bytes)
+                    }
+                }
+                let slot = (oldest + records) % lineLimit
+                sizes[slot] = Int32(recordSize)
+                lineCounts[slot] = Int32(texts.count)
             }
-            count += 1
+            records += 1
+            count += texts.count
         }
 
         /// Copies `bytes` at the end, in at most two pieces around the buffer's end.
@@ -92,46 +114,41 @@ public final class RecentInvocations: Sendable {
             (0..<count).map { byte(at: offset + $0) }
         }
 
-        /// The record at `offset`: its fields and where the next one starts.
-        private func record(at offset: Int) -> (time: Int64, requestID: String?, text: String, next: Int) {
-            var time: Int64 = 0
-            let timeBytes = bytes(at: offset, count: 8)
-            withUnsafeMutableBytes(of: &time) { $0.copyBytes(from: timeBytes) }
-            let idLength = Int(byte(at: offset + 8))
-            let id = bytes(at: offset + 9, count: idLength)
-            var length: UInt32 = 0
-            let lengthBytes = bytes(at: offset + 9 + idLength, count: 4)
-            withUnsafeMutableBytes(of: &length) { $0.copyBytes(from: lengthBytes) }
-            let textStart = offset + 13 + idLength
-            let text = bytes(at: textStart, count: Int(UInt32(littleEndian: length)))
-            return (
-                Int64(littleEndian: time),
-                id.isEmpty ? nil : String(decoding: id, as: UTF8.self),
-                String(decoding: text, as: UTF8.self),
-                textStart + text.count
-            )
+        /// A little-endian integer of `width` bytes at `offset`.
+        private func integer(at offset: Int, width: Int) -> Int {
+            (0..<width).reduce(0) { $0 | Int(byte(at: offset + $1)) << (8 * $1) }
         }
 
         private mutating func dropOldest() {
             head += Int(sizes[oldest])
+            count -= Int(lineCounts[oldest])
             oldest = (oldest + 1) % lineLimit
-            count -= 1
+            records -= 1
         }
 
         func lines(function: String) -> [InvocationEvent.Line] {
             var lines: [InvocationEvent.Line] = []
             var offset = head
             while offset < tail {
-                let record = record(at: offset)
-                lines.append(
-                    InvocationEvent.Line(
-                        function: function,
-                        requestID: record.requestID,
-                        text: record.text,
-                        time: record.time
+                let time = Int64(truncatingIfNeeded: integer(at: offset, width: 8))
+                let idLength = Int(byte(at: offset + 8))
+                let id = bytes(at: offset + 9, count: idLength)
+                let requestID = id.isEmpty ? nil : String(decoding: id, as: UTF8.self)
+                let lineCount = integer(at: offset + 9 + idLength, width: 2)
+                offset += 11 + idLength
+                for _ in 0..<lineCount {
+                    let length = integer(at: offset, width: 4)
+                    let text = bytes(at: offset + 4, count: length)
+                    lines.append(
+                        InvocationEvent.Line(
+                            function: function,
+                            requestID: requestID,
+                            text: String(decoding: text, as: UTF8.self),
+                            time: time
+                        )
                     )
-                )
-                offset = record.next
+                    offset += 4 + length
+                }
             }
             return lines
         }
@@ -164,7 +181,7 @@ public final class RecentInvocations: Sendable {
             break
         case .lines(let batch):
             function(batch.function).lines.withLock { ring in
-                for text in batch.texts { ring.append(time: batch.time, requestID: batch.requestID, text: text) }
+                ring.append(time: batch.time, requestID: batch.requestID, texts: batch.texts)
             }
         case .end(let summary):
             function(summary.function).invocations.withLock { $0.append(summary) }
