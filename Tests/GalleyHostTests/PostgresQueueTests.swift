@@ -141,7 +141,7 @@ struct PostgresQueueTests {
                 }
                 return try await group.reduce(into: []) { $0.append($1) }
             }
-            for case .fired(let time, _) in steps { fired.append(time) }
+            for case .fired(let time) in steps { fired.append(time) }
         }
         // Armed at the first look, then one run a minute: ten runs, each period once.
         #expect(fired.count == 10, "\(fired)")

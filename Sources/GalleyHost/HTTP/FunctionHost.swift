@@ -100,7 +100,7 @@ public struct FunctionHost: Sendable {
             eventLoopGroup: group
         )
         let queueFile = EventQueue.file(configuration, configurationFile: file)
-        let sharedQueue = QueueStorageOpener.postgresURL(configuration) != nil
+        let sharedQueue = StoreOpener.postgresURL(configuration) != nil
         // Before the queue is opened: a second host must not touch the first one's running events.
         // A queue in PostgreSQL is shared by design: hosts hold their events by lease instead.
         var storageLock: StorageLock?

@@ -412,9 +412,9 @@ public final class EventQueue: Service, Sendable {
         )
         do {
             switch try await storage.fire(run) {
-            case .waiting(let next, _):
+            case .waiting(let next):
                 return next
-            case .fired(let recorded, _):
+            case .fired(let recorded):
                 logger.info(
                     "queue: schedule \(schedule) of \(function) fired for \(Timestamp.iso8601(epochMilliseconds: recorded))"
                 )

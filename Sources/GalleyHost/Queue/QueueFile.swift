@@ -77,7 +77,7 @@ final class QueueFile: QueueStorage {
     private let writer: SQLiteConnection
     private let reader: Mutex<SQLiteConnection>
     private let writeQueue = DispatchQueue(label: "galley.queue.writer")
-    private let pending = Mutex<(changes: [Change], draining: Bool)>(([], false))
+    private let pending = Mutex(GroupCommit<Change>())
 
     /// A change's own result, kept until its transaction commits.
     private final class Outcome<Value: Sendable>: Sendable {
@@ -197,12 +197,7 @@ final class QueueFile: QueueStorage {
                     }
                 }
             )
-            let start = pending.withLock { pending in
-                pending.changes.append(change)
-                defer { pending.draining = true }
-                return !pending.draining
-            }
-            if start { writeQueue.async { self.drain() } }
+            if pending.withLock({ $0.add(change) }) { writeQueue.async { self.drain() } }
         }
     }
 
@@ -222,11 +217,7 @@ final class QueueFile: QueueStorage {
     /// Commits what is waiting, batch after batch, until nothing is.
     private func drain() {
         while true {
-            let changes = pending.withLock { pending -> [Change] in
-                if pending.changes.isEmpty { pending.draining = false }
-                defer { pending.changes = [] }
-                return pending.changes
-            }
+            let changes = pending.withLock { $0.next() }
             if changes.isEmpty { return }
             var failure: (any Error)?
             do {
@@ -568,35 +559,31 @@ final class QueueFile: QueueStorage {
 
     func fire(_ run: ScheduledRun) async throws -> ScheduleStep {
         try await write { connection in
-            let recorded = try connection.withStatement("SELECT expression, next_at FROM schedules WHERE function = ?1")
-            {
-                statement -> Int64? in
-                statement.bind(1, run.function)
-                guard try statement.step(), statement.text(0) == run.expression else { return nil }
-                return statement.int64(1)
-            }
-            guard let recorded else {
-                guard let next = run.next(run.now) else { return .finished }
-                try Self.setScheduledRun(connection, run, next: next)
-                return .waiting(next: next, armed: true)
-            }
-            guard recorded <= run.now else { return .waiting(next: recorded, armed: false) }
-            let next = run.next(recorded)
-            try Self.insert(connection, run.event(recorded))
-            try Self.setScheduledRun(connection, run, next: next ?? Int64.max)
-            return .fired(run: recorded, next: next)
+            let (step, record, queue) = run.decide(
+                recorded: try Self.scheduledRun(connection, function: run.function, expression: run.expression)
+            )
+            if let queue { try Self.insert(connection, queue) }
+            if let record { try Self.setScheduledRun(connection, run, next: record) }
+            return step
         }
     }
 
-    /// The next run recorded for `function`'s schedule, if the recorded expression is `expression`.
     func scheduledRun(function: String, expression: String) throws -> Int64? {
-        try read { connection in
-            try connection.withStatement("SELECT expression, next_at FROM schedules WHERE function = ?1") {
-                statement in
-                statement.bind(1, function)
-                guard try statement.step(), statement.text(0) == expression else { return nil }
-                return statement.int64(1)
-            }
+        try read { try Self.scheduledRun($0, function: function, expression: expression) }
+    }
+
+    /// The next run recorded for `function`'s schedule, if the recorded expression is `expression`.
+    private static func scheduledRun(
+        _ connection: SQLiteConnection,
+        function: String,
+        expression: String
+    ) throws
+        -> Int64?
+    {
+        try connection.withStatement("SELECT expression, next_at FROM schedules WHERE function = ?1") { statement in
+            statement.bind(1, function)
+            guard try statement.step(), statement.text(0) == expression else { return nil }
+            return statement.int64(1)
         }
     }
 

@@ -112,8 +112,6 @@ public struct QueuedEvent: Sendable {
     public var traceHeaders: [String: String]
     /// Claimed from a host that stopped while delivering it: a possible duplicate.
     public var resumed: Bool
-    /// Which claim holds it (a shared storage's lease); 0 for a file only one host uses.
-    public var claim: Int64
 
     public init(
         id: Int64,
@@ -125,8 +123,7 @@ public struct QueuedEvent: Sendable {
         attempts: Int,
         throttles: Int,
         traceHeaders: [String: String] = [:],
-        resumed: Bool = false,
-        claim: Int64 = 0
+        resumed: Bool = false
     ) {
         self.id = id
         self.function = function
@@ -138,7 +135,6 @@ public struct QueuedEvent: Sendable {
         self.throttles = throttles
         self.traceHeaders = traceHeaders
         self.resumed = resumed
-        self.claim = claim
     }
 }
 
@@ -202,16 +198,53 @@ public struct ScheduledRun: Sendable {
     public var next: @Sendable (_ anchor: Int64) -> Int64?
     /// The event of the run due at `time`.
     public var event: @Sendable (_ time: Int64) -> NewQueuedEvent
+
+    /// What this look does, given the next run recorded for `expression` (`nil`: none, or one of
+    /// another expression), for a storage to apply in one transaction: the step, the next run to
+    /// record (if any), and the run to queue (if any).
+    public func decide(recorded: Int64?) -> (step: ScheduleStep, record: Int64?, queue: NewQueuedEvent?) {
+        guard let recorded else {
+            guard let first = next(now) else { return (.finished, nil, nil) }
+            return (.waiting(next: first), first, nil)
+        }
+        guard recorded <= now else { return (.waiting(next: recorded), nil, nil) }
+        return (.fired(run: recorded), next(recorded) ?? Int64.max, event(recorded))
+    }
 }
 
 /// What ``QueueStorage/fire(_:)`` found.
 public enum ScheduleStep: Sendable, Equatable {
-    /// Not due until `next`; `armed` when this look recorded the first run.
-    case waiting(next: Int64, armed: Bool)
-    /// The run due at `run` is queued (by this host); the next is at `next`.
-    case fired(run: Int64, next: Int64?)
+    /// Not due until `next`.
+    case waiting(next: Int64)
+    /// The run due at `run` is queued (by this host).
+    case fired(run: Int64)
     /// The schedule has no run left.
     case finished
+}
+
+/// What a group commit holds between commits: the items waiting, and whether a committer is at
+/// work. The first item added while none is starts one (``add(_:)`` says so); the committer takes
+/// batch after batch with ``next()`` and stops when it gets an empty one, so no item is left
+/// behind and two committers never run at once.
+public struct GroupCommit<Item: Sendable>: Sendable {
+    private var waiting: [Item] = []
+    private var committing = false
+
+    public init() {}
+
+    /// Adds `item`; returns whether the caller must start the committer.
+    public mutating func add(_ item: Item) -> Bool {
+        waiting.append(item)
+        defer { committing = true }
+        return !committing
+    }
+
+    /// The next batch; empty when nothing waits, and then the committer's work is over.
+    public mutating func next() -> [Item] {
+        if waiting.isEmpty { committing = false }
+        defer { waiting = [] }
+        return waiting
+    }
 }
 
 /// The storage `configuration`'s queue lives in: PostgreSQL when the store is there (and this
@@ -230,11 +263,6 @@ public enum QueueStorageOpener {
         postgresFactory.withLock { $0 = open }
     }
 
-    /// The PostgreSQL URL of the queue, when it is shared there.
-    public static func postgresURL(_ configuration: RuntimeConfiguration) -> String? {
-        StoreOpener.postgresURL(configuration)
-    }
-
     /// Opens the queue of `configuration`. `create` false opens an existing file only (`nil` when
     /// there is none: an empty queue), for `galley queue` and `galley dlq`.
     static func open(
@@ -242,7 +270,7 @@ public enum QueueStorageOpener {
         configurationFile: String,
         create: Bool = true
     ) throws -> (any QueueStorage)? {
-        if let url = postgresURL(configuration) {
+        if let url = StoreOpener.postgresURL(configuration) {
             guard let open = postgresFactory.withLock({ $0 }) else {
                 throw StoreError(
                     .unavailable,
