@@ -287,45 +287,39 @@ public final class PostgresQueue: QueueStorage {
                 }
                 return false
             }
+            /// Removes the event, while this host holds it.
+            func delete() async throws -> Bool {
+                try await changed(
+                    "DELETE FROM galley_queue_events WHERE id = \(event.id) AND claim = \(owner) RETURNING id"
+                )
+            }
+            /// Puts the event back to wait until `due`, counting an attempt or a throttle.
+            func putBack(due: Int64, attempted: Bool) async throws -> Bool {
+                try await changed(
+                    """
+                    UPDATE galley_queue_events SET claim = NULL, lease_until = NULL, due_at = \(due),
+                    attempts = attempts + \(attempted ? 1 : 0), throttles = throttles + \(attempted ? 0 : 1)
+                    WHERE id = \(event.id) AND claim = \(owner) RETURNING id
+                    """
+                )
+            }
             var counts = (delivered: 0, attempts: 0, retries: 0, throttles: 0)
             var added: [NewQueuedEvent] = []
             switch outcome {
             case .delivered(let onSuccess):
-                guard
-                    try await changed(
-                        "DELETE FROM galley_queue_events WHERE id = \(event.id) AND claim = \(owner) RETURNING id"
-                    )
-                else { return }
+                guard try await delete() else { return }
                 counts.delivered = 1
                 counts.attempts = 1
                 added = onSuccess.map { [$0] } ?? []
             case .retry(let due):
-                guard
-                    try await changed(
-                        """
-                        UPDATE galley_queue_events SET claim = NULL, lease_until = NULL, due_at = \(due),
-                        attempts = attempts + 1 WHERE id = \(event.id) AND claim = \(owner) RETURNING id
-                        """
-                    )
-                else { return }
+                guard try await putBack(due: due, attempted: true) else { return }
                 counts.attempts = 1
                 counts.retries = 1
             case .hold(let due, let counted):
-                guard
-                    try await changed(
-                        """
-                        UPDATE galley_queue_events SET claim = NULL, lease_until = NULL, due_at = \(due),
-                        throttles = throttles + 1 WHERE id = \(event.id) AND claim = \(owner) RETURNING id
-                        """
-                    )
-                else { return }
+                guard try await putBack(due: due, attempted: false) else { return }
                 counts.throttles = counted ? 1 : 0
             case .deadLetter(let letter, let onFailure, let countsAttempt):
-                guard
-                    try await changed(
-                        "DELETE FROM galley_queue_events WHERE id = \(event.id) AND claim = \(owner) RETURNING id"
-                    )
-                else { return }
+                guard try await delete() else { return }
                 counts.attempts = countsAttempt ? 1 : 0
                 try await connection.query(
                     """

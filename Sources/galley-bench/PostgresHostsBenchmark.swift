@@ -166,34 +166,15 @@ struct PostgresHostsBenchmark {
         let prefix = "\(workDirectory)/nginx-\(hosts.count)"
         try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
         let port = freePort()
-        let servers = hosts.map { "        server 127.0.0.1:\($0);" }.joined(separator: "\n")
         let conf = try write(
             "nginx-\(hosts.count).conf",
-            """
-            daemon off;
-            worker_processes 1;
-            user nobody nogroup;
-            pid \(prefix)/nginx.pid;
-            error_log \(prefix)/error.log;
-            events { worker_connections 1024; }
-            http {
-                access_log off;
-                client_body_temp_path \(prefix)/body;
-                proxy_temp_path \(prefix)/proxy;
-                upstream galley {
-            \(servers)
-                    keepalive 64;
-                }
-                server {
-                    listen 127.0.0.1:\(port);
-                    location / {
-                        proxy_pass http://galley;
-                        proxy_http_version 1.1;
-                        proxy_set_header Connection "";
-                    }
-                }
-            }
-            """
+            NginxConfiguration.text(
+                prefix: prefix,
+                servers: hosts.map { "127.0.0.1:\($0)" },
+                listen: "127.0.0.1:\(port)",
+                keepalive: 64,
+                workerConnections: 1024
+            )
         )
         let pid = spawnProcess(
             taskset,

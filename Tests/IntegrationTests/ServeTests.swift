@@ -280,34 +280,6 @@ struct ServeTests {
         #expect(server.process.isRunning)
     }
 
-    /// The nginx `upstream` and `server` blocks the README shows.
-    static func nginxUpstream(socket: String, listen: String) -> String {
-        nginxUpstream(servers: ["unix:\(socket)"], listen: listen)
-    }
-
-    /// `servers` as nginx names them: `unix:/path` or `127.0.0.1:9000`.
-    static func nginxUpstream(servers: [String], listen: String) -> String {
-        """
-            upstream galley {
-        \(servers.map { "        server \($0);" }.joined(separator: "\n"))
-                keepalive 16;
-            }
-            server {
-                listen \(listen);
-                client_max_body_size 6m;
-                location / {
-                    proxy_pass http://galley;
-                    proxy_http_version 1.1;
-                    proxy_set_header Connection "";
-                    proxy_set_header Host $host;
-                    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-                    proxy_set_header X-Forwarded-Host $host;
-                    proxy_read_timeout 900s;
-                }
-            }
-        """
-    }
-
     @Test(.enabled(if: Tools.usable("curl"), "curl is not installed"))
     func sigtermAnswersEveryRequestInFlightThenExitsZero() async throws {
         let server = try await ServerProcess(config: config)
@@ -470,24 +442,7 @@ struct Nginx {
         try FileManager.default.createDirectory(atPath: prefix, withIntermediateDirectories: true)
         let conf = try directory.write(
             "nginx.conf",
-            """
-            daemon off;
-            worker_processes 1;
-            # An unprivileged worker, as in production: galley's --socket-mode 666 lets it connect.
-            user nobody nogroup;
-            pid \(prefix)/nginx.pid;
-            error_log \(prefix)/error.log;
-            events { worker_connections 256; }
-            http {
-                access_log off;
-                client_body_temp_path \(prefix)/body;
-                proxy_temp_path \(prefix)/proxy;
-                fastcgi_temp_path \(prefix)/fastcgi;
-                uwsgi_temp_path \(prefix)/uwsgi;
-                scgi_temp_path \(prefix)/scgi;
-            \(ServeTests.nginxUpstream(servers: servers, listen: "127.0.0.1:\(port)"))
-            }
-            """
+            NginxConfiguration.text(prefix: prefix, servers: servers, listen: "127.0.0.1:\(port)")
         )
         let nginx = Process()
         nginx.executableURL = URL(filePath: try Tools.path(of: "nginx"))
