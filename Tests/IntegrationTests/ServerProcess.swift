@@ -88,19 +88,26 @@ final class ServerProcess: Sendable {
     /// Records a host that the test process must not leave behind: a test that ends without
     /// stopping its host (or whose object outlives the run) has it killed when the run exits.
     private static func started(_ pid: pid_t) {
-        let first = running.withLock { running in
-            defer { running.insert(pid) }
-            return running.isEmpty && !killsAtExit.exchange(true, ordering: .relaxed)
+        running.withLock { _ = $0.insert(pid) }
+        guard !killsAtExit.exchange(true, ordering: .relaxed) else { return }
+        atexit {
+            // Only processes still this one's children: a pid that was reaped may be another's now.
+            let left = running.withLock { $0 }.filter { ServerProcess.parent(of: $0) == getpid() }
+            // SIGTERM first, so that a `--watch` supervisor takes its hosts with it.
+            for pid in left { kill(pid, SIGTERM) }
+            if !left.isEmpty { usleep(500_000) }
+            for pid in left { kill(pid, SIGKILL) }
         }
-        if first {
-            atexit {
-                // SIGTERM first, so that a `--watch` supervisor takes its hosts with it.
-                let left = running.withLock { $0 }
-                for pid in left { kill(pid, SIGTERM) }
-                if !left.isEmpty { usleep(500_000) }
-                for pid in left { kill(pid, SIGKILL) }
-            }
-        }
+    }
+
+    /// The parent of `pid` (field 4 of `/proc/PID/stat`), or `nil` when it is gone.
+    private static func parent(of pid: pid_t) -> pid_t? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // After the command name: state, then the parent's pid.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? pid_t(fields[1]) : nil
     }
 
     var stderr: String { log.text }
