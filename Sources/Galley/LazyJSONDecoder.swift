@@ -294,6 +294,19 @@ final class Document {
         }
     }
 
+    /// The object at `start` whose values are all strings; a repeated key defers to `JSONDecoder`.
+    func stringDictionary(at start: Int) throws(LazyJSONUnsupported) -> [String: String] {
+        guard bytes[start] == UInt8(ascii: "{") else { throw abort() }
+        var members: [Member] = []
+        _ = try object(at: start, into: &members, keep: true)
+        var dictionary: [String: String] = Dictionary(minimumCapacity: members.count)
+        for member in members {
+            guard dictionary.updateValue(try string(at: member.value), forKey: try string(at: member.key)) == nil
+            else { throw abort() }
+        }
+        return dictionary
+    }
+
     /// Whether the key whose quote is at `position` is `name`: byte for byte, or unescaped first.
     func key(at position: Int, equals name: String) throws(LazyJSONUnsupported) -> Bool {
         let (end, escaped) = try stringEnd(at: position)
@@ -417,6 +430,8 @@ enum LazyValue {
         case is UInt16.Type: return try document.integer(at: index, as: UInt16.self) as! Value
         case is UInt32.Type: return try document.integer(at: index, as: UInt32.self) as! Value
         case is Double.Type: return try document.double(at: index) as! Value
+        // An API Gateway event's parameters and headers: read directly, without a keyed container.
+        case is [String: String].Type: return try document.stringDictionary(at: index) as! Value
         default:
             let key = Document.InProgress(index: index, type: ObjectIdentifier(Value.self))
             guard document.inProgress.insert(key).inserted else { throw document.abort() }

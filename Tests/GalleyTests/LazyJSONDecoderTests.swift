@@ -88,10 +88,21 @@ struct LazyJSONDecoderTests {
         #"{"e": "\ud83d\ude00"}"#, #"{"e": "\ud83d"}"#, #"{"e": "\u0000"}"#, #"{"e": "a\/b"}"#, #"{"\u0061": 5}"#,
         #"{"a": 1,}"#, #"{"a": 1} x"#, #"[1]"#, #""text""#, #"{"a": 01}"#, #"{"a": tru}"#, #"{"a": 1"#, "",
         #"  {"c": []}  "#, #"{"d": {}}"#, #"{"unknown": {"deep": [1, {"x": "\u12"}]}}"#, #"{"unknown": [1, 2,]}"#,
+        #"{"x": "1", "y": "t\u00e9"}"#, #"{"x": "1", "x": "2"}"#, #"{"\u0078": "1", "x": "2"}"#, #"{"x": "1", "y": 2}"#,
+        #"{"x": "\ud83d"}"#, #"{}"#,
     ])
     func sameAsJSONDecoder(json: String) {
         #expect(same(Mixed.self, json), "\(json)")
         #expect(same([String: Either].self, json), "\(json)")
+        #expect(same([String: String].self, json), "\(json)")
+    }
+
+    @Test func stringDictionariesAreReadLazily() throws {
+        let json = Data(#"{"x": "1", "y": "t\u00e9", "z": ""}"#.utf8)
+        let read = try #require(LazyJSONDecoder.lazily([String: String].self, from: json))
+        #expect(read == ["x": "1", "y": "té", "z": ""])
+        // A repeated key, even written differently, is JSONDecoder's to settle.
+        #expect(LazyJSONDecoder.lazily([String: String].self, from: Data(#"{"\u0078": "1", "x": "2"}"#.utf8)) == nil)
     }
 
     @Test func alternativesTakeTheSameBranch() {

@@ -202,6 +202,18 @@ struct HostileInputTests {
         #expect(await bodyClosed, "a body sent a byte at a time is cut at server.requestTimeout")
         #expect(await headerClosed, "a header sent a byte at a time is cut at server.requestTimeout")
         #expect(try await server.waitForLog { $0.contains("was not complete within 1 s (server.requestTimeout)") })
+        // On a kept-alive connection, a slow request after a whole one is cut too: the clock is the
+        // second request's own.
+        let kept = try connectLoopback(port: port)
+        defer { close(kept) }
+        var both = Array(
+            "POST /hello/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}GET /hello/x HTTP/1.1\r\nX-Slow: ".utf8
+        )
+        _ = send(kept, &both, both.count, Int32(MSG_NOSIGNAL))
+        #expect(
+            await Self.closedByHost(kept, within: .seconds(10), dribble: true),
+            "a slow request after a whole one on the same connection is cut at server.requestTimeout"
+        )
         // A request that arrives whole is not cut, however long its function runs.
         #expect(try await curl(["-X", "POST", "\(server.address)/hello/whole"]).out == #"{"message":"Hello, whole!"}"#)
     }

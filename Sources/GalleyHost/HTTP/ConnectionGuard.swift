@@ -111,31 +111,53 @@ struct GuardedHTTP1Channel: ServerChildChannel {
 }
 
 /// The clock of one connection's request: armed by the first byte of a request, disarmed by its
-/// end; when it fires, the connection is closed. Confined to the channel's event loop.
+/// end; when it runs out, the connection is closed. Confined to the channel's event loop.
+///
+/// One timer per connection, not one per request: arming notes the time, disarming clears it, and
+/// the timer, when it fires, closes the connection only if the request it finds started a whole
+/// timeout ago; otherwise it sets itself for the request in progress, or ends. A keep-alive
+/// connection's back-to-back requests then cost a clock read each, not a timer's scheduling and
+/// cancelling.
 final class RequestDeadline {
     let limits: ConnectionLimits
     private var timer: Scheduled<Void>?
+    /// When the request in progress sent its first byte; `nil` between requests.
+    private var requestStarted: NIODeadline?
 
     init(limits: ConnectionLimits) {
         self.limits = limits
     }
 
     func bytesArrived(_ context: ChannelHandlerContext) {
-        guard timer == nil else { return }
-        let channel = context.channel
-        let limits = self.limits
-        let seconds = limits.requestTimeout.components.seconds
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limits.requestTimeout)) {
+        guard requestStarted == nil else { return }
+        let now = NIODeadline.now()
+        requestStarted = now
+        if timer == nil { arm(context.channel, at: now + TimeAmount(limits.requestTimeout)) }
+    }
+
+    func requestEnded() {
+        requestStarted = nil
+    }
+
+    /// The connection is gone: no timer outlives it.
+    func channelClosed() {
+        requestStarted = nil
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func arm(_ channel: any Channel, at deadline: NIODeadline) {
+        timer = channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            guard let started = requestStarted else { return }
+            let due = started + TimeAmount(limits.requestTimeout)
+            guard due <= .now() else { return arm(channel, at: due) }
+            let seconds = limits.requestTimeout.components.seconds
             limits.warnRarely(
                 "closed the connection from \(channel.remoteAddress?.description ?? "a client"): its request was not complete within \(seconds) s (server.requestTimeout)"
             )
             channel.close(promise: nil)
         }
-    }
-
-    func requestEnded() {
-        timer?.cancel()
-        timer = nil
     }
 }
 
@@ -153,7 +175,7 @@ final class RequestBytesWatcher: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline.requestEnded()
+        deadline.channelClosed()
         context.fireChannelInactive()
     }
 }
