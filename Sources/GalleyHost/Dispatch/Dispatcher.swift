@@ -33,6 +33,9 @@ public final class Dispatcher: Sendable {
     public let events = InvocationEvents()
     /// The tracer of invocation spans; `nil`: the one bootstrapped in `InstrumentationSystem`.
     public let tracer: (any Tracer)?
+    /// `tracer`, or the bootstrapped one as it was when the dispatcher was made: reading
+    /// `InstrumentationSystem` takes a lock and a cast, on every invocation.
+    private let spanTracer: any Tracer
     let logWriter: LogWriter
 
     /// - Parameters:
@@ -44,6 +47,8 @@ public final class Dispatcher: Sendable {
     ///   - eventLoopGroup: Where worker channels and Runtime API listeners are read; `galley serve`
     ///     passes its HTTP server's, so that an invocation stays on the server's threads. Default:
     ///     NIO's shared group, started only when a worker process needs it.
+    ///   - tracer: Where invocation spans go; default: the tracer bootstrapped in
+    ///     `InstrumentationSystem` before this call.
     public init(
         deployment: Deployment,
         logWriter: LogWriter = .standardError(),
@@ -55,6 +60,7 @@ public final class Dispatcher: Sendable {
         tracer: (any Tracer)? = nil
     ) {
         self.tracer = tracer
+        self.spanTracer = tracer ?? InstrumentationSystem.tracer
         self.registry = DeploymentRegistry(deployment)
         self.logWriter = logWriter
         var launcher = EnvironmentLauncher(
@@ -185,7 +191,7 @@ public final class Dispatcher: Sendable {
         on function: Deployment.Function,
         reservation: EnvironmentPool.Reservation
     ) async -> InvocationResult {
-        let tracer = self.tracer ?? InstrumentationSystem.tracer
+        let tracer = spanTracer
         // Over HTTP the router's middleware has put the caller's trace in the current context already.
         var context: ServiceContext
         if let current = ServiceContext.current {
@@ -197,12 +203,15 @@ public final class Dispatcher: Sendable {
             }
         }
         return await tracer.withSpan("\(function.name) invoke", context: context, ofKind: .server) { span in
-            span.attributes["faas.name"] = function.name
-            span.attributes["faas.invocation_id"] = invocation.requestID
-            span.attributes["faas.trigger"] = invocation.kind == .event ? "pubsub" : "http"
-            if case .cold = reservation { span.attributes["faas.coldstart"] = true }
+            // A span nobody records (no tracer bootstrapped) drops its attributes: not made at all.
+            if span.isRecording {
+                span.attributes["faas.name"] = function.name
+                span.attributes["faas.invocation_id"] = invocation.requestID
+                span.attributes["faas.trigger"] = invocation.kind == .event ? "pubsub" : "http"
+                if case .cold = reservation { span.attributes["faas.coldstart"] = true }
+            }
             let result = await runTraced(invocation, on: function, reservation: reservation, tracer: tracer)
-            if result.isFunctionError {
+            if result.isFunctionError, span.isRecording {
                 span.attributes["faas.error_type"] = ReportedError(result.payload)?.type ?? "Unhandled"
                 span.setStatus(SpanStatus(code: .error))
             }

@@ -64,47 +64,95 @@ public struct HTTPEventBuilder: Sendable {
         try! JSONDecoder().decode(APIGatewayV2Request.self, from: Data(encode()))
     }
 
-    /// The event as JSON, written directly (no `JSONEncoder`): this runs for every routed request.
+    /// The event as JSON, written directly into one buffer (no `JSONEncoder`, no intermediate
+    /// strings): this runs for every routed request.
     public func encode() -> [UInt8] {
-        var cookies: [String] = []
+        var cookies: [Substring] = []
         var others: [(String, String)] = []
         for (name, value) in headers {
             let name = name.lowercased()
             if name == "cookie" {
-                cookies += value.split(separator: ";").map { String($0.drop { $0 == " " }) }.filter { !$0.isEmpty }
+                for piece in value.split(separator: ";") {
+                    let cookie = piece.drop { $0 == " " }
+                    if !cookie.isEmpty { cookies.append(cookie) }
+                }
             } else {
                 others.append((name, value))
             }
         }
-        let headerValues = Self.group(others).map { ($0.name, $0.values.joined(separator: ",")) }
-        let queryValues = Self.group(queryPairs()).map { ($0.name, $0.values.joined(separator: ",")) }
-        let contentType = headerValues.first { $0.0 == "content-type" }?.1
+        let headerGroups = Self.group(others)
+        let queryGroups = Self.group(queryPairs())
+        let contentType = headerGroups.first { $0.name == "content-type" }?.values.joined(separator: ",")
         let (bodyText, isBase64) = bodyField(contentType: contentType)
         let milliseconds = self.milliseconds
         let routeKey = route.map { $0.route.description } ?? "$default"
-        let prefix = domainName.split(separator: ".").first.map(String.init) ?? domainName
-        let userAgent = headerValues.first { $0.0 == "user-agent" }?.1 ?? ""
-        let quote = JSONString.quote
-        func object(_ pairs: [(String, String)]) -> String {
-            "{" + pairs.map { quote($0.0) + ":" + quote($0.1) }.joined(separator: ",") + "}"
+        let prefix = domainName.split(separator: ".").first ?? domainName[...]
+        // Values of a repeated name are joined with commas, as API Gateway does.
+        func object(_ groups: [(name: String, values: [String])], into json: inout JSONBytes) {
+            json.raw("{")
+            for (index, group) in groups.enumerated() {
+                if index > 0 { json.raw(",") }
+                json.string(group.name)
+                json.raw(":")
+                json.string(joining: group.values, separator: UInt8(ascii: ","))
+            }
+            json.raw("}")
         }
-        var json = #"{"version":"2.0","routeKey":\#(quote(routeKey)),"rawPath":\#(quote(path)),"#
-        json += #""rawQueryString":\#(quote(query)),"#
-        if !cookies.isEmpty { json += #""cookies":[\#(cookies.map(quote).joined(separator: ","))],"# }
-        json += #""headers":\#(object(headerValues)),"#
-        if !queryValues.isEmpty { json += #""queryStringParameters":\#(object(queryValues)),"# }
+        var json = JSONBytes(capacity: 1024 + (bodyText?.utf8.count ?? 0))
+        json.raw(#"{"version":"2.0","routeKey":"#)
+        json.string(routeKey)
+        json.raw(#","rawPath":"#)
+        json.string(path)
+        json.raw(#","rawQueryString":"#)
+        json.string(query)
+        if !cookies.isEmpty {
+            json.raw(#","cookies":["#)
+            for (index, cookie) in cookies.enumerated() {
+                if index > 0 { json.raw(",") }
+                json.string(cookie)
+            }
+            json.raw("]")
+        }
+        json.raw(#","headers":"#)
+        object(headerGroups, into: &json)
+        if !queryGroups.isEmpty {
+            json.raw(#","queryStringParameters":"#)
+            object(queryGroups, into: &json)
+        }
         if let parameters = route?.pathParameters, !parameters.isEmpty {
-            json += #""pathParameters":\#(object(parameters.sorted { $0.key < $1.key })),"#
+            json.raw(#","pathParameters":"#)
+            object(parameters.sorted { $0.key < $1.key }.map { ($0.key, [$0.value]) }, into: &json)
         }
-        json += #""requestContext":{"accountId":"\#(ARN.account)","apiId":"galley","#
-        json += #""domainName":\#(quote(domainName)),"domainPrefix":\#(quote(prefix)),"#
-        json += #""http":{"method":\#(quote(method)),"path":\#(quote(PercentEncoding.decode(path[...]))),"#
-        json += #""protocol":"HTTP/1.1","sourceIp":\#(quote(sourceIP)),"userAgent":\#(quote(userAgent))},"#
-        json += #""requestId":\#(quote(requestID)),"routeKey":\#(quote(routeKey)),"stage":"$default","#
-        json += #""time":"\#(Self.format(milliseconds: milliseconds))","timeEpoch":\#(milliseconds)},"#
-        if let bodyText { json += #""body":\#(quote(bodyText)),"# }
-        json += #""isBase64Encoded":\#(isBase64)}"#
-        return Array(json.utf8)
+        json.raw(#","requestContext":{"accountId":"#)
+        json.string(ARN.account)
+        json.raw(#","apiId":"galley","domainName":"#)
+        json.string(domainName)
+        json.raw(#","domainPrefix":"#)
+        json.string(prefix)
+        json.raw(#","http":{"method":"#)
+        json.string(method)
+        json.raw(#","path":"#)
+        json.string(PercentEncoding.decode(path[...]))
+        json.raw(#","protocol":"HTTP/1.1","sourceIp":"#)
+        json.string(sourceIP)
+        json.raw(#","userAgent":"#)
+        json.string(joining: headerGroups.first { $0.name == "user-agent" }?.values ?? [], separator: UInt8(ascii: ","))
+        json.raw(#"},"requestId":"#)
+        json.string(requestID)
+        json.raw(#","routeKey":"#)
+        json.string(routeKey)
+        json.raw(#","stage":"$default","time":"#)
+        json.string(Self.format(milliseconds: milliseconds))
+        json.raw(#","timeEpoch":"#)
+        json.number(milliseconds)
+        json.raw("},")
+        if let bodyText {
+            json.raw(#""body":"#)
+            json.string(bodyText)
+            json.raw(",")
+        }
+        json.raw(isBase64 ? #""isBase64Encoded":true}"# : #""isBase64Encoded":false}"#)
+        return json.bytes
     }
 
     /// The event as an API Gateway REST API sends it with Lambda proxy integration (payload 1.0,

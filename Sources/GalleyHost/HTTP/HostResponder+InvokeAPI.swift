@@ -147,6 +147,11 @@ extension HostResponder {
     /// `name`, `name:qualifier`, `123456789012:function:name[:q]` or `arn:aws:lambda:…:function:name[:q]`,
     /// percent-encoded as botocore sends it; `nil` when it is none of these.
     static func functionName(_ raw: Substring, qualifier: String?) -> (String, String?)? {
+        // The usual case: a plain name, nothing to decode or split.
+        if !raw.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: ":") }) {
+            let name = String(raw)
+            return FunctionName.isValid(name) ? (name, qualifier) : nil
+        }
         let decoded = PercentEncoding.decode(raw)
         guard decoded.utf8.count <= 256 else { return nil }
         var parts = decoded.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
@@ -165,8 +170,8 @@ extension HostResponder {
     /// The caller's `X-Amzn-Trace-Id`, `traceparent` and `tracestate`, by lower-case name.
     static func traceHeaders(of request: Request) -> [String: String] {
         var found: [String: String] = [:]
-        for name in TraceHeader.names {
-            if let field = HTTPField.Name(name), let value = request.headers[field] { found[name] = value }
+        for (name, field) in zip(TraceHeader.names, TraceHeader.fields) {
+            if let value = request.headers[field] { found[name] = value }
         }
         return found
     }

@@ -99,7 +99,7 @@ enum JSONString {
         var text = text
         return text.withUTF8 { bytes in
             // Most strings need no escaping: copy them whole.
-            guard bytes.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else {
+            guard bytes.contains(where: needsEscape) else {
                 return String(unsafeUninitializedCapacity: bytes.count + 2) { buffer in
                     buffer[0] = UInt8(ascii: "\"")
                     _ = UnsafeMutableBufferPointer(rebasing: buffer[1...]).initialize(from: bytes)
@@ -109,21 +109,81 @@ enum JSONString {
             }
             var result: [UInt8] = [UInt8(ascii: "\"")]
             result.reserveCapacity(bytes.count + 8)
-            let hex = Array("0123456789abcdef".utf8)
-            for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "\""): result += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-                case UInt8(ascii: "\\"): result += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-                case UInt8(ascii: "\n"): result += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-                case UInt8(ascii: "\r"): result += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-                case UInt8(ascii: "\t"): result += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-                case 0..<0x20:
-                    result += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
-                default: result.append(byte)
-                }
-            }
+            appendEscaped(bytes, to: &result)
             result.append(UInt8(ascii: "\""))
             return String(decoding: result, as: UTF8.self)
         }
+    }
+
+    static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
+    /// Appends the UTF-8 `bytes` of a string's content, escaped, without quotes.
+    static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to result: inout [UInt8]) {
+        guard bytes.contains(where: needsEscape) else {
+            result.append(contentsOf: bytes)
+            return
+        }
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""): result += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): result += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case UInt8(ascii: "\n"): result += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case UInt8(ascii: "\r"): result += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case UInt8(ascii: "\t"): result += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20:
+                result += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")]
+                result += [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
+            default: result.append(byte)
+            }
+        }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+}
+
+/// A JSON document written straight into one byte buffer: no intermediate strings.
+struct JSONBytes {
+    private(set) var bytes: [UInt8] = []
+
+    init(capacity: Int) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// JSON text as it is: punctuation, keys, literals.
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    /// A quoted, escaped string.
+    mutating func string(_ text: some StringProtocol) {
+        bytes.append(UInt8(ascii: "\""))
+        content(text)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Several strings as one quoted string, `separator` between them.
+    mutating func string(joining parts: [String], separator: UInt8) {
+        bytes.append(UInt8(ascii: "\""))
+        for (index, part) in parts.enumerated() {
+            if index > 0 { bytes.append(separator) }
+            content(part)
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// An integer.
+    mutating func number(_ value: Int64) {
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    private mutating func content(_ text: some StringProtocol) {
+        let written: Void? = text.utf8.withContiguousStorageIfAvailable {
+            JSONString.appendEscaped($0, to: &bytes)
+        }
+        guard written == nil else { return }
+        var copy = String(text)
+        copy.withUTF8 { JSONString.appendEscaped($0, to: &bytes) }
     }
 }

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Instrumentation
 import ServiceContextModule
 import Tracing
@@ -6,6 +7,8 @@ import Tracing
 enum TraceHeader {
     /// The header names read from callers, lower-case.
     static let names = ["x-amzn-trace-id", "traceparent", "tracestate"]
+    /// The same, as HTTP field names, made once.
+    static let fields = names.map { HTTPField.Name($0)! }
 
     /// The X-Ray header the function gets: the caller's `X-Amzn-Trace-Id` when it is one (it has a
     /// `Root=1-…`), else one made from a W3C `traceparent`, else `nil` (the host makes a new one).
