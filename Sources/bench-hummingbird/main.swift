@@ -120,7 +120,7 @@ struct Contract {
 
     /// The handler in its own task; the caller waits on a continuation that a deadline could resume.
     func run(_ work: @escaping @Sendable () throws -> Data) async throws -> Data {
-        try await withCheckedThrowingContinuation { continuation in
+        try await withUnsafeThrowingContinuation { continuation in
             Task { continuation.resume(with: Result { try work() }) }
         }
     }
@@ -128,11 +128,11 @@ struct Contract {
     /// START, END and REPORT, in one write.
     func finish() {
         let elapsed = ContinuousClock.now - started
-        let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+        let microseconds = elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000
         let text =
             "START RequestId: \(requestID) Version: $LATEST\nEND RequestId: \(requestID)\n"
-            + "REPORT RequestId: \(requestID)\tDuration: \(milliseconds) ms\tBilled Duration: 1 ms\t"
-            + "Memory Size: 128 MB\tMax Memory Used: 16 MB\n"
+            + "REPORT RequestId: \(requestID)\tDuration: \(microseconds / 1000).\(microseconds % 1000 / 10) ms\t"
+            + "Billed Duration: \(microseconds / 1000 + 1) ms\tMemory Size: 128 MB\tMax Memory Used: 16 MB\n"
         var bytes = Array(text.utf8)
         _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
     }
@@ -197,7 +197,7 @@ final class WorkerPool: Sendable {
     final class Connection: Sendable {
         let descriptor: Int32
         /// The invocation waiting for this worker's answer.
-        let waiting = Mutex<CheckedContinuation<Data, any Error>?>(nil)
+        let waiting = Mutex<UnsafeContinuation<Data, any Error>?>(nil)
         init(descriptor: Int32) { self.descriptor = descriptor }
     }
 
@@ -233,7 +233,7 @@ final class WorkerPool: Sendable {
     func invoke(_ event: ByteBuffer, route: Bool = false) async throws -> Data {
         guard let connection = idle.withLock({ $0.popLast() }) else { throw POSIXError(.EBUSY) }
         defer { idle.withLock { $0.append(connection) } }
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await withUnsafeThrowingContinuation { continuation in
             connection.waiting.withLock { $0 = continuation }
             var message = encodeLength(1 + event.readableBytes)
             message.append(route ? 1 : 0)

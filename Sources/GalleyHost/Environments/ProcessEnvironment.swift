@@ -307,7 +307,10 @@ final class ProcessEnvironment: ExecutionEnvironment {
         let now = Milliseconds.whole(ContinuousClock.now - Self.origin)
         guard force || now - peakReadAt.load(ordering: .relaxed) >= 100 else { return }
         peakReadAt.store(now, ordering: .relaxed)
-        let peak = max(child.peakMemoryMB ?? 0, cage?.peakMemoryMB ?? 0)
+        // The cgroup's peak counts every page of the environment (the worker's among them) and is
+        // one number to read; the worker's own high-water mark is for hosts without one (its
+        // /proc status file is 2.5% of a busy host's CPU at 32 workers).
+        let peak = cage?.peakMemoryMB ?? child.peakMemoryMB ?? 0
         if peak > 0 { lastPeak.store(peak, ordering: .relaxed) }
     }
 
