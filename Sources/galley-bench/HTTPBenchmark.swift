@@ -37,9 +37,9 @@ struct HTTPBenchmark {
         )
         let script = "\(workDirectory)/post.lua"
         write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
-        // Each path's floor: the bare server doing what Lambda's contract asks of an invocation, in
+        // Each path's reference: the bare server doing what Lambda's contract asks of an invocation, in
         // its leanest form (`bench-hummingbird`'s modes): inline, or through 32 worker processes.
-        let scenarios: [(name: String, path: String, lua: String?, floor: String)] = [
+        let scenarios: [(name: String, path: String, lua: String?, reference: String)] = [
             ("Invoke API, worker processes", "/2015-03-31/functions/hello/invocations", script, "workers"),
             ("Invoke API, inline", "/2015-03-31/functions/hello-inline/invocations", script, "lambda"),
             ("route `GET /hello/Ada`, worker processes", "/hello/Ada", nil, "workers"),
@@ -55,22 +55,22 @@ struct HTTPBenchmark {
             Targets: worker processes ≥ 0.5x the bare server's throughput; Invoke API inline ≥ 0.9x, route
             inline ≥ 0.8x.
 
-            Each scenario's **floor** is the bare server with only what Lambda's contract asks of every
-            invocation, at its leanest (`bench-hummingbird PORT 1 lambda|workers`): a request id, START/END/REPORT
-            in one write to stderr, the handler in a task of its own that a deadline could stop waiting for,
-            for a route the least of an event (path and parameters) that the function decodes with
-            `JSONDecoder`; and for worker processes the handler's work in one of 32 processes over a socket
-            pair (a length-prefixed message each way, no sandbox and no supervision). No implementation on
-            this HTTP server can pass its floor; the last column is Galley's share of it.
+            Each scenario's **reference** is the bare server doing, by hand and at its leanest, only what
+            Lambda's contract asks of every invocation (`bench-hummingbird PORT 1 lambda|workers`): a request
+            id, START/END/REPORT in one write to stderr, the handler in a task of its own that a deadline
+            could stop waiting for, for a route the least of an event (path and parameters) that the
+            function decodes with `JSONDecoder`; and for worker processes the handler's work in one of 32
+            processes over a socket pair (a length-prefixed message each way, no sandbox, no supervision,
+            no store). The last column is Galley against it.
 
-            | scenario | server | req/s | p50 ms | p99 ms | throughput ratio | p99 ratio | of the floor |
+            | scenario | server | req/s | p50 ms | p99 ms | throughput ratio | p99 ratio | against the reference |
             |---|---|---|---|---|---|---|---|
 
             """
         for scenario in scenarios {
             var galley: [Result] = []
             var bare: [Result] = []
-            var floor: [Result] = []
+            var reference: [Result] = []
             for round in 0..<rounds {
                 let measureGalley = {
                     galley.append(
@@ -97,11 +97,11 @@ struct HTTPBenchmark {
                         )
                     )
                 }
-                let measureFloor = {
-                    floor.append(
+                let measureReference = {
+                    reference.append(
                         try measure(
                             server: [
-                                taskset, "-c", "0", "\(binaries)/bench-hummingbird", "PORT", "1", scenario.floor,
+                                taskset, "-c", "0", "\(binaries)/bench-hummingbird", "PORT", "1", scenario.reference,
                             ],
                             path: scenario.path,
                             lua: scenario.lua,
@@ -110,19 +110,19 @@ struct HTTPBenchmark {
                         )
                     )
                 }
-                let order = [measureGalley, measureBare, measureFloor]
+                let order = [measureGalley, measureBare, measureReference]
                 for index in 0..<order.count { try order[(index + round) % order.count]() }
             }
             let g = median(galley)
             let b = median(bare)
-            let f = median(floor)
+            let f = median(reference)
             text +=
                 "| \(scenario.name) | Galley | \(format(g.requestsPerSecond, 0)) | \(format(g.p50)) | \(format(g.p99)) "
             text +=
                 "| **\(format(g.requestsPerSecond / b.requestsPerSecond))x** | **\(format(g.p99 / b.p99))x** "
             text += "| **\(format(g.requestsPerSecond / f.requestsPerSecond))x** |\n"
             text +=
-                "| | floor (`\(scenario.floor)`) | \(format(f.requestsPerSecond, 0)) | \(format(f.p50)) | \(format(f.p99)) "
+                "| | reference (`\(scenario.reference)`) | \(format(f.requestsPerSecond, 0)) | \(format(f.p50)) | \(format(f.p99)) "
             text += "| \(format(f.requestsPerSecond / b.requestsPerSecond))x | \(format(f.p99 / b.p99))x | |\n"
             text +=
                 "| | bare Hummingbird | \(format(b.requestsPerSecond, 0)) | \(format(b.p50)) | \(format(b.p99)) | | | |\n"
