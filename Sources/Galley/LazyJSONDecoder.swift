@@ -501,6 +501,33 @@ struct LazyKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
         try LazyValue.decode(type, at: try required(key), in: document, path: codingPath + [key])
     }
 
+    // An optional member in one look-up, where the protocol's default takes three (contains,
+    // decodeNil, decode): absent or null is `nil`, as with JSONDecoder.
+    func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        try optional(type, forKey: key)
+    }
+
+    func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? {
+        try optional(type, forKey: key)
+    }
+
+    func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? {
+        try optional(type, forKey: key)
+    }
+
+    func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? {
+        try optional(type, forKey: key)
+    }
+
+    func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? {
+        try optional(type, forKey: key)
+    }
+
+    private func optional<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+        guard let index = try value(for: key), !document.isNull(at: index) else { return nil }
+        return try LazyValue.decode(type, at: index, in: document, path: codingPath + [key])
+    }
+
     func nestedContainer<NestedKey: CodingKey>(
         keyedBy type: NestedKey.Type,
         forKey key: Key

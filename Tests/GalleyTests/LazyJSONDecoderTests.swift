@@ -97,6 +97,14 @@ struct LazyJSONDecoderTests {
         #expect(same([String: String].self, json), "\(json)")
     }
 
+    @Test func absentAndNullOptionalsAreReadLazily() throws {
+        for json in [#"{}"#, #"{"a": null, "e": null, "d": null}"#, #"{"e": "x", "i": null, "j": null}"#] {
+            let data = Data(json.utf8)
+            let lazy = try #require(LazyJSONDecoder.lazily(Mixed.self, from: data), "\(json) was not read lazily")
+            #expect(lazy == (try JSONDecoder().decode(Mixed.self, from: data)), "\(json)")
+        }
+    }
+
     @Test func stringDictionariesAreReadLazily() throws {
         let json = Data(#"{"x": "1", "y": "t\u00e9", "z": ""}"#.utf8)
         let read = try #require(LazyJSONDecoder.lazily([String: String].self, from: json))
