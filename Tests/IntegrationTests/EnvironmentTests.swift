@@ -283,6 +283,18 @@ struct EnvironmentTests {
         }
     }
 
+    /// A worker that wakes does not preempt the host's threads (SCHED_BATCH); the host stays as it was.
+    @Test func environmentsRunAsBatchWork() async throws {
+        let server = try await ServerProcess(config: config)
+        _ = try await Self.invoke(server, "hello", "{}")
+        let workers = Self.children(of: server.process.processIdentifier)
+        #expect(workers.count == 1)
+        // <sched.h>'s SCHED_BATCH and SCHED_OTHER (Glibc's module does not export the first).
+        let (batch, other): (Int32, Int32) = (3, 0)
+        for worker in workers { #expect(sched_getscheduler(worker) == batch, "worker \(worker)") }
+        #expect(sched_getscheduler(server.process.processIdentifier) == other)
+    }
+
     @Test(.enabled(if: Tools.isCI || Tools.pythonHas("awslambdaric"), "awslambdaric is not installed"))
     func aWorkerGetsNoneOfTheHostsEnvironment() async throws {
         let secret = "host-secret-\(UUID().uuidString)"
