@@ -139,6 +139,7 @@ let package = Package(
         .executableTarget(
             name: "bench-hummingbird",
             dependencies: [
+                "TestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

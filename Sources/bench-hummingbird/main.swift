@@ -20,6 +20,7 @@ import Hummingbird
 import NIOCore
 import NIOPosix
 import Synchronization
+import TestSupport
 
 struct Event: Decodable { var name: String? }
 struct Output: Encodable { var message: String }
@@ -143,26 +144,15 @@ struct Contract {
 enum Worker {
     static func run() -> Never {
         var header = [UInt8](repeating: 0, count: 4)
-        while readFully(3, &header) {
+        while Descriptors.readFully(3, &header) {
             var body = [UInt8](repeating: 0, count: Int(decodeLength(header)))
-            guard readFully(3, &body), let kind = body.first else { break }
+            guard Descriptors.readFully(3, &body), let kind = body.first else { break }
             let output = (try? hello(body.dropFirst(), route: kind == 1)) ?? Data("{}".utf8)
             var message = encodeLength(output.count)
             message += output
             _ = message.withUnsafeBytes { write(3, $0.baseAddress, $0.count) }
         }
         exit(0)
-    }
-
-    static func readFully(_ descriptor: Int32, _ buffer: inout [UInt8]) -> Bool {
-        var offset = 0
-        while offset < buffer.count {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return false }
-            offset += count
-        }
-        return true
     }
 }
 

@@ -1,3 +1,5 @@
+import TestSupport
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -69,7 +71,7 @@ struct PingPongBenchmark {
     /// `pingpong-echo`: answers each message on descriptor 3 until it closes.
     static func echo(messageSize: Int = 128) {
         var buffer = [UInt8](repeating: 0, count: messageSize)
-        while readFully(3, &buffer) {
+        while Descriptors.readFully(3, &buffer) {
             _ = buffer.withUnsafeBytes { write(3, $0.baseAddress, $0.count) }
         }
     }
@@ -84,22 +86,13 @@ struct PingPongBenchmark {
             for index in 0..<count {
                 _ = buffer.withUnsafeBytes { write(Int32(3 + index), $0.baseAddress, $0.count) }
             }
-            for index in 0..<count where !readFully(Int32(3 + index), &buffer) { fatalError("echo went away") }
+            for index in 0..<count where !Descriptors.readFully(Int32(3 + index), &buffer) {
+                fatalError("echo went away")
+            }
         }
         let elapsed = ContinuousClock.now - started
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print(Double(rounds * count) / seconds)
-    }
-
-    private static func readFully(_ descriptor: Int32, _ buffer: inout [UInt8]) -> Bool {
-        var offset = 0
-        while offset < buffer.count {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress! + offset, $0.count - offset) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { return false }
-            offset += count
-        }
-        return true
     }
 
     /// Starts `arguments` with `descriptors` as its descriptors 3, 4, ….
