@@ -172,6 +172,7 @@ final class ChildProcess: Sendable {
             &attributes,
             Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
         )
+        galley_spawnattr_set_batch(&attributes)
 
         return executable.contains("/")
             ? posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
