@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -23,13 +22,9 @@ int galley_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
-int galley_spawnattr_set_batch(posix_spawnattr_t *attributes) {
-    short flags = 0;
-    posix_spawnattr_getflags(attributes, &flags);
+int galley_set_batch(pid_t pid) {
     struct sched_param parameter = {.sched_priority = 0};
-    posix_spawnattr_setschedparam(attributes, &parameter);
-    posix_spawnattr_setschedpolicy(attributes, SCHED_BATCH);
-    return posix_spawnattr_setflags(attributes, flags | POSIX_SPAWN_SETSCHEDULER);
+    return sched_setscheduler(pid, SCHED_BATCH, &parameter);
 }
 
 int galley_socketpair_cloexec(int fds[2]) {

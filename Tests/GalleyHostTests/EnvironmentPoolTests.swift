@@ -63,3 +63,15 @@ extension Optional where Wrapped == EnvironmentPool.Reservation {
         return false
     }
 }
+
+/// A process started without a sandbox (where user namespaces are not allowed) is batch work too.
+struct UnsandboxedSpawnTests {
+    @Test func anUnsandboxedChildStartsAsBatchWork() async throws {
+        let child = try ChildProcess(arguments: ["sleep", "30"], environment: [:], directory: nil)
+        defer { close(child.output) }
+        // <sched.h>'s SCHED_BATCH (Glibc's module does not export it).
+        #expect(sched_getscheduler(child.pid) == 3)
+        child.kill()
+        _ = await child.waitForExit()
+    }
+}

@@ -13,8 +13,9 @@ int galley_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path)
 int galley_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from);
 /// A connected pair of Unix stream sockets, both close-on-exec.
 int galley_socketpair_cloexec(int fds[2]);
-/// Starts the process under SCHED_BATCH, as `galley_spawn` does (see there).
-int galley_spawnattr_set_batch(posix_spawnattr_t *attributes);
+/// Makes `pid` batch work (SCHED_BATCH), as `galley_spawn` does before the exec (see there):
+/// glibc's posix_spawn takes no SCHED_BATCH.
+int galley_set_batch(pid_t pid);
 
 
 /// What `galley_spawn` does to a new process's view of the files, in this order: every `bind`

@@ -172,11 +172,13 @@ final class ChildProcess: Sendable {
             &attributes,
             Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP)
         )
-        galley_spawnattr_set_batch(&attributes)
 
-        return executable.contains("/")
+        let status =
+            executable.contains("/")
             ? posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
             : posix_spawnp(&pid, executable, &actions, &attributes, argv, envp)
+        if status == 0 { galley_set_batch(pid) }
+        return status
     }
 
     /// `galley_spawn`: into the sandbox's namespaces, under the function's identity.
