@@ -130,6 +130,74 @@ struct HTTPBenchmark {
         return text
     }
 
+    /// The Python function `py-echo` (awslambdaric, the Runtime API over loopback HTTP) beside the
+    /// Swift `hello`, both in worker processes, through the Invoke API: reported, no target.
+    func python() throws -> String {
+        guard let wrk = which("wrk"), let taskset = which("taskset"), let interpreter = which("python3") else {
+            return "### Python through the Invoke API\n\nSkipped: wrk, taskset and python3 are needed.\n"
+        }
+        let folder = "\(currentDirectory())/Functions/py-echo"
+        guard access("\(folder)/app.py", R_OK) == 0,
+            capture(interpreter, ["-c", "import awslambdaric; print('ok')"]).contains("ok")
+        else {
+            return "### Python through the Invoke API\n\nSkipped: run from the package root, with awslambdaric "
+                + "installed (`pip install awslambdaric`).\n"
+        }
+        // One function per host, its 32 environments started and idle before wrk starts: Python's
+        // start-up (a few hundred ms of CPU each) must not fall into the other's measurement.
+        let configs = [
+            "py-echo": #"{"functions": {"py-echo": {"command": ["python3", "-m", "awslambdaric", "app.handler"], "#
+                + #""directory": "\#(folder)", "concurrency": 64, "warm": 32}}}"#,
+            "hello": #"{"functions": {"hello": {"handler": "Hello", "concurrency": 64, "warm": 32}}}"#,
+        ]
+        for (function, text) in configs { write(file: "\(workDirectory)/\(function)-runtime.json", text) }
+        let script = "\(workDirectory)/post.lua"
+        write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
+        var results: [String: [Result]] = ["py-echo": [], "hello": []]
+        for round in 0..<rounds {
+            for function in round % 2 == 0 ? ["py-echo", "hello"] : ["hello", "py-echo"] {
+                results[function]!.append(
+                    try measure(
+                        server: [
+                            taskset, "-c", "0", "\(binaries)/galley", "serve", "--config",
+                            "\(workDirectory)/\(function)-runtime.json", "--event-loops", "1", "--port",
+                        ],
+                        path: "/2015-03-31/functions/\(function)/invocations",
+                        lua: script,
+                        wrk: wrk,
+                        taskset: taskset,
+                        warm: (function, 32)
+                    )
+                )
+            }
+        }
+        let python = median(results["py-echo"]!)
+        let swift = median(results["hello"]!)
+        return """
+            ### Python through the Invoke API: `py-echo` beside `hello`, both in worker processes
+
+            \(connections) connections, \(seconds) s per run, \(rounds) alternating rounds, pinned as above: one
+            host per function, its 32 warm workers started and idle before wrk starts, all on core 0.
+            `py-echo` runs under awslambdaric, which talks the Runtime API over loopback HTTP; `hello` is a
+            Swift worker on its socket pair. No target.
+
+            | function | req/s | p50 ms | p99 ms | against `hello` |
+            |---|---|---|---|---|
+            | `py-echo` (Python, awslambdaric) | \(format(python.requestsPerSecond, 0)) | \(format(python.p50)) | \(format(python.p99)) | \(format(python.requestsPerSecond / swift.requestsPerSecond))x |
+            | `hello` (Swift) | \(format(swift.requestsPerSecond, 0)) | \(format(swift.p50)) | \(format(swift.p99)) | |
+
+            """
+    }
+
+    private func currentDirectory() -> String {
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
+        let found = buffer.withUnsafeMutableBufferPointer { pointer in
+            pointer.withMemoryRebound(to: CChar.self) { getcwd($0.baseAddress, $0.count) != nil }
+        }
+        guard found else { return "." }
+        return String(decoding: buffer.prefix { $0 != 0 }, as: UTF8.self)
+    }
+
     /// The same build with `server.metrics` on (the default: metrics, kept lines) and off, inline
     /// `hello` through the Invoke API and a route: what observability costs per request.
     func observability() throws -> String {
@@ -198,7 +266,15 @@ struct HTTPBenchmark {
     }
 
     /// Starts the server on a free port, waits for it, warms it, runs wrk, stops the server.
-    func measure(server: [String], path: String, lua: String?, wrk: String, taskset: String) throws -> Result {
+    /// With `warm`, waits (up to 2 minutes) until that many of the function's environments are idle.
+    func measure(
+        server: [String],
+        path: String,
+        lua: String?,
+        wrk: String,
+        taskset: String,
+        warm: (function: String, count: Int)? = nil
+    ) throws -> Result {
         let port = freePort()
         var arguments = server
         if let index = arguments.firstIndex(of: "PORT") {
@@ -213,6 +289,19 @@ struct HTTPBenchmark {
             waitpid(pid, &status, 0)
         }
         guard waitUntilListening(port: port) else { fatalError("\(arguments) did not start listening") }
+        if let warm, let curl = which("curl") {
+            let deadline = ContinuousClock.now + .seconds(120)
+            let pattern = "\"\(warm.function)\":{"
+            while ContinuousClock.now < deadline {
+                let document = capture(curl, ["-s", "http://127.0.0.1:\(port)/_galley/functions"])
+                if let start = document.range(of: pattern)?.upperBound,
+                    document[start...].prefix(while: { $0 != "}" }).contains("\"idle\":\(warm.count)")
+                {
+                    break
+                }
+                usleep(200_000)
+            }
+        }
         return run(
             wrk: wrk,
             taskset: taskset,

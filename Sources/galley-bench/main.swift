@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-// `swift run -c release galley-bench [startup] [store] [postgres-store] [postgres-hosts] [environments] [store-calls] [queue] [floor] [http] [--runs N]`: prints Markdown for BENCHMARKS.md.
+// `swift run -c release galley-bench [startup] [store] [postgres-store] [postgres-hosts] [environments] [store-calls] [queue] [floor] [http] [python] [observability] [--runs N]`: prints Markdown for BENCHMARKS.md.
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "pingpong-echo" {
     PingPongBenchmark.echo()
@@ -63,6 +63,10 @@ if selected.isEmpty || selected.contains("http") || selected.contains("floor") {
 
 if selected.isEmpty || selected.contains("http") {
     print(try HTTPBenchmark(binaries: binaries, workDirectory: workDirectory).run())
+}
+
+if selected.isEmpty || selected.contains("python") {
+    print(try HTTPBenchmark(binaries: binaries, workDirectory: workDirectory).python())
 }
 
 if selected.isEmpty || selected.contains("observability") {
