@@ -3,8 +3,8 @@
 //
 // Usage: bench-hummingbird PORT [EVENT_LOOPS] [MODE]
 //
-// MODE is a hand-written reference for Galley's paths, on the same server: what Lambda's contract
-// asks of every invocation and nothing else, so that Galley's own share can be told apart:
+// MODE makes the server a hand-written reference for one of Galley's paths, so that Galley's own
+// share of a path's cost can be told apart:
 // - `bare` (the default): the work alone.
 // - `lambda`: plus what Lambda's contract asks of every invocation and nothing else: a request
 //   id in the answer, START/END/REPORT written to stderr in one write, and the handler run in a
