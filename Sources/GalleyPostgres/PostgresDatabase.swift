@@ -39,6 +39,14 @@ public final class PostgresDatabase: Sendable {
         var configuration = target.configuration
         configuration.options.maximumConnections = 32
         configuration.options.connectTimeout = .seconds(5)
+        // A call the host has given up on must not keep its connection, or the locks it holds or
+        // waits for: PostgreSQL itself ends a statement running past twice the call's timeout and
+        // a transaction left idle as long. Otherwise, after an outage under load, statements queued
+        // behind one stuck lock can hold every connection of the pool and no call ever gets one.
+        let limit = String(Self.milliseconds(timeout) * 2)
+        configuration.options.additionalStartupParameters = [
+            ("statement_timeout", limit), ("idle_in_transaction_session_timeout", limit),
+        ]
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         location = target.description
         self.timeout = timeout
@@ -48,6 +56,10 @@ public final class PostgresDatabase: Sendable {
 
     deinit {
         runner.cancel()
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     /// A part of Galley's schema: its name in `galley_schema` and the steps that build it, one per
@@ -188,6 +200,8 @@ public final class PostgresDatabase: Sendable {
 
     static func migrate(_ schema: Schema, _ client: PostgresClient, logger: Logger) async throws {
         try await client.withTransaction(logger: logger) { connection in
+            // A migration may take longer than a call: the calls waiting for it give up, it does not.
+            try await connection.query("SET LOCAL statement_timeout = 0", logger: logger)
             // One migration at a time across every host.
             try await connection.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
             try await connection.query(

@@ -26,6 +26,43 @@ struct PostgresQueueTests {
         return PostgresQueue(database: database, lease: lease, renewsEvery: renews ? .seconds(lease / 3) : nil)
     }
 
+    /// A call the host gave up on does not run on in PostgreSQL, holding its connection (and any
+    /// locks): the server ends it at twice the call's timeout.
+    @Test func aStatementPastItsCallIsEndedByPostgreSQL() async throws {
+        let logger = {
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            return logger
+        }()
+        let database = try PostgresDatabase(url: url, logger: logger, timeout: .seconds(1))
+        await #expect(throws: StoreError.self) {
+            try await database.call(PostgresStore.schema) { client in
+                try await client.query("SELECT pg_sleep(60)", logger: logger)
+            }
+        }
+        // Without the server's limit the sleep would go on for a minute.
+        let observer = try PostgresDatabase(url: url, logger: logger, timeout: .seconds(30))
+        let deadline = ContinuousClock.now + .seconds(30)
+        var running = 1
+        while ContinuousClock.now < deadline {
+            running = try await observer.call(PostgresStore.schema) { client in
+                var count = 0
+                let rows = try await client.query(
+                    """
+                    SELECT count(*)::int FROM pg_stat_activity
+                    WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND pid <> pg_backend_pid()
+                    """,
+                    logger: logger
+                )
+                for try await value in rows.decode(Int.self) { count = value }
+                return count
+            }
+            if running == 0 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(running == 0, "the abandoned statement still runs in PostgreSQL")
+    }
+
     func accept(_ queue: PostgresQueue, _ count: Int, function: String = "ok") async throws {
         try await withThrowingTaskGroup(of: QueueAcceptance.self) { group in
             for index in 0..<count {
