@@ -627,14 +627,18 @@ struct EnvironmentTests {
         return object[name].map { "\($0)" }
     }
 
-    static func openDescriptors(of pid: pid_t) -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
-    }
-
-    /// Open descriptors that are not TCP connections: what a leak of pipes, channels or process
-    /// descriptors would grow, and not the client's keep-alive connections, which come and go.
+    /// Open descriptors that are not TCP connections nor the runtime's own event machinery: what a
+    /// leak of pipes, channels, files or process descriptors would grow. Not counted: the client's
+    /// keep-alive connections, which come and go, and `anon_inode` descriptors (epoll, eventfd,
+    /// timerfd), which libdispatch and NIO open lazily on first use, on a loaded machine after the
+    /// count began; an environment opens none.
     static func openDescriptorsBesidesTCP(of pid: pid_t) -> Int {
-        openDescriptors(of: pid) - socketInodes(of: pid).intersection(tcpInodes(in: pid)).count
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
+        let machinery = fds.filter { fd in
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"))?
+                .hasPrefix("anon_inode:") == true
+        }
+        return fds.count - machinery.count - socketInodes(of: pid).intersection(tcpInodes(in: pid)).count
     }
 
     /// Whether `pid` runs (a zombie does not).
