@@ -424,7 +424,9 @@ struct EnvironmentTests {
         #expect(results.count == 2)
         let ids = Set(results.compactMap { Self.field("requestId", in: $0.body) })
         #expect(ids.count == 2)
-        // Both environments stay warm: the next two calls start no process.
+        // Both environments stay warm: the next two calls start no process. Counted once both cold
+        // starts' REPORT lines (with their Init Duration) have reached the test through the pipe.
+        #expect(try await server.waitForLog { $0.components(separatedBy: "Init Duration").count - 1 >= 2 })
         let before = server.stderr.components(separatedBy: "Init Duration").count
         _ = try await [Self.invoke(server, "pair", "{}"), Self.invoke(server, "pair", "{}")]
         #expect(server.stderr.components(separatedBy: "Init Duration").count == before)
