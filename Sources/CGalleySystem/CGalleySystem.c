@@ -22,6 +22,9 @@ int galley_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int from) {
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 
+// Function code is batch work: a worker woken by an invocation does not preempt the host's
+// threads, which finish what they are doing (more invocations to hand out, answers to send) first.
+// Same share of the CPU; a function may set itself back, gaining nothing over others.
 int galley_set_batch(pid_t pid) {
     struct sched_param parameter = {.sched_priority = 0};
     return sched_setscheduler(pid, SCHED_BATCH, &parameter);
@@ -202,11 +205,7 @@ static int child_prepare(const struct galley_spawn_request *request, int *execut
     for (int signal = 1; signal < NSIG; signal++) sigaction(signal, &defaults, NULL);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setpgid(0, 0);
-    // Function code is batch work: a worker woken by an invocation does not preempt the host's
-    // threads, which finish what they are doing (more invocations to hand out, answers to send)
-    // first. Same share of the CPU; a function may set itself back, gaining nothing over others.
-    struct sched_param batch = {.sched_priority = 0};
-    sched_setscheduler(0, SCHED_BATCH, &batch);
+    galley_set_batch(0);
 
     if (request->exec_by_descriptor) {
         *executable = open(request->path, O_PATH | O_CLOEXEC);

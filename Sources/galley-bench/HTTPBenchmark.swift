@@ -35,8 +35,7 @@ struct HTTPBenchmark {
                 + #""hello-inline": {"handler": "Hello", "isolation": "inline", "concurrency": 1000, "#
                 + #""routes": ["GET /hello-inline/{name}"]}}}"#
         )
-        let script = "\(workDirectory)/post.lua"
-        write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
+        let script = postScript()
         // Each path's reference: the bare server doing what Lambda's contract asks of an invocation, in
         // its leanest form (`bench-hummingbird`'s modes): inline, or through 32 worker processes.
         let scenarios: [(name: String, path: String, lua: String?, reference: String)] = [
@@ -151,8 +150,7 @@ struct HTTPBenchmark {
             "hello": #"{"functions": {"hello": {"handler": "Hello", "concurrency": 64, "warm": 32}}}"#,
         ]
         for (function, text) in configs { write(file: "\(workDirectory)/\(function)-runtime.json", text) }
-        let script = "\(workDirectory)/post.lua"
-        write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
+        let script = postScript()
         var results: [String: [Result]] = ["py-echo": [], "hello": []]
         for round in 0..<rounds {
             for function in round % 2 == 0 ? ["py-echo", "hello"] : ["hello", "py-echo"] {
@@ -189,6 +187,13 @@ struct HTTPBenchmark {
             """
     }
 
+    /// wrk's script for the Invoke API: POST `{"name": "Ada"}`.
+    private func postScript() -> String {
+        let script = "\(workDirectory)/post.lua"
+        write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
+        return script
+    }
+
     private func currentDirectory() -> String {
         var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX))
         let found = buffer.withUnsafeMutableBufferPointer { pointer in
@@ -211,8 +216,7 @@ struct HTTPBenchmark {
         let off = "\(workDirectory)/observability-off.json"
         write(file: on, "{\(functions)}")
         write(file: off, #"{"server": {"metrics": false}, "# + functions + "}")
-        let script = "\(workDirectory)/post.lua"
-        write(file: script, "wrk.method = \"POST\"\nwrk.body = '{\"name\": \"Ada\"}'\n")
+        let script = postScript()
         var text = """
             ### Observability: metrics and kept lines on against off, same build, inline `hello`
 
