@@ -199,7 +199,8 @@ struct EnvironmentTests {
         async let two = Self.invoke(server, "sturdy", #"{"exit": 1}"#)
         _ = try? await one
         _ = try? await two
-        let descriptors = Self.openDescriptorsBesidesTCP(of: pid)
+        let before = Self.descriptorsBesidesTCP(of: pid)
+        let descriptors = before.count
         let count = Tools.isCI ? 1000 : 200
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<2 {
@@ -219,7 +220,11 @@ struct EnvironmentTests {
         {
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(Self.openDescriptorsBesidesTCP(of: pid) <= descriptors)
+        let after = Self.descriptorsBesidesTCP(of: pid)
+        #expect(
+            after.count <= descriptors,
+            "new: \(after.filter { before[$0.key] != $0.value }.sorted { $0.key < $1.key }), gone: \(before.filter { after[$0.key] != $0.value }.sorted { $0.key < $1.key })"
+        )
         #expect(Self.children(of: pid).isEmpty)
     }
 
@@ -635,12 +640,22 @@ struct EnvironmentTests {
     /// timerfd), which libdispatch and NIO open lazily on first use, on a loaded machine after the
     /// count began; an environment opens none.
     static func openDescriptorsBesidesTCP(of pid: pid_t) -> Int {
+        descriptorsBesidesTCP(of: pid).count
+    }
+
+    /// What `pid`'s descriptors point at, by descriptor number, leaving out TCP sockets and the
+    /// anon_inode descriptors (epoll, eventfd, timerfd) that NIO and libdispatch open lazily.
+    static func descriptorsBesidesTCP(of pid: pid_t) -> [String: String] {
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
-        let machinery = fds.filter { fd in
-            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"))?
-                .hasPrefix("anon_inode:") == true
+        let tcp = Set(tcpInodes(in: pid).map { "socket:[\($0)]" })
+        var targets: [String: String] = [:]
+        for fd in fds {
+            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)"),
+                !target.hasPrefix("anon_inode:"), !tcp.contains(target)
+            else { continue }
+            targets[fd] = target
         }
-        return fds.count - machinery.count - socketInodes(of: pid).intersection(tcpInodes(in: pid)).count
+        return targets
     }
 
     /// Whether `pid` runs (a zombie does not).
