@@ -22,7 +22,7 @@ public final class PostgresDatabase: Sendable {
     let timeout: Duration
     let logger: Logger
     private let runner: Task<Void, Never>
-    private let migrations = Mutex<[String: (task: Task<Void, any Error>, failed: Flag)]>([:])
+    private let migrations = Mutex<[String: Migration]>([:])
 
     /// Set once when a migration attempt fails.
     final class Flag: Sendable {
@@ -87,9 +87,11 @@ public final class PostgresDatabase: Sendable {
         let client = self.client
         let ready = readyTask(schema)
         let answer = Answer<Value>()
+        let migrated = Flag()
         let work = Task {
             do {
                 try await ready.value
+                migrated.value.store(true, ordering: .releasing)
                 try Task.checkCancellation()
                 answer.resume(with: .success(try await body(client)))
             } catch {
@@ -98,12 +100,13 @@ public final class PostgresDatabase: Sendable {
         }
         let timer = Task {
             try? await Task.sleep(until: deadline)
+            let waitedFor =
+                migrated.value.load(ordering: .acquiring)
+                ? "the server may be gone or the pool full"
+                : "waiting for the \(schema.component) schema to be checked"
             answer.resume(
                 with: .failure(
-                    StoreError(
-                        .unavailable,
-                        "PostgreSQL at \(location) did not answer in time (the server may be gone or the pool full)"
-                    )
+                    StoreError(.unavailable, "PostgreSQL at \(location) did not answer in time (\(waitedFor))")
                 )
             )
         }
@@ -163,24 +166,54 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
-    /// `schema`'s migration, started once; one that failed is tried again by the next call.
+    /// One attempt at checking (and migrating) a part of the schema.
+    final class Migration: Sendable {
+        let task: Task<Void, any Error>
+        let started = ContinuousClock.now
+        /// Set once the attempt has failed: the next call makes another.
+        let failed: Flag
+        /// Set once the attempt has succeeded.
+        let done: Flag
+
+        init(_ task: Task<Void, any Error>, failed: Flag, done: Flag) {
+            self.task = task
+            self.failed = failed
+            self.done = done
+        }
+    }
+
+    /// How long a schema check may go unfinished before the next call gives up on it and starts
+    /// another: six calls' time (a minute by default), far more than checking an up-to-date schema
+    /// takes. One that outlives an outage (its connection lost in a way the pool did not notice,
+    /// or its lock never granted) must not keep every later call of its part waiting.
+    var migrationPatience: Duration { timeout * 6 }
+
+    /// `schema`'s migration, started once; one that failed, or ran past ``migrationPatience``, is
+    /// tried again by the next call.
     private func readyTask(_ schema: Schema) -> Task<Void, any Error> {
         migrations.withLock { migrations in
             if let current = migrations[schema.component], !current.failed.value.load(ordering: .acquiring) {
-                return current.task
+                guard !current.done.value.load(ordering: .acquiring),
+                    ContinuousClock.now - current.started > migrationPatience
+                else { return current.task }
+                logger.warning(
+                    "PostgreSQL at \(location): the \(schema.component) schema check has not finished in \(migrationPatience); starting another"
+                )
+                current.task.cancel()
             }
             let client = self.client
             let logger = self.logger
-            let failed = Flag()
+            let (failed, done) = (Flag(), Flag())
             let made = Task {
                 do {
                     try await Self.migrate(schema, client, logger: logger)
+                    done.value.store(true, ordering: .releasing)
                 } catch {
                     failed.value.store(true, ordering: .releasing)
                     throw error
                 }
             }
-            migrations[schema.component] = (made, failed)
+            migrations[schema.component] = Migration(made, failed: failed, done: done)
             return made
         }
     }

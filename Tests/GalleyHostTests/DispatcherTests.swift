@@ -1,6 +1,7 @@
 import Foundation
 import Galley
 import GalleyHost
+import Logging
 import Synchronization
 import Testing
 
@@ -10,6 +11,22 @@ final class LogLines: Sendable {
     var all: [String] { lines.withLock { $0 } }
     func writer(_ format: LogWriter.Format = .text) -> LogWriter {
         LogWriter(format: format) { line in self.lines.withLock { $0.append(line) } }
+    }
+
+    /// A swift-log handler whose messages land here, each as its level and message.
+    func handler() -> some LogHandler { Handler(lines: self) }
+
+    private struct Handler: LogHandler {
+        let lines: LogLines
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            lines.lines.withLock { $0.append("\(event.level) \(event.message)") }
+        }
     }
 }
 

@@ -63,6 +63,61 @@ struct PostgresQueueTests {
         #expect(running == 0, "the abandoned statement still runs in PostgreSQL")
     }
 
+    /// A schema check that never finishes (here: its lock never granted) does not keep every later
+    /// call waiting on it: past its patience the next call says so in the log and starts another,
+    /// which goes through once the lock is free.
+    @Test func aSchemaCheckThatNeverFinishesIsStartedAgain() async throws {
+        let quiet = {
+            var logger = Logger(label: "test")
+            logger.logLevel = .critical
+            return logger
+        }()
+        // Another session holds the lock every migration takes, until the test lets go.
+        let blocker = try PostgresDatabase(url: url, logger: quiet, timeout: .seconds(30))
+        let (released, release) = AsyncStream.makeStream(of: Void.self)
+        let (lockTaken, locked) = AsyncStream.makeStream(of: Void.self)
+        let holder = Task {
+            try await blocker.client.withConnection { connection in
+                try await connection.query("SELECT pg_advisory_lock(\(PostgresDatabase.migrationLock))", logger: quiet)
+                locked.yield()
+                for await _ in released { break }
+                try await connection.query(
+                    "SELECT pg_advisory_unlock(\(PostgresDatabase.migrationLock))",
+                    logger: quiet
+                )
+            }
+        }
+        for await _ in lockTaken { break }
+        let lines = LogLines()
+        var logger = Logger(label: "galley.postgres") { _ in lines.handler() }
+        logger.logLevel = .warning
+        let database = try PostgresDatabase(url: url, logger: logger, timeout: .seconds(1))
+        func count() async throws -> Int {
+            try await database.call(PostgresStore.schema) { client in
+                for try await value in try await client.query("SELECT 1::int", logger: quiet).decode(Int.self) {
+                    return value
+                }
+                return 0
+            }
+        }
+        await #expect {
+            try await count()
+        } throws: { error in
+            (error as? StoreError)?.message.contains("waiting for the store schema to be checked") == true
+        }
+        #expect(lines.all.isEmpty)
+        // Past the check's patience, the next call gives up on it.
+        try await Task.sleep(until: .now + database.migrationPatience)
+        await #expect(throws: StoreError.self) { try await count() }
+        #expect(lines.all.contains { $0.contains("the store schema check has not finished") }, "\(lines.all)")
+        release.yield()
+        try await holder.value
+        let deadline = ContinuousClock.now + .seconds(60)
+        var answer = 0
+        while ContinuousClock.now < deadline, answer != 1 { answer = (try? await count()) ?? 0 }
+        #expect(answer == 1)
+    }
+
     func accept(_ queue: PostgresQueue, _ count: Int, function: String = "ok") async throws {
         try await withThrowingTaskGroup(of: QueueAcceptance.self) { group in
             for index in 0..<count {
