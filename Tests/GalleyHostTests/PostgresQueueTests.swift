@@ -26,14 +26,17 @@ struct PostgresQueueTests {
         return PostgresQueue(database: database, lease: lease, renewsEvery: renews ? .seconds(lease / 3) : nil)
     }
 
+    /// A logger that says nothing short of a crash.
+    static let quiet = {
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return logger
+    }()
+
     /// A call the host gave up on does not run on in PostgreSQL, holding its connection (and any
     /// locks): the server ends it at twice the call's timeout.
     @Test func aStatementPastItsCallIsEndedByPostgreSQL() async throws {
-        let logger = {
-            var logger = Logger(label: "test")
-            logger.logLevel = .critical
-            return logger
-        }()
+        let logger = Self.quiet
         let database = try PostgresDatabase(url: url, logger: logger, timeout: .seconds(1))
         await #expect(throws: StoreError.self) {
             try await database.call(PostgresStore.schema) { client in
@@ -67,11 +70,7 @@ struct PostgresQueueTests {
     /// call waiting on it: past its patience the next call says so in the log and starts another,
     /// which goes through once the lock is free.
     @Test func aSchemaCheckThatNeverFinishesIsStartedAgain() async throws {
-        let quiet = {
-            var logger = Logger(label: "test")
-            logger.logLevel = .critical
-            return logger
-        }()
+        let quiet = Self.quiet
         // Another session holds the lock every migration takes, until the test lets go.
         let blocker = try PostgresDatabase(url: url, logger: quiet, timeout: .seconds(30))
         let (released, release) = AsyncStream.makeStream(of: Void.self)
