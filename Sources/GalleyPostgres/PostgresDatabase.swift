@@ -24,7 +24,8 @@ public final class PostgresDatabase: Sendable {
     private let runner: Task<Void, Never>
     private let migrations = Mutex<[String: Migration]>([:])
 
-    /// Set once when a migration attempt fails.
+    /// A flag set once, never cleared: a migration attempt failed or finished, a call got past its
+    /// schema check.
     final class Flag: Sendable {
         let value = Atomic(false)
     }
