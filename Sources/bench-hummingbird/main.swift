@@ -14,10 +14,15 @@
 //   executable started as `bench-hummingbird --worker`), one invocation at a time each, over a
 //   Unix socket pair: a length-prefixed message each way, written from the request's task, the
 //   answer read on the event loop. No sandbox, no process supervision, no store access.
+// - `eventloop`: `workers` with no Swift task at all: a SwiftNIO HTTP/1.1 server (no Hummingbird)
+//   whose handler writes the message to a worker and writes the response when the answer arrives,
+//   all on the event loop. What a worker path costs when nothing hops between the event loop and
+//   Swift's thread pool: the bound of that design.
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 import Synchronization
 import TestSupport
@@ -47,11 +52,14 @@ if CommandLine.arguments.dropFirst().first == "--worker" {
 let port = Int(CommandLine.arguments.dropFirst().first ?? "") ?? 8080
 let loops = Int(CommandLine.arguments.dropFirst(2).first ?? "") ?? System.coreCount
 let mode = CommandLine.arguments.dropFirst(3).first ?? "bare"
-guard ["bare", "lambda", "workers"].contains(mode) else {
-    FileHandle.standardError.write(Data("bench-hummingbird: MODE is bare, lambda or workers\n".utf8))
+guard ["bare", "lambda", "workers", "eventloop"].contains(mode) else {
+    FileHandle.standardError.write(Data("bench-hummingbird: MODE is bare, lambda, workers or eventloop\n".utf8))
     exit(2)
 }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: loops)
+if mode == "eventloop" {
+    try await EventLoopServer.run(port: port, group: group, workers: WorkerPool(count: 32, loop: group.next()))
+}
 let workers = mode == "workers" ? try WorkerPool(count: 32, loop: group.next()) : nil
 let router = Router()
 // The Invoke API's work: the event in the body (under both function names Galley's benchmark uses).
@@ -187,7 +195,7 @@ final class WorkerPool: Sendable {
     final class Connection: Sendable {
         let descriptor: Int32
         /// The invocation waiting for this worker's answer.
-        let waiting = Mutex<UnsafeContinuation<Data, any Error>?>(nil)
+        let waiting = Mutex<(@Sendable (Data) -> Void)?>(nil)
         init(descriptor: Int32) { self.descriptor = descriptor }
     }
 
@@ -221,15 +229,24 @@ final class WorkerPool: Sendable {
     }
 
     func invoke(_ event: ByteBuffer, route: Bool = false) async throws -> Data {
-        guard let connection = idle.withLock({ $0.popLast() }) else { throw POSIXError(.EBUSY) }
-        defer { idle.withLock { $0.append(connection) } }
-        return try await withUnsafeThrowingContinuation { continuation in
-            connection.waiting.withLock { $0 = continuation }
-            var message = encodeLength(1 + event.readableBytes)
-            message.append(route ? 1 : 0)
-            message += event.readableBytesView
-            _ = message.withUnsafeBytes { write(connection.descriptor, $0.baseAddress, $0.count) }
+        try await withUnsafeThrowingContinuation { continuation in
+            send(event, route: route) { continuation.resume(with: $0) }
         }
+    }
+
+    /// Sends `event` to an idle worker; `answer` is called on the event loop with its output.
+    func send(_ event: ByteBuffer, route: Bool, answer: @escaping @Sendable (Result<Data, any Error>) -> Void) {
+        guard let connection = idle.withLock({ $0.popLast() }) else { return answer(.failure(POSIXError(.EBUSY))) }
+        connection.waiting.withLock {
+            $0 = { [self] output in
+                idle.withLock { $0.append(connection) }
+                answer(.success(output))
+            }
+        }
+        var message = encodeLength(1 + event.readableBytes)
+        message.append(route ? 1 : 0)
+        message += event.readableBytesView
+        _ = message.withUnsafeBytes { write(connection.descriptor, $0.baseAddress, $0.count) }
     }
 
     private static func spawnWorker(descriptor: Int32) throws {
@@ -260,7 +277,74 @@ struct AnswerDecoder: ByteToMessageDecoder {
         connection.waiting.withLock { waiting in
             defer { waiting = nil }
             return waiting
-        }?.resume(returning: output)
+        }?(output)
         return .continue
+    }
+}
+
+/// `eventloop` mode: HTTP/1.1 on SwiftNIO alone, each invocation handed to a worker and answered
+/// from the event loop, with the same contract work as `workers` (request id, START/END/REPORT).
+enum EventLoopServer {
+    static func run(port: Int, group: MultiThreadedEventLoopGroup, workers: WorkerPool) async throws -> Never {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(Handler(workers: workers))
+                }
+            }
+            .bind(host: "127.0.0.1", port: port)
+            .get()
+        try await channel.closeFuture.get()
+        exit(0)
+    }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let workers: WorkerPool
+        var head: HTTPRequestHead?
+        var body = ByteBuffer()
+
+        init(workers: WorkerPool) { self.workers = workers }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let request):
+                head = request
+                body.clear()
+            case .body(var part):
+                body.writeBuffer(&part)
+            case .end:
+                guard let head else { return }
+                let route = head.uri.hasPrefix("/hello")
+                let event: ByteBuffer
+                if route {
+                    let name = head.uri.split(separator: "/").last.map(String.init) ?? "world"
+                    event = ByteBuffer(
+                        string: #"{"rawPath":\#(quoted(head.uri)),"pathParameters":{"name":\#(quoted(name))}}"#
+                    )
+                } else {
+                    event = body
+                }
+                let contract = Contract()
+                let keepAlive = head.isKeepAlive
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                workers.send(event, route: route) { result in
+                    let (handler, context) = bound.value
+                    contract.finish()
+                    let output = (try? result.get()) ?? Data("{}".utf8)
+                    var headers = HTTPHeaders()
+                    headers.add(name: "content-type", value: "application/json")
+                    headers.add(name: "content-length", value: String(output.count))
+                    headers.add(name: "x-amzn-RequestId", value: contract.requestID)
+                    if !keepAlive { headers.add(name: "connection", value: "close") }
+                    let response = HTTPResponseHead(version: head.version, status: .ok, headers: headers)
+                    context.write(handler.wrapOutboundOut(.head(response)), promise: nil)
+                    context.write(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: output)))), promise: nil)
+                    context.writeAndFlush(handler.wrapOutboundOut(.end(nil)), promise: nil)
+                }
+            }
+        }
     }
 }

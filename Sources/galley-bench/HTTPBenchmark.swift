@@ -38,11 +38,13 @@ struct HTTPBenchmark {
         let script = postScript()
         // Each path's reference: the bare server doing what Lambda's contract asks of an invocation, in
         // its leanest form (`bench-hummingbird`'s modes): inline, or through 32 worker processes.
-        let scenarios: [(name: String, path: String, lua: String?, reference: String)] = [
-            ("Invoke API, worker processes", "/2015-03-31/functions/hello/invocations", script, "workers"),
-            ("Invoke API, inline", "/2015-03-31/functions/hello-inline/invocations", script, "lambda"),
-            ("route `GET /hello/Ada`, worker processes", "/hello/Ada", nil, "workers"),
-            ("route `GET /hello-inline/Ada`, inline", "/hello-inline/Ada", nil, "lambda"),
+        // A worker path also gets its bound: the same work on SwiftNIO alone, answered from the event
+        // loop with no Swift task (`eventloop`).
+        let scenarios: [(name: String, path: String, lua: String?, reference: String, bound: String?)] = [
+            ("Invoke API, worker processes", "/2015-03-31/functions/hello/invocations", script, "workers", "eventloop"),
+            ("Invoke API, inline", "/2015-03-31/functions/hello-inline/invocations", script, "lambda", nil),
+            ("route `GET /hello/Ada`, worker processes", "/hello/Ada", nil, "workers", "eventloop"),
+            ("route `GET /hello-inline/Ada`, inline", "/hello-inline/Ada", nil, "lambda", nil),
         ]
         var text = """
             ### HTTP: warm `hello`, \(connections) connections, \(seconds) s per run, \(rounds) alternating rounds
@@ -60,7 +62,10 @@ struct HTTPBenchmark {
             could stop waiting for, for a route the least of an event (path and parameters) that the
             function decodes with `JSONDecoder`; and for worker processes the handler's work in one of 32
             processes over a socket pair (a length-prefixed message each way, no sandbox, no supervision,
-            no store). The last column is Galley against it.
+            no store). The last column is Galley against it. A worker path's **bound**
+            (`bench-hummingbird PORT 1 eventloop`) is the same worker work behind SwiftNIO's HTTP/1.1 alone,
+            each request written to a worker and answered from the event loop: no Hummingbird, no Swift task,
+            no hop to Swift's thread pool, what that design could reach at best.
 
             | scenario | server | req/s | p50 ms | p99 ms | throughput ratio | p99 ratio | against the reference |
             |---|---|---|---|---|---|---|---|
@@ -70,6 +75,7 @@ struct HTTPBenchmark {
             var galley: [Result] = []
             var bare: [Result] = []
             var reference: [Result] = []
+            var bound: [Result] = []
             for round in 0..<rounds {
                 let measureGalley = {
                     galley.append(
@@ -109,7 +115,20 @@ struct HTTPBenchmark {
                         )
                     )
                 }
-                let order = [measureGalley, measureBare, measureReference]
+                var order = [measureGalley, measureBare, measureReference]
+                if let mode = scenario.bound {
+                    order.append {
+                        bound.append(
+                            try measure(
+                                server: [taskset, "-c", "0", "\(binaries)/bench-hummingbird", "PORT", "1", mode],
+                                path: scenario.path,
+                                lua: scenario.lua,
+                                wrk: wrk,
+                                taskset: taskset
+                            )
+                        )
+                    }
+                }
                 for index in 0..<order.count { try order[(index + round) % order.count]() }
             }
             let g = median(galley)
@@ -123,6 +142,12 @@ struct HTTPBenchmark {
             text +=
                 "| | reference (`\(scenario.reference)`) | \(format(f.requestsPerSecond, 0)) | \(format(f.p50)) | \(format(f.p99)) "
             text += "| \(format(f.requestsPerSecond / b.requestsPerSecond))x | \(format(f.p99 / b.p99))x | |\n"
+            if let mode = scenario.bound, !bound.isEmpty {
+                let e = median(bound)
+                text +=
+                    "| | bound (`\(mode)`) | \(format(e.requestsPerSecond, 0)) | \(format(e.p50)) | \(format(e.p99)) "
+                text += "| \(format(e.requestsPerSecond / b.requestsPerSecond))x | \(format(e.p99 / b.p99))x | |\n"
+            }
             text +=
                 "| | bare Hummingbird | \(format(b.requestsPerSecond, 0)) | \(format(b.p50)) | \(format(b.p99)) | | | |\n"
         }
