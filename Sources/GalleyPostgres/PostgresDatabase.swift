@@ -1,4 +1,5 @@
 import Galley
+import GalleyHost
 import GalleyStore
 import Logging
 import PostgresNIO
@@ -44,7 +45,7 @@ public final class PostgresDatabase: Sendable {
         // waits for: PostgreSQL itself ends a statement running past twice the call's timeout and
         // a transaction left idle as long. Otherwise, after an outage under load, statements queued
         // behind one stuck lock can hold every connection of the pool and no call ever gets one.
-        let limit = String(Self.milliseconds(timeout) * 2)
+        let limit = String(Milliseconds.whole(timeout) * 2)
         configuration.options.additionalStartupParameters = [
             ("statement_timeout", limit), ("idle_in_transaction_session_timeout", limit),
         ]
@@ -57,10 +58,6 @@ public final class PostgresDatabase: Sendable {
 
     deinit {
         runner.cancel()
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
     /// A part of Galley's schema: its name in `galley_schema` and the steps that build it, one per

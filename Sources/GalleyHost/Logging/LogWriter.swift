@@ -81,14 +81,14 @@ public final class LogWriter: Sendable {
     }
 }
 
-enum Milliseconds {
+package enum Milliseconds {
     static func of(_ duration: Duration) -> Double {
         let (seconds, attoseconds) = duration.components
         return Double(seconds) * 1000 + Double(attoseconds) / 1e15
     }
 
     /// Whole milliseconds in `duration`, rounded toward zero.
-    static func whole(_ duration: Duration) -> Int64 {
+    package static func whole(_ duration: Duration) -> Int64 {
         duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 
