@@ -25,8 +25,7 @@ public final class PostgresDatabase: Sendable {
     private let runner: Task<Void, Never>
     private let migrations = Mutex<[String: Migration]>([:])
 
-    /// A flag set once, never cleared: a migration attempt failed or finished, a call got past its
-    /// schema check.
+    /// A flag set once, never cleared: a call got past its schema check.
     final class Flag: Sendable {
         let value = Atomic(false)
     }
@@ -166,17 +165,33 @@ public final class PostgresDatabase: Sendable {
 
     /// One attempt at checking (and migrating) a part of the schema.
     final class Migration: Sendable {
+        enum State: UInt8, AtomicRepresentable {
+            case running, succeeded
+            /// The next call makes another attempt.
+            case failed
+        }
+
+        /// Where the attempt stands; the attempt sets it as it ends.
+        final class Progress: Sendable {
+            let state = Atomic(State.running)
+        }
+
         let task: Task<Void, any Error>
         let started = ContinuousClock.now
-        /// Set once the attempt has failed: the next call makes another.
-        let failed: Flag
-        /// Set once the attempt has succeeded.
-        let done: Flag
+        let progress = Progress()
 
-        init(_ task: Task<Void, any Error>, failed: Flag, done: Flag) {
-            self.task = task
-            self.failed = failed
-            self.done = done
+        /// Starts `work` as the attempt.
+        init(_ work: @escaping @Sendable () async throws -> Void) {
+            let progress = self.progress
+            task = Task {
+                do {
+                    try await work()
+                    progress.state.store(.succeeded, ordering: .releasing)
+                } catch {
+                    progress.state.store(.failed, ordering: .releasing)
+                    throw error
+                }
+            }
         }
     }
 
@@ -190,29 +205,25 @@ public final class PostgresDatabase: Sendable {
     /// tried again by the next call.
     private func readyTask(_ schema: Schema) -> Task<Void, any Error> {
         migrations.withLock { migrations in
-            if let current = migrations[schema.component], !current.failed.value.load(ordering: .acquiring) {
-                guard !current.done.value.load(ordering: .acquiring),
-                    ContinuousClock.now - current.started > migrationPatience
-                else { return current.task }
-                logger.warning(
-                    "PostgreSQL at \(location): the \(schema.component) schema check has not finished in \(migrationPatience); starting another"
-                )
-                current.task.cancel()
-            }
-            let client = self.client
-            let logger = self.logger
-            let (failed, done) = (Flag(), Flag())
-            let made = Task {
-                do {
-                    try await Self.migrate(schema, client, logger: logger)
-                    done.value.store(true, ordering: .releasing)
-                } catch {
-                    failed.value.store(true, ordering: .releasing)
-                    throw error
+            if let current = migrations[schema.component] {
+                switch current.progress.state.load(ordering: .acquiring) {
+                case .succeeded:
+                    return current.task
+                case .running where ContinuousClock.now - current.started <= migrationPatience:
+                    return current.task
+                case .running:
+                    logger.warning(
+                        "PostgreSQL at \(location): the \(schema.component) schema check has not finished in \(migrationPatience); starting another"
+                    )
+                    current.task.cancel()
+                case .failed:
+                    break
                 }
             }
-            migrations[schema.component] = Migration(made, failed: failed, done: done)
-            return made
+            let (client, logger) = (self.client, self.logger)
+            let made = Migration { try await Self.migrate(schema, client, logger: logger) }
+            migrations[schema.component] = made
+            return made.task
         }
     }
 
