@@ -72,18 +72,24 @@ struct HTTPBenchmark {
 
             """
         for scenario in scenarios {
-            var galley: [Result] = []
-            var bare: [Result] = []
-            var reference: [Result] = []
-            var bound: [Result] = []
+            // Galley, the bare server, the path's reference and (for a worker path) its bound, in an
+            // order that rotates each round.
+            let hummingbird = [taskset, "-c", "0", "\(binaries)/bench-hummingbird", "PORT", "1"]
+            var servers = [
+                [
+                    taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops", "1",
+                    "--port",
+                ],
+                hummingbird, hummingbird + [scenario.reference],
+            ]
+            if let bound = scenario.bound { servers.append(hummingbird + [bound]) }
+            var results = [[Result]](repeating: [], count: servers.count)
             for round in 0..<rounds {
-                let measureGalley = {
-                    galley.append(
+                for step in 0..<servers.count {
+                    let index = (step + round) % servers.count
+                    results[index].append(
                         try measure(
-                            server: [
-                                taskset, "-c", "0", "\(binaries)/galley", "serve", "--config", config, "--event-loops",
-                                "1", "--port",
-                            ],
+                            server: servers[index],
                             path: scenario.path,
                             lua: scenario.lua,
                             wrk: wrk,
@@ -91,63 +97,20 @@ struct HTTPBenchmark {
                         )
                     )
                 }
-                let measureBare = {
-                    bare.append(
-                        try measure(
-                            server: [taskset, "-c", "0", "\(binaries)/bench-hummingbird", "PORT", "1"],
-                            path: scenario.path,
-                            lua: scenario.lua,
-                            wrk: wrk,
-                            taskset: taskset
-                        )
-                    )
-                }
-                let measureReference = {
-                    reference.append(
-                        try measure(
-                            server: [
-                                taskset, "-c", "0", "\(binaries)/bench-hummingbird", "PORT", "1", scenario.reference,
-                            ],
-                            path: scenario.path,
-                            lua: scenario.lua,
-                            wrk: wrk,
-                            taskset: taskset
-                        )
-                    )
-                }
-                var order = [measureGalley, measureBare, measureReference]
-                if let mode = scenario.bound {
-                    order.append {
-                        bound.append(
-                            try measure(
-                                server: [taskset, "-c", "0", "\(binaries)/bench-hummingbird", "PORT", "1", mode],
-                                path: scenario.path,
-                                lua: scenario.lua,
-                                wrk: wrk,
-                                taskset: taskset
-                            )
-                        )
-                    }
-                }
-                for index in 0..<order.count { try order[(index + round) % order.count]() }
             }
-            let g = median(galley)
-            let b = median(bare)
-            let f = median(reference)
+            let (g, b, f) = (median(results[0]), median(results[1]), median(results[2]))
+            /// A row beside Galley's: its figures and its ratios against the bare server.
+            func row(_ label: String, _ r: Result) -> String {
+                "| | \(label) | \(format(r.requestsPerSecond, 0)) | \(format(r.p50)) | \(format(r.p99)) "
+                    + "| \(format(r.requestsPerSecond / b.requestsPerSecond))x | \(format(r.p99 / b.p99))x | |\n"
+            }
             text +=
                 "| \(scenario.name) | Galley | \(format(g.requestsPerSecond, 0)) | \(format(g.p50)) | \(format(g.p99)) "
             text +=
                 "| **\(format(g.requestsPerSecond / b.requestsPerSecond))x** | **\(format(g.p99 / b.p99))x** "
             text += "| **\(format(g.requestsPerSecond / f.requestsPerSecond))x** |\n"
-            text +=
-                "| | reference (`\(scenario.reference)`) | \(format(f.requestsPerSecond, 0)) | \(format(f.p50)) | \(format(f.p99)) "
-            text += "| \(format(f.requestsPerSecond / b.requestsPerSecond))x | \(format(f.p99 / b.p99))x | |\n"
-            if let mode = scenario.bound, !bound.isEmpty {
-                let e = median(bound)
-                text +=
-                    "| | bound (`\(mode)`) | \(format(e.requestsPerSecond, 0)) | \(format(e.p50)) | \(format(e.p99)) "
-                text += "| \(format(e.requestsPerSecond / b.requestsPerSecond))x | \(format(e.p99 / b.p99))x | |\n"
-            }
+            text += row("reference (`\(scenario.reference)`)", f)
+            if let bound = scenario.bound { text += row("bound (`\(bound)`)", median(results[3])) }
             text +=
                 "| | bare Hummingbird | \(format(b.requestsPerSecond, 0)) | \(format(b.p50)) | \(format(b.p99)) | | | |\n"
         }
