@@ -335,6 +335,55 @@ struct HostRouterTests {
         }
     }
 
+    @Test func aPathTheRouterWouldNormaliseStillReachesItsEndpoint() async throws {
+        try await withHost { client in
+            // The router skips empty pieces of a path: the front door's fast paths must leave these to it.
+            let health = try await client.execute(uri: "//_galley/health", method: .get)
+            #expect(String(buffer: health.body) == #"{"status":"ok"}"#)
+            let invoked = try await client.execute(
+                uri: "/2015-03-31/functions/slow/invocations/",
+                method: .post,
+                body: ByteBuffer(string: "{}")
+            )
+            #expect(invoked.status == .ok)
+            #expect(String(buffer: invoked.body).contains(#""requestId""#))
+        }
+    }
+
+    @Test(arguments: [
+        (
+            HTTPRequest.Method.post, "/2015-03-31/functions/hello/invocations",
+            HostFrontDoor.FastPath?.some(.invoke(function: "hello"))
+        ),
+        (
+            .post, "/2015-03-31/functions/arn%3Aaws%3Alambda%3Ax/invocations",
+            .invoke(function: "arn%3Aaws%3Alambda%3Ax")
+        ),
+        (.get, "/2015-03-31/functions/hello/invocations", nil),
+        (.post, "/2015-03-31/functions//invocations", nil),
+        (.post, "/2015-03-31/functions/a/b/invocations", nil),
+        (.post, "/2015-03-31/functions/hello/invocations/", nil),
+        (.post, "//2015-03-31/functions/hello/invocations", nil),
+        (.post, "/2015-03-31/functions/invocations", nil),
+        (.get, "/2015-03-31/functions", nil),
+        (.get, "/2015-03-31", nil),
+        (.get, "/_galley", nil),
+        (.get, "/_galley/health", nil),
+        (.get, "//_galley/health", nil),
+        (.get, "/hello/Ada", .route),
+        (.post, "/", .route),
+        (.get, "/_galleyx", .route),
+        (.get, "/_GALLEY/health", .route),
+        (.get, "/2015-03-31x/functions", .route),
+    ])
+    func theFastPathsTakeOnlyWhatTheRouterWouldHandTheSameHandler(
+        method: HTTPRequest.Method,
+        path: String,
+        expected: HostFrontDoor.FastPath?
+    ) {
+        #expect(HostFrontDoor.FastPath.classify(method: method, path: path) == expected)
+    }
+
     @Test func routeBuildsAPayloadTwoEvent() async throws {
         try await withHost { client in
             let response = try await client.execute(

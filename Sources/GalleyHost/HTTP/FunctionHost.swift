@@ -173,7 +173,7 @@ public struct FunctionHost: Sendable {
     /// The Hummingbird application; `run(onListening:)` serves it with the host's other services.
     public func application(
         onListening: @escaping @Sendable (String) -> Void = { _ in }
-    ) -> Application<RouterResponder<HostRequestContext>> {
+    ) -> Application<HostFrontDoor> {
         let address = listenAddress.bindAddress
         let idle = options.idleTimeout.components.seconds
         let server = dispatcher.deployment.configuration.server
