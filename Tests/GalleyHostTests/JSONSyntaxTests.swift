@@ -27,6 +27,23 @@ struct JSONSyntaxTests {
         #expect(!accepts(#""\ud83d\u0041""#))
     }
 
+    @Test(arguments: [
+        (#"{"message":"Hello, Ada!"}"#, false),
+        (#"{"statusCode":201}"#, true),
+        (#" {"statusCode": 201, "body": "x"}"#, true),
+        (#"{"a":1,"statusCode":1}"#, true),
+        (#"{"\u0073tatusCode":200}"#, true),
+        (#"{"body":"statusCode"}"#, false),
+        (#"{"nested":{"statusCode":200}}"#, false),
+        (#"{"statusCodes":200}"#, false),
+        (#""statusCode""#, false),
+        ("{}", false),
+        ("", false),
+    ])
+    func aRouteAnswerIsStructuredOnlyWithATopLevelStatusCode(payload: String, structured: Bool) {
+        #expect(HostResponder.looksStructured(Data(payload.utf8)) == structured)
+    }
+
     /// A standing fuzz test: seeded mutations of valid documents. Whatever the bytes, the check
     /// returns (never traps), refuses anything that is not UTF-8, and accepts whatever
     /// Foundation's parser accepts (but a trailing comma or a NUL). Set `GALLEY_FUZZ_ITERATIONS` for a longer run.

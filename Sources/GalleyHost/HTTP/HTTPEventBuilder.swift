@@ -1,4 +1,5 @@
 import Galley
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -255,6 +256,17 @@ public struct HTTPEventBuilder: Sendable {
 
     /// `12/Mar/2020:19:03:58 +0000`, as API Gateway writes `requestContext.time`.
     static func format(milliseconds: Int64) -> String {
+        // Every request of the same second has the same time: made once a second, not per request.
+        let second = milliseconds / 1000
+        if let made = lastTime.withLock({ $0.second == second ? $0.text : nil }) { return made }
+        let text = make(milliseconds: milliseconds)
+        lastTime.withLock { $0 = (second, text) }
+        return text
+    }
+
+    private static let lastTime = Mutex<(second: Int64, text: String)>((-1, ""))
+
+    private static func make(milliseconds: Int64) -> String {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         var seconds = time_t(milliseconds / 1000)
         var parts = tm()

@@ -5,6 +5,13 @@ import Hummingbird
 import Logging
 import NIOCore
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 #if canImport(FoundationEssentials)
     import FoundationEssentials
 #else
@@ -193,11 +200,42 @@ extension HostResponder {
         HTTPField.Name("Proxy-Connection")!,
     ]
 
+    private static let statusCodeKey = Array(#""statusCode""#.utf8)
+
+    /// Whether `bytes` hold `"statusCode"` or a backslash (an escaped key could spell it).
+    static func mayNameStatusCode(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress else { return false }
+        if memchr(base, Int32(UInt8(ascii: "\\")), bytes.count) != nil { return true }
+        var offset = 0
+        while bytes.count - offset >= statusCodeKey.count,
+            let quote = memchr(base + offset, Int32(UInt8(ascii: "\"")), bytes.count - offset - statusCodeKey.count + 1)
+        {
+            if memcmp(quote, statusCodeKey, statusCodeKey.count) == 0 { return true }
+            offset = base.distance(to: UnsafeRawPointer(quote)) + 1
+        }
+        return false
+    }
+
     /// Whether a result is a JSON object with a top-level `statusCode`.
     static func looksStructured(_ payload: Data) -> Bool {
         guard payload.first == UInt8(ascii: "{") || payload.first == UInt8(ascii: " ") else { return false }
+        // Only a payload that spells the key out, or escapes something, can have it: most answers
+        // are told apart by two scans, without parsing.
+        guard payload.withUnsafeBytes(mayNameStatusCode) else { return false }
         guard let members = try? JSONSyntax.members(of: Array(payload)) else { return false }
-        return members["statusCode"] != nil
+        if members["statusCode"] != nil { return true }
+        // A key with an escape in it (`"\u0073tatusCode"`) is compared unescaped, as API Gateway reads it.
+        guard members.keys.contains(where: { $0.contains("\\") }) else { return false }
+        return (try? JSONDecoder().decode(StatusCodeProbe.self, from: payload))?.isPresent == true
+    }
+
+    /// Whether an object has a `statusCode` member, whatever its value.
+    private struct StatusCodeProbe: Decodable {
+        var isPresent: Bool
+        enum CodingKeys: String, CodingKey { case statusCode }
+        init(from decoder: any Decoder) throws {
+            isPresent = try decoder.container(keyedBy: CodingKeys.self).contains(.statusCode)
+        }
     }
 
     /// Whether the peer is a proxy whose forwarding headers are believed: a Unix-socket peer
