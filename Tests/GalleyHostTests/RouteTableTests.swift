@@ -1,7 +1,8 @@
 import Foundation
 import Galley
-import GalleyHost
 import Testing
+
+@testable import GalleyHost
 
 struct RouteTableTests {
     func table(_ routes: [String: [String]]) throws -> RouteTable {
@@ -36,6 +37,35 @@ struct RouteTableTests {
         #expect(deep.function == "greedy")
         #expect(deep.pathParameters == ["proxy": "a/b/c"])
         #expect(routes.match(method: "DELETE", path: "/files/x")?.function == "greedy")
+    }
+
+    @Test func moreSpecificSegmentsBeatAGreedyTailAndTheKeyIsTheRoutes() throws {
+        let routes = try table(["greedy": ["GET /a/{rest+}"], "pair": ["GET /a/{x}/{y}"], "one": ["ANY /a/{x}"]])
+        let pair = try #require(routes.match(method: "GET", path: "/a/1/2"))
+        #expect(pair.function == "pair")
+        #expect(pair.pathParameters == ["x": "1", "y": "2"])
+        #expect(pair.routeKey == "GET /a/{x}/{y}")
+        // {rest+} scores 0 where {x} scores 1: the parameter wins even with ANY against GET.
+        #expect(routes.match(method: "GET", path: "/a/1")?.function == "one")
+        #expect(routes.match(method: "GET", path: "/a/1/2/3")?.routeKey == "GET /a/{rest+}")
+        #expect(routes.match(method: "GET", path: "/b") == nil)
+    }
+
+    @Test(arguments: ["", ".", "..a", ".a.b", "a.b", "a", "a..b", "a.", "[::1]:80", ":80", "host:80", "é.ü"])
+    func theFirstPieceOfANameIsSplitsFirst(text: String) {
+        for separator in [UInt8(ascii: "."), UInt8(ascii: ":")] {
+            let expected = text.split(separator: Character(Unicode.Scalar(separator))).first
+            #expect(HTTPEventBuilder.firstPiece(of: text, separator: separator) == expected, "\(separator)")
+        }
+    }
+
+    @Test(arguments: [
+        ("/a?b?c", "/a", "b?c"), ("/a", "/a", ""), ("/a?", "/a", ""), ("?x", "", "x"), ("/é?ü=1", "/é", "ü=1"),
+    ])
+    func aTargetSplitsAtItsFirstQuestionMark(target: String, path: String, query: String) {
+        let (splitPath, splitQuery) = HTTPEventBuilder.split(target: target)
+        #expect(splitPath == path)
+        #expect(splitQuery == query)
     }
 
     @Test func exactMethodBeatsAny() throws {

@@ -53,10 +53,20 @@ public struct HTTPEventBuilder: Sendable {
         self.time = time
     }
 
+    /// `text.split(separator: separator).first`, without making the array of pieces when `text`
+    /// does not start with the separator.
+    static func firstPiece(of text: String, separator: UInt8) -> Substring? {
+        guard let first = text.utf8.first, first != separator else {
+            return text.split(separator: Character(Unicode.Scalar(separator))).first
+        }
+        return text[..<(text.utf8.firstIndex(of: separator) ?? text.endIndex)]
+    }
+
     /// Splits `/path?query` into its parts.
     public static func split(target: String) -> (path: String, query: String) {
-        guard let mark = target.firstIndex(of: "?") else { return (target, "") }
-        return (String(target[..<mark]), String(target[target.index(after: mark)...]))
+        // The first `?` byte: a query starts there whatever follows it (not at a Character).
+        guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return (target, "") }
+        return (String(target[..<mark]), String(target[target.utf8.index(after: mark)...]))
     }
 
     /// The event as a value: what ``encode()`` writes, decoded.
@@ -86,8 +96,8 @@ public struct HTTPEventBuilder: Sendable {
         let contentType = headerGroups.first { $0.name == "content-type" }?.values.joined(separator: ",")
         let (bodyText, isBase64) = bodyField(contentType: contentType)
         let milliseconds = self.milliseconds
-        let routeKey = route.map { $0.route.description } ?? "$default"
-        let prefix = domainName.split(separator: ".").first ?? domainName[...]
+        let routeKey = route?.routeKey ?? "$default"
+        let prefix = Self.firstPiece(of: domainName, separator: UInt8(ascii: ".")) ?? domainName[...]
         // Values of a repeated name are joined with commas, as API Gateway does.
         func object(_ groups: [(name: String, values: [String])], into json: inout JSONBytes) {
             json.raw("{")

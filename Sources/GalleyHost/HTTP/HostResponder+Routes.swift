@@ -51,7 +51,7 @@ extension HostResponder {
             route: match
         )
         let host = (trusted ? request.headers[.forwardedHost] : nil) ?? request.head.authority ?? "localhost"
-        builder.domainName = String(host.split(separator: ":").first ?? "localhost")
+        builder.domainName = String(HTTPEventBuilder.firstPiece(of: host, separator: UInt8(ascii: ":")) ?? "localhost")
         let isREST = match.route.payload == .v1
         let event = Data(isREST ? builder.encodeV1() : builder.encode())
         let headers: HTTPFields = [.apigwRequestID: requestID]

@@ -4,18 +4,52 @@ import Galley
 /// segments before `{parameters}` before `{greedy+}`, an exact method before `ANY`).
 public struct RouteTable: Sendable {
     public struct Match: Sendable {
-        public var function: String
-        public var route: Route
+        public let function: String
+        public let route: Route
         public var pathParameters: [String: String]
+        /// The route as API Gateway's `routeKey` writes it (`GET /hello/{name}`).
+        public let routeKey: String
 
         public init(function: String, route: Route, pathParameters: [String: String]) {
+            self.init(function: function, route: route, pathParameters: pathParameters, routeKey: route.description)
+        }
+
+        init(function: String, route: Route, pathParameters: [String: String], routeKey: String) {
             self.function = function
             self.route = route
             self.pathParameters = pathParameters
+            self.routeKey = routeKey
         }
     }
 
-    private let routes: [(function: String, route: Route)]
+    /// A route with what every request would otherwise work out again: how specific it is and its key.
+    private struct Entry: Sendable {
+        var function: String
+        var route: Route
+        /// A score per segment up to a greedy one (2 literal, 1 parameter, 0 greedy), then the
+        /// method's (1 exact, 0 `ANY`): the higher, lexicographically, the more specific.
+        var score: [Int]
+        var key: String
+
+        init(function: String, route: Route) {
+            self.function = function
+            self.route = route
+            var score: [Int] = []
+            for segment in route.segments {
+                switch segment {
+                case .literal: score.append(2)
+                case .parameter: score.append(1)
+                case .greedy: score.append(0)
+                }
+                if case .greedy = segment { break }
+            }
+            score.append(route.method == "ANY" ? 0 : 1)
+            self.score = score
+            self.key = route.description
+        }
+    }
+
+    private let routes: [Entry]
 
     public init(_ deployment: Deployment) {
         self.init(configuration: deployment.configuration)
@@ -23,46 +57,62 @@ public struct RouteTable: Sendable {
 
     public init(configuration: RuntimeConfiguration) {
         routes = configuration.functions.sorted { $0.key < $1.key }.flatMap { name, function in
-            function.routes.map { (name, $0) }
+            function.routes.map { Entry(function: name, route: $0) }
         }
     }
 
     public var isEmpty: Bool { routes.isEmpty }
 
-    /// The best route for `method` and `path` (percent-encoded, without the query), if any.
+    /// The best route for `method` and `path` (percent-encoded, without the query), if any: of the
+    /// routes that match, the most specific, and of equally specific ones the first.
     public func match(method: String, path: String) -> Match? {
         let pieces = path.split(separator: "/", omittingEmptySubsequences: true)
-        var best: (score: [Int], match: Match)?
-        for (function, route) in routes where route.method == method || route.method == "ANY" {
-            guard case (var score, let parameters)? = Self.match(route.segments, pieces) else { continue }
-            score.append(route.method == "ANY" ? 0 : 1)
-            if best == nil || score.lexicographicallyPrecedes(best!.score) == false && score != best!.score {
-                best = (score, Match(function: function, route: route, pathParameters: parameters))
-            }
+        var best: Int?
+        for index in routes.indices where routes[index].route.method == method || routes[index].route.method == "ANY" {
+            guard Self.matches(routes[index].route.segments, pieces) else { continue }
+            if let current = best, !routes[current].score.lexicographicallyPrecedes(routes[index].score) { continue }
+            best = index
         }
-        return best?.match
+        guard let best else { return nil }
+        let entry = routes[best]
+        return Match(
+            function: entry.function,
+            route: entry.route,
+            pathParameters: Self.parameters(entry.route.segments, pieces),
+            routeKey: entry.key
+        )
     }
 
-    /// A score per segment (2 literal, 1 parameter, 0 greedy) and the decoded parameters.
-    private static func match(_ segments: [Route.Segment], _ pieces: [Substring]) -> ([Int], [String: String])? {
-        var score: [Int] = []
+    /// Whether `pieces` (a path's, percent-encoded) match `segments`.
+    private static func matches(_ segments: [Route.Segment], _ pieces: [Substring]) -> Bool {
+        for (index, segment) in segments.enumerated() {
+            guard index < pieces.count else { return false }
+            switch segment {
+            case .literal(let text):
+                guard PercentEncoding.decode(pieces[index]) == text else { return false }
+            case .parameter:
+                continue
+            case .greedy:
+                return true
+            }
+        }
+        return pieces.count == segments.count
+    }
+
+    /// The decoded parameters of a path that ``matches(_:_:)`` `segments`.
+    private static func parameters(_ segments: [Route.Segment], _ pieces: [Substring]) -> [String: String] {
         var parameters: [String: String] = [:]
         for (index, segment) in segments.enumerated() {
             switch segment {
-            case .literal(let text):
-                guard index < pieces.count, PercentEncoding.decode(pieces[index]) == text else { return nil }
-                score.append(2)
+            case .literal:
+                continue
             case .parameter(let name):
-                guard index < pieces.count else { return nil }
                 parameters[name] = PercentEncoding.decode(pieces[index])
-                score.append(1)
             case .greedy(let name):
-                guard index < pieces.count else { return nil }
                 parameters[name] = pieces[index...].map { PercentEncoding.decode($0) }.joined(separator: "/")
-                score.append(0)
-                return (score, parameters)
+                return parameters
             }
         }
-        return pieces.count == segments.count ? (score, parameters) : nil
+        return parameters
     }
 }
