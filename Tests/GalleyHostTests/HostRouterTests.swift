@@ -1,10 +1,13 @@
 import Foundation
 import Galley
-import GalleyHost
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
+import NIOEmbedded
 import Testing
+
+@testable import GalleyHost
 
 /// Every status and header of `galley serve`, through a live host on a free loopback port.
 struct HostRouterTests {
@@ -347,6 +350,58 @@ struct HostRouterTests {
             )
             #expect(invoked.status == .ok)
             #expect(String(buffer: invoked.body).contains(#""requestId""#))
+        }
+    }
+
+    /// The front door against the router it stands before, in process: every path of up to three
+    /// pieces near the ones it tells apart (and of four and five toward an invocation), by GET and by POST,
+    /// gets the same status, content type and function error both ways.
+    @Test func theFrontDoorAnswersEveryRequestAsTheRouterDoes() async throws {
+        try await withHost { _, host in
+            let front = host.responder.router()
+            let channel = EmbeddedChannel()
+            let context = HostRequestContext(
+                source: ApplicationRequestContextSource(channel: channel, logger: Logger(label: "test"))
+            )
+            let pieces = [
+                "", "2015-03-31", "functions", "_galley", "health", "slow", "invocations", "configuration", "echo",
+                "text", "%5Fgalley",
+            ]
+            var paths: [[String]] = [[]]
+            var longest: [[String]] = [[]]
+            for _ in 0..<3 {
+                longest = longest.flatMap { path in pieces.map { path + [$0] } }
+                paths += longest
+            }
+            let near = ["", "functions", "slow", "invocations"]
+            for first in ["", "2015-03-31"] {
+                for a in near { for b in near { for c in near { paths.append([first, a, b, c]) } } }
+                for a in near {
+                    for b in near { for c in near { for d in near { paths.append([first, a, b, c, d]) } } }
+                }
+            }
+            for pieces in paths {
+                let path = "/" + pieces.joined(separator: "/")
+                for method in [HTTPRequest.Method.get, .post] {
+                    func request() -> Request {
+                        Request(
+                            head: HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path),
+                            body: RequestBody(buffer: ByteBuffer(string: "{}"))
+                        )
+                    }
+                    let viaFrontDoor = try await front.respond(to: request(), context: context)
+                    let viaRouter = try await front.router.respond(to: request(), context: context)
+                    #expect(viaFrontDoor.status == viaRouter.status, "\(method) \(path)")
+                    #expect(viaFrontDoor.headers[.contentType] == viaRouter.headers[.contentType], "\(method) \(path)")
+                    #expect(
+                        viaFrontDoor.headers[.amzFunctionError] == viaRouter.headers[.amzFunctionError],
+                        "\(method) \(path)"
+                    )
+                }
+            }
+            let expected = 1 + 11 + 121 + 1331 + 128 + 512
+            #expect(paths.count == expected)
+            _ = try channel.finish()
         }
     }
 
