@@ -81,8 +81,8 @@ extension HostResponder {
 /// and a request for a function's route go to their handlers through the front door's middleware
 /// alone; everything else, to the router.
 ///
-/// The router finds a path's endpoint by walking a trie, which cost the Invoke API 4% of the host's
-/// CPU per invocation, and a route, which the router never matches, 1.5% before reaching its fallback.
+/// The router finds a path's endpoint by walking a trie, which cost the Invoke API 3.7% of the host's
+/// CPU per invocation, and a route, which the router never matches, 1.1% before reaching its fallback.
 /// ``FastPath/classify(method:path:)`` takes a request past the router only where the router would
 /// have reached the same handler, so that no answer changes.
 public struct HostFrontDoor: HTTPResponder {
@@ -138,15 +138,9 @@ public struct HostFrontDoor: HTTPResponder {
             guard let name else { return nil }
             guard !name.isEmpty else { return .route }
             let utf8 = path.utf8
-            let bounds =
-                utf8.index(
-                    utf8.startIndex,
-                    offsetBy: name.lowerBound
-                )..<utf8.index(
-                    utf8.startIndex,
-                    offsetBy: name.upperBound
-                )
-            return .invoke(function: Substring(utf8[bounds]))
+            let lower = utf8.index(utf8.startIndex, offsetBy: name.lowerBound)
+            let upper = utf8.index(utf8.startIndex, offsetBy: name.upperBound)
+            return .invoke(function: Substring(utf8[lower..<upper]))
         }
 
         private static let version = Array("2015-03-31".utf8)
