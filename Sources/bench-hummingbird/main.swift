@@ -34,6 +34,11 @@ struct Output: Encodable { var message: String }
 struct RouteEvent: Decodable {
     var rawPath: String
     var pathParameters: [String: String]?
+
+    /// The event's JSON for `path` and its `name` parameter.
+    static func json(path: String, name: String) -> ByteBuffer {
+        ByteBuffer(string: #"{"rawPath":\#(quoted(path)),"pathParameters":{"name":\#(quoted(name))}}"#)
+    }
 }
 
 /// The handler's work: an event's bytes to the answer's. `route` reads the name from a route's event.
@@ -93,9 +98,7 @@ for path in ["/hello/{name}", "/hello-inline/{name}"] {
             output = try JSONEncoder().encode(Output(message: "Hello, \(name)!"))
         } else {
             // The function gets an event, not the request: the least of one, the path and its name.
-            let event = ByteBuffer(
-                string: #"{"rawPath":\#(quoted(request.uri.path)),"pathParameters":{"name":\#(quoted(name))}}"#
-            )
+            let event = RouteEvent.json(path: request.uri.path, name: name)
             let contract = Contract()
             headers[Contract.requestIDHeader] = contract.requestID
             if let workers {
@@ -321,9 +324,7 @@ enum EventLoopServer {
                 let event: ByteBuffer
                 if route {
                     let name = head.uri.split(separator: "/").last.map(String.init) ?? "world"
-                    event = ByteBuffer(
-                        string: #"{"rawPath":\#(quoted(head.uri)),"pathParameters":{"name":\#(quoted(name))}}"#
-                    )
+                    event = RouteEvent.json(path: head.uri, name: name)
                 } else {
                     event = body
                 }

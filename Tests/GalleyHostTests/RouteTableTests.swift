@@ -52,7 +52,7 @@ struct RouteTableTests {
     }
 
     @Test(arguments: ["", ".", "..a", ".a.b", "a.b", "a", "a..b", "a.", "[::1]:80", ":80", "host:80", "é.ü"])
-    func theFirstPieceOfANameIsSplitsFirst(text: String) {
+    func theFirstPieceOfANameIsWhatSplitGivesFirst(text: String) {
         for separator in [UInt8(ascii: "."), UInt8(ascii: ":")] {
             let expected = text.split(separator: Character(Unicode.Scalar(separator))).first
             #expect(HTTPEventBuilder.firstPiece(of: text, separator: separator) == expected, "\(separator)")

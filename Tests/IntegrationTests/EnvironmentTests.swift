@@ -200,7 +200,6 @@ struct EnvironmentTests {
         _ = try? await one
         _ = try? await two
         let before = Self.descriptorsBesidesTCP(of: pid)
-        let descriptors = before.count
         let count = Tools.isCI ? 1000 : 200
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<2 {
@@ -216,13 +215,13 @@ struct EnvironmentTests {
         // Shutting down a failed environment finishes just after its answer: poll briefly.
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline,
-            Self.openDescriptorsBesidesTCP(of: pid) > descriptors || !Self.children(of: pid).isEmpty
+            Self.descriptorsBesidesTCP(of: pid).count > before.count || !Self.children(of: pid).isEmpty
         {
             try await Task.sleep(for: .milliseconds(20))
         }
         let after = Self.descriptorsBesidesTCP(of: pid)
         #expect(
-            after.count <= descriptors,
+            after.count <= before.count,
             "new: \(after.filter { before[$0.key] != $0.value }.sorted { $0.key < $1.key }), gone: \(before.filter { after[$0.key] != $0.value }.sorted { $0.key < $1.key })"
         )
         #expect(Self.children(of: pid).isEmpty)
@@ -634,17 +633,11 @@ struct EnvironmentTests {
         return object[name].map { "\($0)" }
     }
 
-    /// Open descriptors that are not TCP connections nor the runtime's own event machinery: what a
-    /// leak of pipes, channels, files or process descriptors would grow. Not counted: the client's
-    /// keep-alive connections, which come and go, and `anon_inode` descriptors (epoll, eventfd,
-    /// timerfd), which libdispatch and NIO open lazily on first use, on a loaded machine after the
-    /// count began; an environment opens none.
-    static func openDescriptorsBesidesTCP(of pid: pid_t) -> Int {
-        descriptorsBesidesTCP(of: pid).count
-    }
-
-    /// What `pid`'s descriptors point at, by descriptor number, leaving out TCP sockets and the
-    /// anon_inode descriptors (epoll, eventfd, timerfd) that NIO and libdispatch open lazily.
+    /// What `pid`'s open descriptors point at, by descriptor number, leaving out TCP connections and
+    /// the runtime's own event machinery: what a leak of pipes, channels, files or process
+    /// descriptors would grow. Left out: the client's keep-alive connections, which come and go, and
+    /// `anon_inode` descriptors (epoll, eventfd, timerfd), which libdispatch and NIO open lazily on
+    /// first use, on a loaded machine after the count began; an environment opens none.
     static func descriptorsBesidesTCP(of pid: pid_t) -> [String: String] {
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []
         let tcp = Set(tcpInodes(in: pid).map { "socket:[\($0)]" })

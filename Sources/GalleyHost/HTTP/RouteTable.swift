@@ -35,13 +35,14 @@ public struct RouteTable: Sendable {
             self.function = function
             self.route = route
             var score: [Int] = []
-            for segment in route.segments {
+            scoring: for segment in route.segments {
                 switch segment {
                 case .literal: score.append(2)
                 case .parameter: score.append(1)
-                case .greedy: score.append(0)
+                case .greedy:
+                    score.append(0)
+                    break scoring
                 }
-                if case .greedy = segment { break }
             }
             score.append(route.method == "ANY" ? 0 : 1)
             self.score = score
