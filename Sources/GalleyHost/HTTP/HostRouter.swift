@@ -24,7 +24,7 @@ extension HostResponder {
         let router = Router(context: HostRequestContext.self)
         router.add(middleware: frontDoor)
 
-        let invokeAPI = router.group("2015-03-31/functions").add(middleware: Gate.invokeAPI(self))
+        let invokeAPI = router.group(RouterPath(Self.invokeAPIPath)).add(middleware: Gate.invokeAPI(self))
         invokeAPI.get { request, _ in listFunctions(dispatcher.deployment) }
         invokeAPI.post(":function/invocations") { request, context in
             await invoke(request, function: Self.parameter("function", context), qualifier: Self.qualifier(request))
@@ -36,7 +36,7 @@ extension HostResponder {
             getFunction(Self.parameter("function", context), qualifier: Self.qualifier(request), wrapped: false)
         }
 
-        let host = router.group("_galley").add(middleware: Gate.hostEndpoints(self))
+        let host = router.group(RouterPath(Self.hostPath)).add(middleware: Gate.hostEndpoints(self))
         host.get { _, _ in Console.page }
         host.get("console.js") { _, _ in Console.script }
         host.get("health") { _, _ in health() }
@@ -67,6 +67,11 @@ extension HostResponder {
         router.add(middleware: RouteFallback(host: self))
         return router.buildResponder()
     }
+
+    /// Where the Invoke API and the host's own endpoints are, below `/`: the router's groups, and
+    /// the prefixes the front door and the routes' fallback keep for them.
+    static let invokeAPIPath = "2015-03-31/functions"
+    static let hostPath = "_galley"
 
     fileprivate static func parameter(_ name: String, _ context: HostRequestContext) -> Substring {
         context.parameters.get(name)?[...] ?? ""
@@ -143,9 +148,9 @@ public struct HostFrontDoor: HTTPResponder {
             return .invoke(function: Substring(utf8[lower..<upper]))
         }
 
-        private static let version = Array("2015-03-31".utf8)
-        private static let galley = Array("_galley".utf8)
-        private static let invokePrefix = Array("/2015-03-31/functions/".utf8)
+        private static let version = Array(HostResponder.invokeAPIPath.utf8.prefix { $0 != UInt8(ascii: "/") })
+        private static let galley = Array(HostResponder.hostPath.utf8)
+        private static let invokePrefix = Array("/\(HostResponder.invokeAPIPath)/".utf8)
         private static let invokeSuffix = Array("/invocations".utf8)
     }
 }
@@ -246,6 +251,9 @@ struct Gate: RouterMiddleware {
 /// botocore reads it, and the rest of `/_galley/` does not exist. The router cannot say "any
 /// method, any depth, below a path that also has parameters" without overriding its own routes.
 struct RouteFallback: RouterMiddleware {
+    static let hostEndpoints = "/" + HostResponder.hostPath
+    static let invokeAPI = "/" + HostResponder.invokeAPIPath
+
     let host: HostResponder
 
     func handle(
@@ -254,10 +262,10 @@ struct RouteFallback: RouterMiddleware {
         next: (Request, HostRequestContext) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
-        if path.hasPrefix("/_galley/") || path == "/_galley" {
+        if path.hasPrefix(Self.hostEndpoints + "/") || path == Self.hostEndpoints {
             return .notFound
         }
-        if path == "/2015-03-31/functions" || path.hasPrefix("/2015-03-31/functions/"),
+        if path == Self.invokeAPI || path.hasPrefix(Self.invokeAPI + "/"),
             host.dispatcher.deployment.configuration.server.invokeAPI
         {
             return host.unsupported(request)
