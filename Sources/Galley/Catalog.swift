@@ -108,7 +108,7 @@ enum PayloadCoding: Error {
 
     static func encode<Output: Encodable>(_ value: Output, with encoder: JSONEncoder) throws -> Data {
         do {
-            return try encoder.encode(value)
+            return try DirectJSONEncoder(fallback: encoder).encode(value)
         } catch let error as EncodingError {
             throw PayloadCoding.result(error)
         }
