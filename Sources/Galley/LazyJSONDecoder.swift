@@ -29,7 +29,7 @@ struct LazyJSONDecoder {
 
     /// The value read lazily, or `nil` when `JSONDecoder` must decide.
     static func lazily<Value: Decodable>(_ type: Value.Type, from data: Data) -> Value? {
-        let document = Document(bytes: Array(data))
+        let document = Document(copying: data)
         guard let start = document.skipWhitespace(from: 0), document.isWholeDocument(from: start),
             let value = try? LazyValue.decode(type, at: start, in: document, path: []), !document.aborted
         else { return nil }
@@ -42,20 +42,33 @@ struct LazyJSONUnsupported: Error {}
 
 /// The bytes, and whether anything went off the plain path.
 final class Document {
-    let bytes: [UInt8]
+    /// A copy of the document, read without bounds checks or reference counting: the scanner
+    /// checks every index against `count` itself.
+    let bytes: UnsafeBufferPointer<UInt8>
     var aborted = false
-    /// The values being decoded, by position and type: a type whose `init(from:)` asks a
-    /// single-value container for itself again (as the standard integer types do) gives up
-    /// instead of recursing.
-    var inProgress: Set<InProgress> = []
+    /// The values being decoded, by position and type, outermost first: a type whose
+    /// `init(from:)` asks a single-value container for itself again (as the standard integer
+    /// types do) gives up instead of recursing. A list, not a set: it is as short as the
+    /// document is deep, and hashing cost more than the search.
+    var inProgress: [InProgress] = []
 
-    struct InProgress: Hashable {
+    struct InProgress: Equatable {
         var index: Int
         var type: ObjectIdentifier
     }
 
-    init(bytes: [UInt8]) {
-        self.bytes = bytes
+    init(copying data: Data) {
+        let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: data.count)
+        data.withUnsafeBytes { source in
+            if let base = source.baseAddress {
+                copy.baseAddress!.initialize(from: base.assumingMemoryBound(to: UInt8.self), count: source.count)
+            }
+        }
+        bytes = UnsafeBufferPointer(copy)
+    }
+
+    deinit {
+        bytes.deallocate()
     }
 
     /// Gives up on the lazy path; returns the error to throw.
@@ -408,7 +421,7 @@ enum LazyValue {
         _ type: Value.Type,
         at index: Int,
         in document: Document,
-        path: [any CodingKey]
+        path: @autoclosure () -> [any CodingKey]
     ) throws -> Value {
         // Types JSONDecoder decodes its own way, and Float (whose rounding it does its own way).
         if Value.self == Data.self || Value.self == Date.self || Value.self == URL.self || Value.self == Decimal.self
@@ -416,28 +429,27 @@ enum LazyValue {
         {
             throw document.abort()
         }
-        switch type {
-        case is String.Type: return try document.string(at: index) as! Value
-        case is Bool.Type: return try document.bool(at: index) as! Value
-        case is Int.Type: return try document.integer(at: index, as: Int.self) as! Value
-        case is Int64.Type: return try document.integer(at: index, as: Int64.self) as! Value
-        case is Int32.Type: return try document.integer(at: index, as: Int32.self) as! Value
-        case is UInt.Type: return try document.integer(at: index, as: UInt.self) as! Value
-        case is UInt64.Type: return try document.integer(at: index, as: UInt64.self) as! Value
-        case is Int8.Type: return try document.integer(at: index, as: Int8.self) as! Value
-        case is Int16.Type: return try document.integer(at: index, as: Int16.self) as! Value
-        case is UInt8.Type: return try document.integer(at: index, as: UInt8.self) as! Value
-        case is UInt16.Type: return try document.integer(at: index, as: UInt16.self) as! Value
-        case is UInt32.Type: return try document.integer(at: index, as: UInt32.self) as! Value
-        case is Double.Type: return try document.double(at: index) as! Value
+        // Compared by metatype: a cast (`is String.Type`) per case costs more than the decoding.
+        if Value.self == String.self { return try document.string(at: index) as! Value }
+        if Value.self == Bool.self { return try document.bool(at: index) as! Value }
+        if Value.self == Int.self { return try document.integer(at: index, as: Int.self) as! Value }
+        if Value.self == Double.self { return try document.double(at: index) as! Value }
+        if Value.self == Int64.self { return try document.integer(at: index, as: Int64.self) as! Value }
+        if Value.self == Int32.self { return try document.integer(at: index, as: Int32.self) as! Value }
+        if Value.self == UInt.self { return try document.integer(at: index, as: UInt.self) as! Value }
+        if Value.self == UInt64.self { return try document.integer(at: index, as: UInt64.self) as! Value }
+        if Value.self == Int8.self { return try document.integer(at: index, as: Int8.self) as! Value }
+        if Value.self == Int16.self { return try document.integer(at: index, as: Int16.self) as! Value }
+        if Value.self == UInt8.self { return try document.integer(at: index, as: UInt8.self) as! Value }
+        if Value.self == UInt16.self { return try document.integer(at: index, as: UInt16.self) as! Value }
+        if Value.self == UInt32.self { return try document.integer(at: index, as: UInt32.self) as! Value }
         // An API Gateway event's parameters and headers: read directly, without a keyed container.
-        case is [String: String].Type: return try document.stringDictionary(at: index) as! Value
-        default:
-            let key = Document.InProgress(index: index, type: ObjectIdentifier(Value.self))
-            guard document.inProgress.insert(key).inserted else { throw document.abort() }
-            defer { document.inProgress.remove(key) }
-            return try Value(from: LazyDecoder(document, index, path))
-        }
+        if Value.self == [String: String].self { return try document.stringDictionary(at: index) as! Value }
+        let key = Document.InProgress(index: index, type: ObjectIdentifier(Value.self))
+        guard !document.inProgress.contains(key) else { throw document.abort() }
+        document.inProgress.append(key)
+        defer { document.inProgress.removeLast() }
+        return try Value(from: LazyDecoder(document, index, path()))
     }
 }
 
@@ -568,7 +580,7 @@ struct LazyUnkeyedContainer: UnkeyedDecodingContainer {
         return elements[currentIndex]
     }
 
-    private var path: [any CodingKey] { codingPath + [IndexKey(intValue: currentIndex)] }
+    private var path: [any CodingKey] { codingPath + [JSONIndexKey(intValue: currentIndex)] }
 
     mutating func decodeNil() throws -> Bool {
         guard document.isNull(at: try current()) else { return false }
@@ -598,13 +610,6 @@ struct LazyUnkeyedContainer: UnkeyedDecodingContainer {
 
     mutating func superDecoder() throws -> any Decoder {
         throw document.abort()
-    }
-
-    struct IndexKey: CodingKey {
-        var stringValue: String { "Index \(intValue!)" }
-        var intValue: Int?
-        init(intValue: Int) { self.intValue = intValue }
-        init?(stringValue: String) { nil }
     }
 }
 
