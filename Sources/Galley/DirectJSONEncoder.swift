@@ -17,6 +17,9 @@
 struct DirectJSONEncoder {
     let fallback: JSONEncoder
 
+    /// With `JSONEncoder.sortingKeys()` behind it: for stored values.
+    static let sortingKeys = DirectJSONEncoder(fallback: .sortingKeys())
+
     func encode<Value: Encodable>(_ value: Value) throws -> Data {
         if let bytes = Self.directly(value) { return Data(bytes) }
         return try fallback.encode(value)

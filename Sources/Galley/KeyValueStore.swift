@@ -64,7 +64,7 @@ extension KeyValueStore {
         metadata: [String: String]? = nil,
         condition: WriteCondition? = nil
     ) async throws -> Int64 {
-        let data = try JSONEncoder.sortingKeys().encode(value)
+        let data = try DirectJSONEncoder.sortingKeys.encode(value)
         return try await put(key, data, options: PutOptions(ttl: ttl, metadata: metadata, condition: condition))
     }
 
@@ -215,7 +215,7 @@ public struct AtomicOperation: Sendable, Equatable {
     }
     /// Writes a value encoded as JSON.
     public static func put<Value: Encodable>(_ key: String, _ value: Value, ttl: Duration? = nil) throws -> Self {
-        Self(key: key, kind: .put(try JSONEncoder.sortingKeys().encode(value), PutOptions(ttl: ttl)))
+        Self(key: key, kind: .put(try DirectJSONEncoder.sortingKeys.encode(value), PutOptions(ttl: ttl)))
     }
     /// Deletes the key if it is there.
     public static func delete(_ key: String) -> Self { Self(key: key, kind: .delete) }
