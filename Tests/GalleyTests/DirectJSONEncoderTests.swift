@@ -236,6 +236,9 @@ struct DirectJSONEncoderTests {
         left(["k": Nothing()], "nothing encoded, nested")
         left(CatchesItsError(), "an error caught by the value")
         left(Throws(), "the value's own error")
+        left(Int128(1) << 100, "a 128-bit integer")
+        left(String(repeating: "a", count: 70_000), "a string over 64 KiB")
+        left([String](repeating: "0123456789", count: 10_000), "a result over 64 KiB")
     }
 
     /// A container kept past its value and written to later: left to JSONEncoder.
