@@ -174,6 +174,13 @@ final class Document {
         var index = start + 1
         var escaped = false
         while index < bytes.count {
+            // Eight plain bytes at a time.
+            while index + 8 <= bytes.count,
+                !Self.mayStopString(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self))
+            {
+                index += 8
+            }
+            guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") { return (index + 1, escaped) }
             if byte < 0x20 { throw abort() }
@@ -195,6 +202,19 @@ final class Document {
             }
         }
         throw abort()
+    }
+
+    /// Whether any of the eight bytes of `word` is a quote, a backslash or below 0x20: what ends a
+    /// string, starts an escape or may not be in one. Exact, by the usual tests for a zero byte and
+    /// for a byte below a bound.
+    static func mayStopString(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+        let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+        let quoteByte = (quote &- ones) & ~quote
+        let backslashByte = (backslash &- ones) & ~backslash
+        let controlByte = (word &- ones &* 0x20) & ~word
+        return (quoteByte | backslashByte | controlByte) & (ones &* 0x80) != 0
     }
 
     /// The string at `start`, unescaped.

@@ -139,6 +139,26 @@ struct LazyJSONDecoderTests {
         try check(KinesisEvent.self, SampleEvents.kinesis(data: ["x", "y"]))
     }
 
+    /// Strings are scanned eight bytes at a time: whatever ends a string, starts an escape or is
+    /// not allowed in one is found at every offset.
+    @Test func everyStopInAStringIsFoundAtEveryOffset() {
+        let stops = [#"\""#, #"\\"#, #"\n"#, #"\u00e9"#, "\u{01}", "\u{1F}", "\u{7F}", "é", "\"", " "]
+        for length in 0..<20 {
+            for offset in 0...length {
+                for stop in stops {
+                    let text =
+                        String(repeating: "a", count: offset) + stop + String(repeating: "b", count: length - offset)
+                    let json = #"{"e": "\#(text)", "x": "\#(text)"}"#
+                    #expect(same(Mixed.self, json), "\(text.debugDescription)")
+                    // What JSON allows in a string is read lazily, not left to JSONDecoder.
+                    if !["\u{01}", "\u{1F}", "\""].contains(stop) {
+                        #expect(LazyJSONDecoder.lazily(Mixed.self, from: Data(json.utf8)) != nil, "\(json)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Random documents, random types: never a different answer.
     @Test func randomDocumentsDecodeAlike() {
         var random = SystemRandomNumberGenerator()
