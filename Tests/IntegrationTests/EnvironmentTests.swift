@@ -222,7 +222,7 @@ struct EnvironmentTests {
         let after = Self.descriptorsBesidesTCP(of: pid)
         #expect(
             after.count <= before.count,
-            "new: \(after.filter { before[$0.key] != $0.value }.sorted { $0.key < $1.key }), gone: \(before.filter { after[$0.key] != $0.value }.sorted { $0.key < $1.key })"
+            "new: \(after.filter { before[$0.key] != $0.value }.sorted { $0.key < $1.key }), gone: \(before.filter { after[$0.key] != $0.value }.sorted { $0.key < $1.key }), Unix sockets among them: \(Self.unixSockets(of: pid, among: Set(after.values).subtracting(before.values)))"
         )
         #expect(Self.children(of: pid).isEmpty)
     }
@@ -655,6 +655,16 @@ struct EnvironmentTests {
     static func isRunning(_ pid: pid_t) -> Bool {
         let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
         return !stat.isEmpty && !stat.contains(") Z ")
+    }
+
+    /// The lines of `/proc/PID/net/unix` for the sockets among `targets` (`socket:[INODE]`): which
+    /// of a leak's sockets are Unix-domain (a worker's channel) and in what state.
+    static func unixSockets(of pid: pid_t, among targets: Set<String>) -> [String] {
+        let text = (try? String(contentsOfFile: "/proc/\(pid)/net/unix", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 6 && targets.contains("socket:[\(fields[6])]")
+        }.map(String.init)
     }
 
     /// The inodes of the sockets `pid` holds open.
