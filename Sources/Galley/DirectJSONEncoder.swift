@@ -15,13 +15,17 @@
 /// anything throws, even an error the value catches, the value is encoded again by `fallback`,
 /// whose bytes or error are the answer. `fallback` must be compact, sort its keys and use the
 /// default strategies.
-struct DirectJSONEncoder {
+package struct DirectJSONEncoder: Sendable {
     let fallback: JSONEncoder
 
     /// With `JSONEncoder.sortingKeys()` behind it: for stored values.
     static let sortingKeys = DirectJSONEncoder(fallback: .sortingKeys())
 
-    func encode<Value: Encodable>(_ value: Value) throws -> Data {
+    package init(fallback: JSONEncoder) {
+        self.fallback = fallback
+    }
+
+    package func encode<Value: Encodable>(_ value: Value) throws -> Data {
         if let bytes = Self.directly(value) { return Data(bytes) }
         return try fallback.encode(value)
     }

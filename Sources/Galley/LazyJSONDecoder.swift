@@ -14,15 +14,19 @@
 /// again by `JSONDecoder`, whose value or error is the answer. So errors keep `JSONDecoder`'s
 /// words, and a type that tries alternatives (`try? decode(Int.self)`, then `String`) takes the
 /// same branch as it would there.
-struct LazyJSONDecoder {
+package struct LazyJSONDecoder: Sendable {
     let fallback: JSONDecoder
+
+    package init(fallback: JSONDecoder) {
+        self.fallback = fallback
+    }
 
     /// Past this size JSONDecoder reads the event: its byte loops are compiled optimised even in a
     /// debug build of the application, and a large event is mostly one large value (a body) that
     /// both read whole anyway.
     static let largest = 64 * 1024
 
-    func decode<Value: Decodable>(_ type: Value.Type, from data: Data) throws -> Value {
+    package func decode<Value: Decodable>(_ type: Value.Type, from data: Data) throws -> Value {
         if data.count <= Self.largest, let value = Self.lazily(type, from: data) { return value }
         return try fallback.decode(type, from: data)
     }

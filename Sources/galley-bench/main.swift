@@ -2,7 +2,7 @@
     import Glibc
 #endif
 
-// `swift run -c release galley-bench [startup] [store] [postgres-store] [postgres-hosts] [environments] [store-calls] [queue] [floor] [http] [python] [observability] [--runs N]`: prints Markdown for BENCHMARKS.md.
+// `swift run -c release galley-bench [startup] [store] [postgres-store] [postgres-hosts] [environments] [store-calls] [queue] [codec] [floor] [http] [python] [observability] [--runs N]`: prints Markdown for BENCHMARKS.md.
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.first == "pingpong-echo" {
     PingPongBenchmark.echo()
@@ -55,6 +55,10 @@ if selected.isEmpty || selected.contains("store-calls") {
 
 if selected.isEmpty || selected.contains("queue") {
     print(try await QueueBenchmark(binaries: binaries, workDirectory: workDirectory).run())
+}
+
+if selected.isEmpty || selected.contains("codec") {
+    print(try CodecBenchmark().run())
 }
 
 if selected.isEmpty || selected.contains("http") || selected.contains("floor") {
