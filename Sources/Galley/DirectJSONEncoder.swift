@@ -429,7 +429,7 @@ struct JSONByteKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol {
     }
 }
 
-struct JSONByteUnkeyedContainer: UnkeyedEncodingContainer {
+struct JSONByteUnkeyedContainer: UnkeyedEncodingContainer, JSONByteElements {
     let writer: JSONByteWriter
     let id: Int
     /// Where its value's container is among the open ones.
@@ -438,23 +438,6 @@ struct JSONByteUnkeyedContainer: UnkeyedEncodingContainer {
     var codingPath: [any CodingKey] { writer.codingPath(below: level) }
 
     var count: Int { writer.count(of: id) }
-
-    mutating func encodeNil() throws { try writer.element(of: id) { writer.writeNull() } }
-    mutating func encode(_ value: Bool) throws { try writer.element(of: id) { writer.write(bool: value) } }
-    mutating func encode(_ value: String) throws { try writer.element(of: id) { writer.write(string: value) } }
-    mutating func encode(_ value: Double) throws { try writer.element(of: id) { try writer.write(float: value) } }
-    mutating func encode(_ value: Float) throws { try writer.element(of: id) { try writer.write(float: value) } }
-    mutating func encode(_ value: Int) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: Int8) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: Int16) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: Int32) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: Int64) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: UInt) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: UInt8) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: UInt16) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: UInt32) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode(_ value: UInt64) throws { try writer.element(of: id) { writer.write(integer: value) } }
-    mutating func encode<T: Encodable>(_ value: T) throws { try writer.element(of: id) { try writer.encode(value) } }
 
     mutating func nestedContainer<NestedKey: CodingKey>(
         keyedBy keyType: NestedKey.Type
@@ -474,14 +457,23 @@ struct JSONByteUnkeyedContainer: UnkeyedEncodingContainer {
     }
 }
 
-struct JSONByteSingleValueContainer: SingleValueEncodingContainer {
+struct JSONByteSingleValueContainer: SingleValueEncodingContainer, JSONByteElements {
     let writer: JSONByteWriter
     let id: Int
     /// Where its value's container is among the open ones.
     let level: Int
 
     var codingPath: [any CodingKey] { writer.codingPath(below: level) }
+}
 
+/// The unkeyed and the single-value container write a value the same way: as the next element of
+/// the container `id` (a single-value container takes one).
+protocol JSONByteElements {
+    var writer: JSONByteWriter { get }
+    var id: Int { get }
+}
+
+extension JSONByteElements {
     mutating func encodeNil() throws { try writer.element(of: id) { writer.writeNull() } }
     mutating func encode(_ value: Bool) throws { try writer.element(of: id) { writer.write(bool: value) } }
     mutating func encode(_ value: String) throws { try writer.element(of: id) { writer.write(string: value) } }

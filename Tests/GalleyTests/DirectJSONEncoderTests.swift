@@ -241,11 +241,14 @@ struct DirectJSONEncoderTests {
         left([String](repeating: "0123456789", count: 10_000), "a result over 64 KiB")
     }
 
+    /// What a value keeps of its encoding past its own `encode(to:)`.
+    final class Keeper: @unchecked Sendable {
+        var container: (any UnkeyedEncodingContainer)?
+        var encoder: (any Encoder)?
+    }
+
     /// A container kept past its value and written to later: left to JSONEncoder.
     @Test func aContainerWrittenToAfterItsValueIsLeftToJSONEncoder() {
-        final class Keeper: @unchecked Sendable {
-            var container: (any UnkeyedEncodingContainer)?
-        }
         struct Inner: Encodable {
             let keeper: Keeper
             func encode(to encoder: any Encoder) throws {
@@ -269,9 +272,6 @@ struct DirectJSONEncoderTests {
     /// An encoder kept past its value and asked for a container while the next value is encoded:
     /// that container is the first value's, not the second's, so it is left to JSONEncoder.
     @Test func anEncoderUsedAfterItsValueIsLeftToJSONEncoder() {
-        final class Keeper: @unchecked Sendable {
-            var encoder: (any Encoder)?
-        }
         struct First: Encodable {
             let keeper: Keeper
             func encode(to encoder: any Encoder) throws {
