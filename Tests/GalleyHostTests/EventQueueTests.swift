@@ -21,14 +21,15 @@ func eventually(_ what: String, _ condition: () async throws -> Bool) async thro
     }
 }
 
-/// A value made on first use and kept.
+/// A value made on first use and kept (the first made, should two be made at once).
 final class Once<Value: Sendable>: Sendable {
     private let made = Mutex<Value?>(nil)
 
-    func value(_ make: () throws -> Value) rethrows -> Value {
-        try made.withLock { made in
+    func value(_ make: () async throws -> Value) async rethrows -> Value {
+        if let made = made.withLock({ $0 }) { return made }
+        let value = try await make()
+        return made.withLock { made in
             if let made { return made }
-            let value = try make()
             made = value
             return value
         }
@@ -77,23 +78,23 @@ struct EventQueueTests {
     }
 
     /// The test's storage: the same file, or the same database, every time.
-    func storage(_ backend: QueueBackend) throws -> any QueueStorage {
+    func storage(_ backend: QueueBackend) async throws -> any QueueStorage {
         switch backend {
         case .sqlite:
             return try QueueFile(path: folder.appending(path: "queue.sqlite").path)
         case .postgres:
-            let url = try database.value { try PostgresCluster.shared.get().makeDatabase() }
+            let url = try await database.value { try await PostgresCluster.database() }
             var logger = Logger(label: "test")
             logger.logLevel = .error
             return PostgresQueue(database: try PostgresDatabase(url: url, logger: logger, timeout: .seconds(120)))
         }
     }
 
-    func makeQueue(_ configuration: RuntimeConfiguration, _ backend: QueueBackend) throws -> EventQueue {
+    func makeQueue(_ configuration: RuntimeConfiguration, _ backend: QueueBackend) async throws -> EventQueue {
         let deployment = try Deployment(configuration: configuration, catalog: Functions.catalog, file: "runtime.json")
         let dispatcher = Dispatcher(deployment: deployment, logWriter: LogWriter(format: .text) { _ in })
         return EventQueue(
-            storage: try storage(backend),
+            storage: try await storage(backend),
             dispatcher: dispatcher,
             clock: clock,
             logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
@@ -120,7 +121,7 @@ struct EventQueueTests {
 
     @Test(arguments: QueueBackend.conformance)
     func aFailingEventIsTriedOnePlusRetriesTimesWithDoublingDelaysThenDeadLettered(backend: QueueBackend) async throws {
-        let queue = try makeQueue(configuration(), backend)
+        let queue = try await makeQueue(configuration(), backend)
         try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"boom"}"#.utf8), kind: .event))
         try await running(queue) {
             try await eventually("the first attempt") { try await status(queue, "fails").attempts == 1 }
@@ -167,7 +168,7 @@ struct EventQueueTests {
 
     @Test(arguments: QueueBackend.conformance)
     func replayDeliversADeadLetterAgain(backend: QueueBackend) async throws {
-        let queue = try makeQueue(configuration { $0.functions["fails"]?.retries = 0 }, backend)
+        let queue = try await makeQueue(configuration { $0.functions["fails"]?.retries = 0 }, backend)
         try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"once"}"#.utf8), kind: .event))
         try await running(queue) {
             try await eventually("the dead letter") { try await status(queue, "fails").deadLetters == 1 }
@@ -184,7 +185,7 @@ struct EventQueueTests {
 
     @Test(arguments: QueueBackend.conformance)
     func anEventOlderThanMaxEventAgeIsADeadLetterWithoutAnotherAttempt(backend: QueueBackend) async throws {
-        let queue = try makeQueue(configuration { $0.functions["fails"]?.maxEventAge = 90 }, backend)
+        let queue = try await makeQueue(configuration { $0.functions["fails"]?.maxEventAge = 90 }, backend)
         try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"old"}"#.utf8), kind: .event))
         try await running(queue) {
             try await eventually("the first attempt") { try await status(queue, "fails").attempts == 1 }
@@ -206,7 +207,7 @@ struct EventQueueTests {
 
     @Test(arguments: QueueBackend.conformance)
     func pastTheBoundTheCallerGetsTooManyRequestsAndNothingIsWritten(backend: QueueBackend) async throws {
-        let queue = try makeQueue(configuration { $0.queue.maxEvents = 3 }, backend)
+        let queue = try await makeQueue(configuration { $0.queue.maxEvents = 3 }, backend)
         for _ in 0..<3 {
             try await queue.submit(Invocation(function: "ok", payload: Data("{}".utf8), kind: .event))
         }
@@ -241,7 +242,7 @@ struct EventQueueTests {
 
     @Test(arguments: QueueBackend.conformance)
     func queuedEventsUseOnlyTheirShareOfConcurrency(backend: QueueBackend) async throws {
-        let queue = try makeQueue(
+        let queue = try await makeQueue(
             configuration {
                 $0.functions["sink"]?.concurrency = 4
                 $0.functions["sink"]?.timeout = 10
@@ -267,7 +268,7 @@ struct EventQueueTests {
 
     @Test(arguments: QueueBackend.conformance)
     func anEventClaimedAsShutdownBeginsWaitsAgainWithNoAttemptCounted(backend: QueueBackend) async throws {
-        let queue = try makeQueue(configuration { $0.functions["fails"]?.retries = 0 }, backend)
+        let queue = try await makeQueue(configuration { $0.functions["fails"]?.retries = 0 }, backend)
         try await queue.submit(Invocation(function: "fails", payload: Data(#"{"fail":"x"}"#.utf8), kind: .event))
         queue.stopDelivering()
         _ = await queue.tick()
@@ -281,7 +282,7 @@ struct EventQueueTests {
     @Test(arguments: QueueBackend.conformance)
     func aScheduleFiresOnTimeAndOnceForRunsMissedWhileStopped(backend: QueueBackend) async throws {
         let configuration = configuration { $0.functions["ok"]?.schedule = try? Schedule(parsing: "rate(5 minutes)") }
-        let queue = try makeQueue(configuration, backend)
+        let queue = try await makeQueue(configuration, backend)
         try await running(queue) {
             // First seen now: the first run is five minutes on.
             try await eventually("the schedule is recorded") {
@@ -302,7 +303,7 @@ struct EventQueueTests {
         }
         // Stopped for an hour: twelve runs missed, one made up at start.
         clock.advance(by: 3_600_000)
-        let restarted = try makeQueue(configuration, backend)
+        let restarted = try await makeQueue(configuration, backend)
         try await running(restarted) {
             try await eventually("the made-up run") { try await status(restarted, "ok").delivered == 2 }
             try await eventually("the next run is recorded") {

@@ -14,8 +14,8 @@ import Testing
 struct PostgresQueueTests {
     let url: String
 
-    init() throws {
-        url = try PostgresCluster.shared.get().makeDatabase()
+    init() async throws {
+        url = try await PostgresCluster.database()
     }
 
     /// A host's view of the test's database: its own pool and its own claims.

@@ -34,7 +34,7 @@ final class Fixture {
     let folder: URL
     let store: any Store & StoreBackend
 
-    init(_ adapter: Adapter) throws {
+    init(_ adapter: Adapter) async throws {
         folder = FileManager.default.temporaryDirectory.appending(path: "galley-store-\(UUID().uuidString)")
         switch adapter {
         case .sqlite:
@@ -46,13 +46,13 @@ final class Fixture {
         case .memory:
             store = MemoryStore(clock: clock.storeClock)
         case .postgres:
-            let cluster = try PostgresCluster.shared.get()
+            let url = try await PostgresCluster.database()
             var logger = Logger(label: "test")
             logger.logLevel = .error
             // Fifty writers of one key, on a machine busy with the rest of the suite, can wait past
             // the 10 s a call waits in production; correctness is what these tests are about.
             store = try PostgresStore(
-                url: try cluster.makeDatabase(),
+                url: url,
                 clock: clock.storeClock,
                 logger: logger,
                 timeout: .seconds(300)
@@ -73,7 +73,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func putThenGetReturnsValueVersionAndMetadata(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         let version = try await store.put("k", bytes: Data("v".utf8), ttl: .seconds(60), metadata: ["a": "b"])
@@ -88,7 +88,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func codableValuesRoundTripAsJSON(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         try await store.put("user:1", User(name: "Ada", age: 36))
@@ -98,7 +98,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func versionsIncreaseAcrossKeysAndNamespaces(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let a = try await fixture.namespace("a").put("k", 1)
         let b = try await fixture.namespace("b").put("k", 1)
@@ -108,7 +108,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func ifAbsentRefusesToOverwrite(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         try await store.put("k", "first", condition: .ifAbsent)
@@ -123,7 +123,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func ifVersionDetectsAConcurrentChange(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         let first = try await store.put("k", 1)
@@ -137,7 +137,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func deleteSaysWhetherAnEntryWasThere(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         let version = try await store.put("k", 1)
@@ -150,7 +150,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func expiredEntriesVanishAtOnceAndArePurged(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         try await store.put("short", 1, ttl: .seconds(10))
@@ -173,7 +173,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func listPagesThroughACursorBoundary(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         for index in 0..<25 { try await store.put("user:\(String(format: "%03d", index))", index) }
@@ -202,7 +202,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func atomicAppliesAllOrNothing(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         let balance = try await store.put("balance:a", 100)
@@ -231,7 +231,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func aTTLPastOneHundredYearsIsRefusedNotATrap(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         for ttl: Duration in [.seconds(9_223_372_036_854_775), .seconds(PutOptions.maxTTLSeconds + 1), .zero] {
@@ -252,7 +252,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func incrementCountsFromZeroAndRefusesNonIntegers(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         #expect(try await store.increment("n") == 1)
@@ -269,7 +269,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func anIncrementKeepsTheEntrysExpiryAndMetadataAndSeesEarlierOperationsOfItsBatch(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         try await store.put("n", 5, ttl: .seconds(60), metadata: ["owner": "ada"])
@@ -292,7 +292,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func concurrentIncrementsLoseNothing(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -306,7 +306,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func namespacesAreSeparate(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         try await fixture.namespace("a").put("k", "in a")
         #expect(try await fixture.namespace("b").get("k") == nil)
@@ -316,7 +316,7 @@ struct KeyValueStoreTests {
 
     @Test(arguments: Adapter.conformance)
     func limitsAreEnforcedWithClearErrors(adapter: Adapter) async throws {
-        let fixture = try Fixture(adapter)
+        let fixture = try await Fixture(adapter)
         defer { withExtendedLifetime(fixture) {} }
         let store = try fixture.namespace()
         await #expect {
@@ -472,8 +472,8 @@ struct DefiniteWriteTests {
 /// What several hosts on one PostgreSQL database rely on.
 @Suite(.enabled(if: PostgresCluster.isWanted, "PostgreSQL is not installed"))
 struct PostgresStoreTests {
-    func twoHosts() throws -> (PostgresStore, PostgresStore) {
-        let url = try PostgresCluster.shared.get().makeDatabase()
+    func twoHosts() async throws -> (PostgresStore, PostgresStore) {
+        let url = try await PostgresCluster.database()
         var logger = Logger(label: "test")
         logger.logLevel = .error
         return (
@@ -483,7 +483,7 @@ struct PostgresStoreTests {
     }
 
     @Test func concurrentIncrementsFromTwoHostsLoseNothing() async throws {
-        let (first, second) = try twoHosts()
+        let (first, second) = try await twoHosts()
         // A counter that does not exist yet: no row to lock, so only the key's own lock keeps it exact.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for worker in 0..<16 {
@@ -498,7 +498,7 @@ struct PostgresStoreTests {
     }
 
     @Test func ifVersionFromTwoHostsLetsExactlyOneWriterWin() async throws {
-        let (first, second) = try twoHosts()
+        let (first, second) = try await twoHosts()
         let version = try await first.namespace("app").put("doc", "v0")
         let results = try await withThrowingTaskGroup(of: Bool.self) { group in
             for store in [first, second] {
@@ -518,7 +518,7 @@ struct PostgresStoreTests {
     }
 
     @Test func prefixesEndingInAnyCharacterListOnlyTheirKeys() async throws {
-        let (store, _) = try twoHosts()
+        let (store, _) = try await twoHosts()
         let namespace = try store.namespace("app")
         for key in ["é1", "é2", "ê", "a\u{10FFFF}", "a\u{10FFFF}b", "b", "\u{D7FF}x", "\u{E000}"] {
             try await namespace.put(key, 1)

@@ -31,7 +31,7 @@ struct PostgresTests {
     }
 
     @Test func twoHostsCountOneCounterExactly() async throws {
-        let url = try PostgresCluster.shared.get().makeDatabase()
+        let url = try await PostgresCluster.database()
         // One host names the database in runtime.json, the other through the environment.
         let first = try await ServerProcess(config: config("one.json", storage: "one", postgres: url))
         let second = try await ServerProcess(
@@ -93,7 +93,7 @@ struct PostgresTests {
     }
 
     @Test func twoHostsDeliverEveryAcceptedEventWhileOneIsKilledAndRestarted() async throws {
-        let url = try PostgresCluster.shared.get().makeDatabase()
+        let url = try await PostgresCluster.database()
         /// Leases of 2 s: the killed host's events are taken over 2 s after it dies.
         func host(_ name: String) throws -> String {
             try directory.write(
@@ -143,7 +143,7 @@ struct PostgresTests {
     }
 
     @Test func kvExportFromSQLiteImportsIntoPostgreSQLAndBack() async throws {
-        let url = try PostgresCluster.shared.get().makeDatabase()
+        let url = try await PostgresCluster.database()
         let local = try config("local.json", storage: "local")
         let shared = try config("shared.json", storage: "shared", postgres: url)
         let lines = """
@@ -183,11 +183,11 @@ struct PostgresTests {
 
     @Test func aDatabaseRestartedUnderLoadFailsCallsClearlyAndTheHostRecoversByItself() async throws {
         // A cluster of this test's own: stopping the shared one would fail other suites' calls.
-        let cluster = try PostgresCluster.makePrivate()
+        let cluster = try await offThePool { try PostgresCluster.makePrivate() }
         let url = try cluster.makeDatabase()
         let server = try await ServerProcess(config: config("restart.json", storage: "restart", postgres: url))
         #expect(try await ConsoleTests.send(server, "POST", "/count/visits").status == 200)
-        try cluster.stop()
+        try await offThePool { try cluster.stop() }
         // During the outage: the function's store call fails with a clear error, the route answers
         // 502, the host stays up.
         let during = try await ConsoleTests.send(server, "POST", "/count/visits")
@@ -204,7 +204,7 @@ struct PostgresTests {
         #expect(event.body.contains("could not be queued"), "\(event.body)")
         #expect(event.headers["x-amzn-ErrorType"]?.hasPrefix("ServiceException") == true, "\(event.headers)")
         #expect(try await ConsoleTests.send(server, "GET", "/_galley/health").status == 200)
-        try cluster.start()
+        try await offThePool { try cluster.start() }
         // Back without restarting the host: the pool reconnects.
         let deadline = ContinuousClock.now + .seconds(60)
         var after = 0

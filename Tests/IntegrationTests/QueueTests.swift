@@ -228,7 +228,7 @@ struct QueueTests {
             : try Self.config(
                 in: directory,
                 name: "postgres.json",
-                storage: #""path": "pg", "postgres": "\#(try PostgresCluster.shared.get().makeDatabase())""#
+                storage: #""path": "pg", "postgres": "\#(try await PostgresCluster.database())""#
             )
         let server = try await ServerProcess(config: config)
         #expect(try await Self.sendEvent(server.address, "fails", #"{"fail": "no luck"}"#) == 202)
