@@ -183,11 +183,11 @@ struct PostgresTests {
 
     @Test func aDatabaseRestartedUnderLoadFailsCallsClearlyAndTheHostRecoversByItself() async throws {
         // A cluster of this test's own: stopping the shared one would fail other suites' calls.
-        let cluster = try await offThePool { try PostgresCluster.makePrivate() }
+        let cluster = try await Blocking.run { try PostgresCluster.makePrivate() }
         let url = try cluster.makeDatabase()
         let server = try await ServerProcess(config: config("restart.json", storage: "restart", postgres: url))
         #expect(try await ConsoleTests.send(server, "POST", "/count/visits").status == 200)
-        try await offThePool { try cluster.stop() }
+        try await Blocking.run { try cluster.stop() }
         // During the outage: the function's store call fails with a clear error, the route answers
         // 502, the host stays up.
         let during = try await ConsoleTests.send(server, "POST", "/count/visits")
@@ -204,7 +204,7 @@ struct PostgresTests {
         #expect(event.body.contains("could not be queued"), "\(event.body)")
         #expect(event.headers["x-amzn-ErrorType"]?.hasPrefix("ServiceException") == true, "\(event.headers)")
         #expect(try await ConsoleTests.send(server, "GET", "/_galley/health").status == 200)
-        try await offThePool { try cluster.start() }
+        try await Blocking.run { try cluster.start() }
         // Back without restarting the host: the pool reconnects.
         let deadline = ContinuousClock.now + .seconds(60)
         var after = 0

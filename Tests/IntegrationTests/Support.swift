@@ -25,19 +25,6 @@ struct ProcessOutput {
     var err: String { String(decoding: stderr, as: UTF8.self) }
 }
 
-/// Blocking file I/O off Swift's cooperative threads: with two cores there are two of them, and
-/// tests that block them starve every other task.
-enum Blocking {
-    static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()
-
-    static func run<Value: Sendable>(_ body: @escaping @Sendable () -> Value) async -> Value {
-        _ = ignoreBrokenPipes
-        return await withCheckedContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(returning: body()) }
-        }
-    }
-}
-
 /// Runs `galley` with `arguments`, feeding `stdin`, and waits for it (at most `timeout`).
 func runGalley(
     _ arguments: [String],

@@ -28,12 +28,12 @@ public final class PostgresCluster: Sendable {
     /// of the pool's threads (two on 2 cores, and every test that asks at once waits) would hold
     /// back every other test's tasks as long, past the deadlines some of them check.
     public static func cluster() async throws -> PostgresCluster {
-        try await offThePool { try shared.get() }
+        try await Blocking.run { try shared.get() }
     }
 
     /// A new, empty database on the run's cluster, made off Swift's cooperative pool; its URL.
     public static func database() async throws -> String {
-        try await offThePool { try shared.get().makeDatabase() }
+        try await Blocking.run { try shared.get().makeDatabase() }
     }
 
     /// Whether PostgreSQL tests should run: always in CI (where a missing server must fail them),
@@ -202,14 +202,5 @@ public final class PostgresCluster: Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
         return Int(UInt16(bigEndian: address.sin_port))
-    }
-}
-
-/// Runs `body` on a thread of its own and waits for it without holding a thread of Swift's
-/// cooperative pool: for the blocking work of setting up a test (starting a server, a program
-/// run to its end).
-public func offThePool<Value: Sendable>(_ body: @escaping @Sendable () throws -> Value) async throws -> Value {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread { continuation.resume(with: Result { try body() }) }.start()
     }
 }
