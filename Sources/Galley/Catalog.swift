@@ -42,11 +42,9 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
         public static func handler<H: Handler>(_ name: String, _ type: H.Type) -> Entry {
             Entry(name: name) { context in
                 let handler = try await H(context: context)
-                let decoder = JSONDecoder()
-                let encoder = JSONEncoder.sortingKeys()
                 return PreparedHandler { payload, context in
-                    let event = try PayloadCoding.decode(H.Event.self, from: payload, with: decoder)
-                    return try PayloadCoding.encode(try await handler.handle(event, context: context), with: encoder)
+                    let event = try PayloadCoding.decode(H.Event.self, from: payload)
+                    return try PayloadCoding.encode(try await handler.handle(event, context: context))
                 }
             }
         }
@@ -69,11 +67,9 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
             _ body: @escaping @Sendable (Event, Context) async throws -> Output
         ) -> Entry {
             Entry(name: name) { _ in
-                let decoder = JSONDecoder()
-                let encoder = JSONEncoder.sortingKeys()
-                return PreparedHandler { payload, context in
-                    let event = try PayloadCoding.decode(Event.self, from: payload, with: decoder)
-                    return try PayloadCoding.encode(try await body(event, context), with: encoder)
+                PreparedHandler { payload, context in
+                    let event = try PayloadCoding.decode(Event.self, from: payload)
+                    return try PayloadCoding.encode(try await body(event, context))
                 }
             }
         }
@@ -92,23 +88,17 @@ enum PayloadCoding: Error {
     case event(DecodingError)
     case result(EncodingError)
 
-    static func decode<Event: Decodable>(
-        _ type: Event.Type,
-        from payload: Data,
-        with decoder: JSONDecoder
-    ) throws
-        -> Event
-    {
+    static func decode<Event: Decodable>(_ type: Event.Type, from payload: Data) throws -> Event {
         do {
-            return try LazyJSONDecoder(fallback: decoder).decode(type, from: payload)
+            return try LazyJSONDecoder.standard.decode(type, from: payload)
         } catch let error as DecodingError {
             throw PayloadCoding.event(error)
         }
     }
 
-    static func encode<Output: Encodable>(_ value: Output, with encoder: JSONEncoder) throws -> Data {
+    static func encode<Output: Encodable>(_ value: Output) throws -> Data {
         do {
-            return try DirectJSONEncoder(fallback: encoder).encode(value)
+            return try DirectJSONEncoder.sortingKeys.encode(value)
         } catch let error as EncodingError {
             throw PayloadCoding.result(error)
         }

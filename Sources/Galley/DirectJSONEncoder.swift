@@ -18,7 +18,7 @@
 package struct DirectJSONEncoder: Sendable {
     let fallback: JSONEncoder
 
-    /// With `JSONEncoder.sortingKeys()` behind it: for stored values.
+    /// With `JSONEncoder.sortingKeys()` behind it: for results and stored values.
     static let sortingKeys = DirectJSONEncoder(fallback: .sortingKeys())
 
     package init(fallback: JSONEncoder) {
@@ -225,17 +225,11 @@ final class JSONByteWriter {
     // MARK: Scalars
 
     func write(bool: Bool) {
-        if bool {
-            output.append(contentsOf: [UInt8(ascii: "t"), UInt8(ascii: "r"), UInt8(ascii: "u"), UInt8(ascii: "e")])
-        } else {
-            output.append(contentsOf: [
-                UInt8(ascii: "f"), UInt8(ascii: "a"), UInt8(ascii: "l"), UInt8(ascii: "s"), UInt8(ascii: "e"),
-            ])
-        }
+        output.append(contentsOf: bool ? "true".utf8 : "false".utf8)
     }
 
     func writeNull() {
-        output.append(contentsOf: [UInt8(ascii: "n"), UInt8(ascii: "u"), UInt8(ascii: "l"), UInt8(ascii: "l")])
+        output.append(contentsOf: "null".utf8)
     }
 
     func write<Integer: FixedWidthInteger>(integer: Integer) {

@@ -17,6 +17,9 @@
 package struct LazyJSONDecoder: Sendable {
     let fallback: JSONDecoder
 
+    /// With a default `JSONDecoder` behind it: for events.
+    static let standard = LazyJSONDecoder(fallback: JSONDecoder())
+
     package init(fallback: JSONDecoder) {
         self.fallback = fallback
     }
@@ -63,11 +66,7 @@ final class Document {
 
     init(copying data: Data) {
         let copy = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: data.count)
-        data.withUnsafeBytes { source in
-            if let base = source.baseAddress {
-                copy.baseAddress!.initialize(from: base.assumingMemoryBound(to: UInt8.self), count: source.count)
-            }
-        }
+        _ = copy.initialize(fromContentsOf: data)
         bytes = UnsafeBufferPointer(copy)
     }
 

@@ -90,13 +90,14 @@ struct DirectJSONEncoderTests {
 
     /// Written directly (not left to JSONEncoder), and byte for byte what JSONEncoder writes.
     func direct<Value: Encodable>(_ value: Value, _ comment: Comment? = nil) {
+        let label = comment.map { "\($0.rawValue): " } ?? ""
         let bytes = DirectJSONEncoder.directly(value)
-        #expect(bytes != nil, "left to JSONEncoder: \(value)")
+        #expect(bytes != nil, "\(label)left to JSONEncoder: \(value)")
         if let bytes {
             let expected = try? Self.plain().encode(value)
             #expect(
                 Data(bytes) == expected,
-                "\(String(decoding: bytes, as: UTF8.self)) ≠ \(expected.map { String(decoding: $0, as: UTF8.self) } ?? "an error")"
+                "\(label)\(String(decoding: bytes, as: UTF8.self)) ≠ \(expected.map { String(decoding: $0, as: UTF8.self) } ?? "an error")"
             )
         }
     }

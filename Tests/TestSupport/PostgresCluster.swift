@@ -23,15 +23,11 @@ public final class PostgresCluster: Sendable {
         try PostgresCluster()
     }
 
-    /// The run's cluster, waited for off Swift's cooperative pool: `initdb` and starting
-    /// `postgres` take seconds (many on a loaded machine), and a test that waited for them on one
-    /// of the pool's threads (two on 2 cores, and every test that asks at once waits) would hold
-    /// back every other test's tasks as long, past the deadlines some of them check.
-    public static func cluster() async throws -> PostgresCluster {
-        try await Blocking.run { try shared.get() }
-    }
-
-    /// A new, empty database on the run's cluster, made off Swift's cooperative pool; its URL.
+    /// A new, empty database on the run's cluster; its URL. Made off Swift's cooperative pool:
+    /// `initdb` and starting `postgres` take seconds (many on a loaded machine), and a test that
+    /// waited for them on one of the pool's threads (two on 2 cores, and every test that asks at
+    /// once waits) would hold back every other test's tasks as long, past the deadlines some of
+    /// them check.
     public static func database() async throws -> String {
         try await Blocking.run { try shared.get().makeDatabase() }
     }
