@@ -353,6 +353,43 @@ struct HostRouterTests {
         }
     }
 
+    /// One connection, six requests written at once, some answered by the fast lane and some by
+    /// Hummingbird's loop: the answers leave in the order the requests came, a fast request waits for
+    /// Hummingbird's answer before it and the other way round, and after `Connection: close` nothing more
+    /// is run or answered.
+    @Test func pipelinedRequestsAreAnsweredInOrderWhoeverAnswersThem() async throws {
+        try await withHost { client in
+            func request(_ method: String, _ path: String, body: String = "", close: Bool = false) -> String {
+                "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: \(body.utf8.count)\r\n"
+                    + (close ? "Connection: close\r\n" : "") + "\r\n" + body
+            }
+            let received = try await client.raw(
+                // The router's path (`//`), 300 ms in the function; then a route, which is the fast lane's.
+                request("POST", "//2015-03-31/functions/slow/invocations", body: #"{"ms":300}"#)
+                    + request("GET", "/echo/b")
+                    // The fast lane's, 300 ms; then one of the router's endpoints.
+                    + request("POST", "/2015-03-31/functions/slow/invocations", body: #"{"ms":300}"#)
+                    + request("GET", "/_galley/health")
+                    + request("GET", "/echo/e", close: true)
+                    // Never read (NIO's decoder takes no request after `Connection: close`); were it
+                    // run, `slow` takes one invocation at a time, and the one below would be refused.
+                    + request("POST", "/2015-03-31/functions/slow/invocations", body: #"{"ms":1000}"#)
+            )
+            let answers = received.components(separatedBy: "HTTP/1.1 ").dropFirst().map { escaped in
+                // JSONEncoder writes `/` as `\/`.
+                let answer = escaped.replacingOccurrences(of: #"\/"#, with: "/")
+                if answer.contains("/echo/b") { return "b" }
+                if answer.contains("/echo/e") { return "e" }
+                if answer.contains(#""requestId""#) { return "slow" }
+                if answer.contains(#"{"status":"ok"}"#) { return "health" }
+                return "other: \(answer.prefix(40))"
+            }
+            #expect(answers == ["slow", "b", "slow", "health", "e"], "\(received.prefix(2000))")
+            #expect(received.components(separatedBy: "HTTP/1.1 200 OK").count == 6)
+            #expect(try await invoke(client, "slow").status == .ok)
+        }
+    }
+
     /// The front door against the router it stands before, in process: every path of up to three
     /// pieces near the ones it tells apart (and of four and five toward an invocation), by GET and by POST,
     /// gets the same status, content type and function error both ways.

@@ -238,7 +238,13 @@ public final class Dispatcher: Sendable {
                 ofKind: .internal
             ) { span in
                 do throws(EnvironmentFailure) {
-                    return .success(try await launcher.start(function, hiding: paths))
+                    // Starting a process blocks in system calls: off the event loop a request may run on.
+                    return .success(
+                        try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                            () async throws(EnvironmentFailure) in
+                            try await launcher.start(function, hiding: paths)
+                        }
+                    )
                 } catch {
                     span.setStatus(SpanStatus(code: .error, message: error.object.errorType))
                     return .failure(error)

@@ -72,6 +72,8 @@ struct GuardedHTTP1Channel: ServerChildChannel {
 
     let inner: HTTP1Channel
     let limits: ConnectionLimits
+    /// What the ``FastLane`` answers with.
+    let frontDoor: HostFrontDoor
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         guard limits.admit() else {
@@ -101,6 +103,9 @@ struct GuardedHTTP1Channel: ServerChildChannel {
             let operations = channel.pipeline.syncOperations
             let decoder = try operations.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self)
             try operations.addHandler(endWatcher.value, position: .after(decoder))
+            // After Hummingbird's own handlers, just before the channel's async stream.
+            let state = try operations.handler(type: HTTPConnectionStateHandler.self)
+            try operations.addHandler(FastLane(frontDoor: frontDoor, logger: logger), position: .after(state))
             return value
         }
     }

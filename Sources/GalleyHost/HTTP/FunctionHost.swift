@@ -182,12 +182,14 @@ public struct FunctionHost: Sendable {
             requestTimeout: .seconds(server.requestTimeout),
             logger: logger
         )
+        let frontDoor = responder.router()
         return Application(
-            responder: responder.router(),
+            responder: frontDoor,
             server: HTTPServerBuilder { responder in
                 GuardedHTTP1Channel(
                     inner: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: .seconds(idle))),
-                    limits: limits
+                    limits: limits,
+                    frontDoor: frontDoor
                 )
             },
             configuration: ApplicationConfiguration(address: address, serverName: "Galley"),

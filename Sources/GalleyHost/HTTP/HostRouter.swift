@@ -96,17 +96,48 @@ public struct HostFrontDoor: HTTPResponder {
     let router: RouterResponder<HostRequestContext>
 
     public func respond(to request: Request, context: HostRequestContext) async throws -> Response {
-        switch FastPath.classify(method: request.method, path: request.uri.path) {
-        case .invoke(let function) where host.dispatcher.deployment.configuration.server.invokeAPI:
-            return try await frontDoor.handle(request, context: context) { request, _ in
+        if let path = fastPath(method: request.method, path: request.uri.path) {
+            return try await respond(to: request, context: context, taking: path)
+        }
+        return try await router.respond(to: request, context: context)
+    }
+
+    /// Where a request goes without the router, given what the deployment serves now.
+    func fastPath(method: HTTPRequest.Method, path: String) -> FastPath? {
+        switch FastPath.classify(method: method, path: path) {
+        case .invoke where !host.dispatcher.deployment.configuration.server.invokeAPI: nil
+        case let fastPath: fastPath
+        }
+    }
+
+    /// Whether the function a fast path's request invokes runs in a worker process. Its request's
+    /// task then only waits for the worker's answer, which arrives on the event loop, so it is
+    /// best run there; an inline handler's request is best run on Swift's pool, beside its handler.
+    func invokesWorker(_ path: FastPath, method: HTTPRequest.Method, target: String) -> Bool {
+        let deployment = host.dispatcher.deployment
+        let name: String?
+        switch path {
+        case .invoke(let rawName):
+            name = HostResponder.functionName(rawName, qualifier: nil)?.0
+        case .route:
+            name =
+                deployment.routes.match(method: method.rawValue, path: HTTPEventBuilder.split(target: target).path)?
+                .function
+        }
+        return name.flatMap { deployment.functions[$0] }?.configuration.isolation == .process
+    }
+
+    /// Answers a request that ``fastPath(method:path:)`` sent past the router.
+    func respond(to request: Request, context: HostRequestContext, taking path: FastPath) async throws -> Response {
+        switch path {
+        case .invoke(let function):
+            try await frontDoor.handle(request, context: context) { request, _ in
                 await host.invoke(request, function: function, qualifier: HostResponder.qualifier(request))
             }
         case .route:
-            return try await frontDoor.handle(request, context: context) { request, context in
+            try await frontDoor.handle(request, context: context) { request, context in
                 await host.route(request, context: context)
             }
-        case .invoke, nil:
-            return try await router.respond(to: request, context: context)
         }
     }
 
