@@ -189,14 +189,13 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
         answering = true
         let channel = context.channel
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        let executor =
-            frontDoor.invokesWorker(path, method: request.method, target: request.head.path ?? "/")
-            ? EventLoopExecutor(channel.eventLoop) : nil
+        let plan = frontDoor.plan(path, method: request.method, target: request.head.path ?? "/")
+        let executor = plan.invokesWorker ? EventLoopExecutor(channel.eventLoop) : nil
         Task(executorPreference: executor) { [frontDoor, logger] in
             let requestContext = HostRequestContext(source: .init(channel: channel, logger: logger))
             var response: Response
             do {
-                response = try await frontDoor.respond(to: request, context: requestContext, taking: path)
+                response = try await frontDoor.respond(to: request, context: requestContext, taking: path, plan: plan)
             } catch {
                 logger.debug("Unrecognised Error", metadata: ["error.type": "\(error)"])
                 response = Response(status: .internalServerError, body: .init())

@@ -22,12 +22,20 @@ import NIOCore
 /// the function's result becomes the response by the 2.0 rules (`shared/LAMBDA_CONTRACTS.md` §4).
 extension HostResponder {
     func route(_ request: Request, context: HostRequestContext) async -> Response {
+        await route(request, context: context, match: routeMatch(request.method, target: request.head.path ?? "/"))
+    }
+
+    /// The route of runtime.json that a request's method and target (path and query) match.
+    func routeMatch(_ method: HTTPRequest.Method, target: String) -> RouteTable.Match? {
+        dispatcher.deployment.routes.match(method: method.rawValue, path: HTTPEventBuilder.split(target: target).path)
+    }
+
+    /// Invokes the function of the route `match` (a 404 without one) with the request as its event.
+    func route(_ request: Request, context: HostRequestContext, match: RouteTable.Match?) async -> Response {
+        guard let match else { return .notFound }
         let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
         let deployment = dispatcher.deployment
         let method = request.method.rawValue
-        guard let match = deployment.routes.match(method: method, path: path) else {
-            return .notFound
-        }
         let body: ByteBuffer
         switch await Self.collectBody(of: request, upTo: Dispatcher.maxSyncPayload) {
         case .success(let bytes): body = bytes

@@ -110,25 +110,38 @@ public struct HostFrontDoor: HTTPResponder {
         }
     }
 
-    /// Whether the function a fast path's request invokes runs in a worker process. Its request's
-    /// task then only waits for the worker's answer, which arrives on the event loop, so it is
-    /// best run there; an inline handler's request is best run on Swift's pool, beside its handler.
-    func invokesWorker(_ path: FastPath, method: HTTPRequest.Method, target: String) -> Bool {
-        let deployment = host.dispatcher.deployment
+    /// What a fast path's request is found to need before its task starts.
+    struct Plan: Sendable {
+        /// The function runs in a worker process. The request's task then only waits for the
+        /// worker's answer, which arrives on the event loop, so it is best run there; an inline
+        /// handler's request is best run on Swift's pool, beside its handler.
+        var invokesWorker: Bool
+        /// A route's match (`nil`: none, a 404), found once.
+        var match: RouteTable.Match?
+    }
+
+    func plan(_ path: FastPath, method: HTTPRequest.Method, target: String) -> Plan {
         let name: String?
+        var match: RouteTable.Match?
         switch path {
         case .invoke(let rawName):
             name = HostResponder.functionName(rawName, qualifier: nil)?.0
         case .route:
-            name =
-                deployment.routes.match(method: method.rawValue, path: HTTPEventBuilder.split(target: target).path)?
-                .function
+            match = host.routeMatch(method, target: target)
+            name = match?.function
         }
-        return name.flatMap { deployment.functions[$0] }?.configuration.isolation == .process
+        let function = name.flatMap { host.dispatcher.deployment.functions[$0] }
+        return Plan(invokesWorker: function?.configuration.isolation == .process, match: match)
     }
 
-    /// Answers a request that ``fastPath(method:path:)`` sent past the router.
-    func respond(to request: Request, context: HostRequestContext, taking path: FastPath) async throws -> Response {
+    /// Answers a request that ``fastPath(method:path:)`` sent past the router (with its ``Plan``
+    /// when there is one).
+    func respond(
+        to request: Request,
+        context: HostRequestContext,
+        taking path: FastPath,
+        plan: Plan? = nil
+    ) async throws -> Response {
         switch path {
         case .invoke(let function):
             try await frontDoor.handle(request, context: context) { request, _ in
@@ -136,7 +149,11 @@ public struct HostFrontDoor: HTTPResponder {
             }
         case .route:
             try await frontDoor.handle(request, context: context) { request, context in
-                await host.route(request, context: context)
+                if let plan {
+                    await host.route(request, context: context, match: plan.match)
+                } else {
+                    await host.route(request, context: context)
+                }
             }
         }
     }
