@@ -270,6 +270,20 @@ struct HostRouterTests {
         }
     }
 
+    /// A body that says it is larger than any function takes is refused once 6 MB of it have come, not
+    /// kept whole: the client gets its 413 without sending the rest (the connection is then closed).
+    @Test(arguments: ["/2015-03-31/functions/slow/invocations", "/echo/big"])
+    func aBodyOverTheLimitIsRefusedWithoutWaitingForTheRest(path: String) async throws {
+        try await withHost { client in
+            let head = "POST \(path) HTTP/1.1\r\nHost: localhost\r\nContent-Length: 104857600\r\n\r\n"
+            let answer = try await client.firstAnswer(
+                to: ByteBuffer(string: head + String(repeating: "1", count: 7 << 20)),
+                within: .seconds(60)
+            )
+            #expect(answer.hasPrefix("HTTP/1.1 413"), "\(answer.prefix(200))")
+        }
+    }
+
     @Test func overTheConcurrencyLimitIsTooManyRequests() async throws {
         try await withHost { client, host in
             // Hold the only slot of `slow`, then call it over HTTP.

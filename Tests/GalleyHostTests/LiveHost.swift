@@ -92,6 +92,41 @@ extension TestClient {
     }
 }
 
+extension TestClient {
+    /// Sends `request` and returns the bytes that came back up to the end of the first answer's head,
+    /// leaving the connection open; throws when no head came `within` the time given (a guard against
+    /// a test hanging, not a measure).
+    func firstAnswer(to request: ByteBuffer, within limit: Duration) async throws -> String {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                group.addTask {
+                    // The host may stop reading (and answer) before all of the request is written.
+                    try? await outbound.write(request)
+                    try await Task.sleep(for: limit)
+                    throw TestClientError(message: "no answer within \(limit)")
+                }
+                group.addTask {
+                    var received = ByteBuffer()
+                    for try await var chunk in inbound {
+                        received.writeBuffer(&chunk)
+                        let text = String(buffer: received)
+                        if text.contains("\r\n\r\n") { return text }
+                    }
+                    return String(buffer: received)
+                }
+                defer { group.cancelAll() }
+                return try await group.next() ?? ""
+            }
+        }
+    }
+}
+
 struct TestClientError: Error, CustomStringConvertible {
     var message: String
     var description: String { message }
