@@ -164,7 +164,14 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func fastPath(of head: HTTPRequest) -> HostFrontDoor.FastPath? {
-        frontDoor.fastPath(method: head.method, path: URI(head.path ?? "").path)
+        let target = head.path ?? ""
+        // The path of an origin-form target (`/path?query`) is what precedes `?`; any other form
+        // is left to Hummingbird's parser.
+        guard target.utf8.first == UInt8(ascii: "/") else {
+            return frontDoor.fastPath(method: head.method, path: URI(target).path)
+        }
+        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
+        return frontDoor.fastPath(method: head.method, path: path)
     }
 
     /// Gives the request being read to Hummingbird, as far as it came.
@@ -190,8 +197,7 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
         let channel = context.channel
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let plan = frontDoor.plan(path, method: request.method, target: request.head.path ?? "/")
-        let executor = plan.invokesWorker ? EventLoopExecutor(channel.eventLoop) : nil
-        Task(executorPreference: executor) { [frontDoor, logger] in
+        let work: @Sendable () async -> Void = { [frontDoor, logger] in
             let requestContext = HostRequestContext(source: .init(channel: channel, logger: logger))
             var response: Response
             do {
@@ -212,6 +218,12 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
                 let (handler, context) = bound.value
                 handler.finishAnswer(head: head, parts: parts, trailers: trailers, closes: closes, context: context)
             }
+        }
+        // A task given a preferred executor, even none, pays a lock at each of its suspensions.
+        if plan.invokesWorker {
+            Task(executorPreference: EventLoopExecutor(channel.eventLoop), operation: work)
+        } else {
+            Task(operation: work)
         }
     }
 

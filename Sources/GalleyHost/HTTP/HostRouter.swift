@@ -90,10 +90,19 @@ extension HostResponder {
 /// CPU per invocation, and a route, which the router never matches, 1.1% before reaching its fallback.
 /// ``FastPath/classify(method:path:)`` takes a request past the router only where the router would
 /// have reached the same handler, so that no answer changes.
-public struct HostFrontDoor: HTTPResponder {
+///
+/// A class: every request's task holds it, and a copy of its fields (the host's responder, the
+/// middleware, the router) cost a dozen retains and releases each time.
+public final class HostFrontDoor: HTTPResponder, Sendable {
     let host: HostResponder
     let frontDoor: FrontDoorMiddleware
     let router: RouterResponder<HostRequestContext>
+
+    init(host: HostResponder, frontDoor: FrontDoorMiddleware, router: RouterResponder<HostRequestContext>) {
+        self.host = host
+        self.frontDoor = frontDoor
+        self.router = router
+    }
 
     public func respond(to request: Request, context: HostRequestContext) async throws -> Response {
         if let path = fastPath(method: request.method, path: request.uri.path) {
@@ -144,11 +153,11 @@ public struct HostFrontDoor: HTTPResponder {
     ) async throws -> Response {
         switch path {
         case .invoke(let function):
-            try await frontDoor.handle(request, context: context) { request, _ in
+            try await frontDoor.handle(request, context: context) { [self] request, _ in
                 await host.invoke(request, function: function, qualifier: HostResponder.qualifier(request))
             }
         case .route:
-            try await frontDoor.handle(request, context: context) { request, context in
+            try await frontDoor.handle(request, context: context) { [self] request, context in
                 if let plan {
                     await host.route(request, context: context, match: plan.match)
                 } else {
