@@ -28,9 +28,11 @@ import Synchronization
 /// Anything else goes to Hummingbird unchanged and in order: another path, a body larger than a
 /// function's payload, a request cut short by a parse error or the end of the input. A request
 /// with `Connection: close` ends the connection as Hummingbird's loop does: its answer is the last
-/// thing written, and the output is closed after it. Answers leave in the order their requests came: a fast request waits
-/// while Hummingbird still owes an answer, and every part that arrives while a fast request is
-/// being answered waits (and reading pauses) until it is.
+/// thing written, and the output is closed after it.
+///
+/// Answers leave in the order their requests came: a fast request waits while Hummingbird still
+/// owes an answer, and every part that arrives while a fast request is being answered waits (and
+/// reading pauses) until it is.
 final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
