@@ -619,6 +619,33 @@ struct HostRouterTests {
         }
     }
 
+    /// A route that takes every path (`ANY /{proxy+}`) still never takes the host's own prefixes, however
+    /// the path is spelt: the router skips empty pieces, and so does what stands after it.
+    @Test func aCatchAllRouteNeverTakesTheHostsOwnPrefixes() async throws {
+        try Data(
+            #"{"functions": {"echo": {"handler": "Echo", "isolation": "inline", "routes": ["ANY /{proxy+}"]}}}"#.utf8
+        ).write(to: URL(filePath: config))
+        try await withHost { client in
+            for path in ["/_galley/nope", "//_galley/nope", "/_galley//nope/"] {
+                let answer = try await client.execute(uri: path, method: .get)
+                #expect(answer.status == .notFound, "\(path)")
+                #expect(String(buffer: answer.body) == #"{"message":"Not Found"}"#, "\(path)")
+            }
+            for path in ["/2015-03-31/functions/echo/nope", "//2015-03-31//functions/echo/nope"] {
+                let answer = try await client.execute(uri: path, method: .get)
+                #expect(
+                    answer.headers[HTTPField.Name("x-amzn-ErrorType")!] == "InvalidParameterValueException",
+                    "\(path)"
+                )
+            }
+            for path in ["/_galleyx/a", "/2015-03-31/functionsx"] {
+                let answer = try await client.execute(uri: path, method: .get)
+                #expect(answer.status == .ok, "\(path)")
+                #expect(String(buffer: answer.body).contains(#""routeKey":"ANY \/{proxy+}""#), "\(path)")
+            }
+        }
+    }
+
     @Test func invokeAPICanBeTurnedOff() async throws {
         try write(invokeAPI: false)
         try await withHost { client in

@@ -307,9 +307,12 @@ struct Gate: RouterMiddleware {
 /// would match): the rest of the Invoke API is an operation Galley does not serve, said as
 /// botocore reads it, and the rest of `/_galley/` does not exist. The router cannot say "any
 /// method, any depth, below a path that also has parameters" without overriding its own routes.
+///
+/// The prefixes are compared piece by piece, skipping empty pieces as the router does: `//_galley/x`
+/// is below `/_galley` for the router (`//_galley/health` is the health endpoint), so it is here too.
 struct RouteFallback: RouterMiddleware {
-    static let hostEndpoints = "/" + HostResponder.hostPath
-    static let invokeAPI = "/" + HostResponder.invokeAPIPath
+    static let hostEndpoints = HostResponder.hostPath.split(separator: "/")
+    static let invokeAPI = HostResponder.invokeAPIPath.split(separator: "/")
 
     let host: HostResponder
 
@@ -318,13 +321,11 @@ struct RouteFallback: RouterMiddleware {
         context: HostRequestContext,
         next: (Request, HostRequestContext) async throws -> Response
     ) async throws -> Response {
-        let path = request.uri.path
-        if path.hasPrefix(Self.hostEndpoints + "/") || path == Self.hostEndpoints {
+        let pieces = request.uri.path.split(separator: "/")
+        if pieces.starts(with: Self.hostEndpoints) {
             return .notFound
         }
-        if path == Self.invokeAPI || path.hasPrefix(Self.invokeAPI + "/"),
-            host.dispatcher.deployment.configuration.server.invokeAPI
-        {
+        if pieces.starts(with: Self.invokeAPI), host.dispatcher.deployment.configuration.server.invokeAPI {
             return host.unsupported(request)
         }
         return await host.route(request, context: context)
