@@ -4,13 +4,6 @@ import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
-import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 
 /// The two paths every invocation takes (an Invoke API call and a function's route), answered from
 /// the connection's channel with one task per request, instead of through Hummingbird's loop of
@@ -133,7 +126,6 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
             if let path = fastPath(of: head) {
                 guard owedByHummingbird == 0 else { return false }
                 reading = (head, path)
-                body.clear()
             } else {
                 owedByHummingbird += 1
                 passOn(.head(head), context: context)
@@ -167,13 +159,12 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func fastPath(of head: HTTPRequest) -> HostFrontDoor.FastPath? {
         let target = head.path ?? ""
-        // The path of an origin-form target (`/path?query`) is what precedes `?`; any other form
-        // is left to Hummingbird's parser.
+        // An origin-form target (`/path?query`) is split as a route's is; any other form is left to
+        // Hummingbird's parser.
         guard target.utf8.first == UInt8(ascii: "/") else {
             return frontDoor.fastPath(method: head.method, path: URI(target).path)
         }
-        let path = target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(target[..<$0]) } ?? target
-        return frontDoor.fastPath(method: head.method, path: path)
+        return frontDoor.fastPath(method: head.method, path: HTTPEventBuilder.split(target: target).path)
     }
 
     /// Gives the request being read to Hummingbird, as far as it came.
@@ -209,7 +200,7 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
                 response = Response(status: .internalServerError, body: .init())
             }
             response.headers[.date] = HTTPDate.now
-            response.headers[.server] = "Galley"
+            response.headers[.server] = FunctionHost.serverName
             let collector = BodyCollector()
             try? await response.body.write(collector.writer)
             let (parts, trailers) = collector.collected
@@ -268,26 +259,6 @@ private struct BodyCollector {
     private let storage = Storage()
     var writer: Writer { Writer(storage: storage) }
     var collected: ([ByteBuffer], HTTPFields?) { (storage.parts, storage.trailers) }
-}
-
-/// The `Date` header's value (RFC 9110's IMF-fixdate), made once a second.
-enum HTTPDate {
-    private static let cache = Mutex<(second: Int, text: String)>((-1, ""))
-
-    static var now: String {
-        let second = time(nil)
-        return cache.withLock { cached in
-            if cached.second != second {
-                var parts = tm()
-                var seconds = second
-                gmtime_r(&seconds, &parts)
-                var text = [CChar](repeating: 0, count: 40)
-                let count = strftime(&text, text.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-                cached = (second, String(decoding: text.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self))
-            }
-            return cached.text
-        }
-    }
 }
 
 /// An event loop as the executor a task prefers: the task's jobs run on the loop's thread.

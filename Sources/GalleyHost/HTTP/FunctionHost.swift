@@ -61,6 +61,9 @@ public struct HostOptions: Sendable {
 /// The `galley serve` host: one Hummingbird server and its services in one `ServiceGroup`, so that
 /// SIGTERM and SIGINT stop accepting, finish running invocations and queued events, then return.
 public struct FunctionHost: Sendable {
+    /// The `Server` header of every answer.
+    static let serverName = "Galley"
+
     public let options: HostOptions
     public let dispatcher: Dispatcher
     public let responder: HostResponder
@@ -192,7 +195,7 @@ public struct FunctionHost: Sendable {
                     frontDoor: frontDoor
                 )
             },
-            configuration: ApplicationConfiguration(address: address, serverName: "Galley"),
+            configuration: ApplicationConfiguration(address: address, serverName: Self.serverName),
             onServerRunning: { [socketMode = options.socketMode] channel in
                 if let socketMode, let path = channel.localAddress?.pathname {
                     _ = chmod(path, mode_t(socketMode))

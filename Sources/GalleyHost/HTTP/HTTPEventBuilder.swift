@@ -1,9 +1,4 @@
 import Galley
-import Synchronization
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 #if canImport(FoundationEssentials)
     import FoundationEssentials
@@ -266,21 +261,11 @@ public struct HTTPEventBuilder: Sendable {
 
     /// `12/Mar/2020:19:03:58 +0000`, as API Gateway writes `requestContext.time`.
     static func format(milliseconds: Int64) -> String {
-        // Every request of the same second has the same time: made once a second, not per request.
-        let second = milliseconds / 1000
-        if let made = lastTime.withLock({ $0.second == second ? $0.text : nil }) { return made }
-        let text = make(milliseconds: milliseconds)
-        lastTime.withLock { $0 = (second, text) }
-        return text
+        requestTime.text(at: milliseconds / 1000)
     }
 
-    private static let lastTime = Mutex<(second: Int64, text: String)>((-1, ""))
-
-    private static func make(milliseconds: Int64) -> String {
+    private static let requestTime = SecondCache { parts in
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        var seconds = time_t(milliseconds / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
         func pad(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
         return "\(pad(parts.tm_mday))/\(months[Int(parts.tm_mon)])/\(parts.tm_year + 1900)"
             + ":\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)) +0000"
