@@ -138,6 +138,28 @@ struct HostRouterTests {
         }
     }
 
+    /// The fast lane's answer carries what Hummingbird's application adds to its own: `Server` and an
+    /// RFC 9110 `Date`.
+    @Test func theFastLaneAddsTheHeadersHummingbirdWould() async throws {
+        try await withHost { client in
+            let fast = try await invoke(client, "slow")
+            // `//` leaves the request to Hummingbird's router.
+            let routed = try await client.execute(
+                uri: "//2015-03-31/functions/slow/invocations",
+                method: .post,
+                body: ByteBuffer(string: "{}")
+            )
+            let imfFixdate =
+                /(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d\d:\d\d:\d\d GMT/
+            for answer in [fast, routed] {
+                #expect(answer.status == .ok)
+                #expect(answer.headers[.server] == "Galley")
+                let date = try #require(answer.headers[.date])
+                #expect(date.wholeMatch(of: imfFixdate) != nil, "\(date)")
+            }
+        }
+    }
+
     @Test func functionErrorIsA200WithUnhandled() async throws {
         try await withHost { client in
             let response = try await invoke(client, "fail")

@@ -77,13 +77,7 @@ struct TestClient: Sendable {
 extension TestClient {
     /// Sends `request` as it is and returns every byte the host wrote until it closed.
     func raw(_ request: String) async throws -> String {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
+        try await rawConnection().executeThenClose { inbound, outbound in
             try await outbound.write(ByteBuffer(string: request))
             var received = ByteBuffer()
             for try await var chunk in inbound { received.writeBuffer(&chunk) }
@@ -97,13 +91,7 @@ extension TestClient {
     /// leaving the connection open; throws when no head came `within` the time given (a guard against
     /// a test hanging, not a measure).
     func firstAnswer(to request: ByteBuffer, within limit: Duration) async throws -> String {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: "127.0.0.1", port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
-                }
-            }
-        return try await channel.executeThenClose { inbound, outbound in
+        try await rawConnection().executeThenClose { inbound, outbound in
             try await withThrowingTaskGroup(of: String.self) { group in
                 group.addTask {
                     // The host may stop reading (and answer) before all of the request is written.
@@ -124,6 +112,18 @@ extension TestClient {
                 return try await group.next() ?? ""
             }
         }
+    }
+}
+
+extension TestClient {
+    /// A connection to the host that speaks bytes, not HTTP.
+    fileprivate func rawConnection() async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
     }
 }
 
