@@ -292,6 +292,10 @@ final class Document {
     struct Member {
         var key: Int
         var value: Int
+        /// Past the key's closing quote, and whether the key holds escapes: found while scanning,
+        /// kept so that comparing keys does not scan them again.
+        var keyEnd: Int
+        var keyEscaped: Bool
     }
 
     /// Scans the object at `start`; with `keep`, lists its members. Returns its end.
@@ -301,11 +305,12 @@ final class Document {
         while true {
             guard bytes[index] == UInt8(ascii: "\"") else { throw abort() }
             let key = index
-            index = try stringEnd(at: index).end
+            let (keyEnd, keyEscaped) = try stringEnd(at: index)
+            index = keyEnd
             guard let colon = skipWhitespace(from: index), bytes[colon] == UInt8(ascii: ":"),
                 let value = skipWhitespace(from: colon + 1)
             else { throw abort() }
-            if keep { members.append(Member(key: key, value: value)) }
+            if keep { members.append(Member(key: key, value: value, keyEnd: keyEnd, keyEscaped: keyEscaped)) }
             guard let next = skipWhitespace(from: try skipValue(at: value)) else { throw abort() }
             if bytes[next] == UInt8(ascii: "}") { return next + 1 }
             guard bytes[next] == UInt8(ascii: ","), let following = skipWhitespace(from: next + 1) else {
@@ -343,10 +348,10 @@ final class Document {
         return dictionary
     }
 
-    /// Whether the key whose quote is at `position` is `name`: byte for byte, or unescaped first.
-    func key(at position: Int, equals name: String) throws(LazyJSONUnsupported) -> Bool {
-        let (end, escaped) = try stringEnd(at: position)
-        if escaped { return try string(at: position) == name }
+    /// Whether `member`'s key is `name`: byte for byte, or unescaped first.
+    func key(of member: Member, equals name: String) throws(LazyJSONUnsupported) -> Bool {
+        if member.keyEscaped { return try string(at: member.key) == name }
+        let (position, end) = (member.key, member.keyEnd)
         var name = name
         return name.withUTF8 { utf8 in
             utf8.count == end - position - 2 && utf8.elementsEqual(bytes[(position + 1)..<(end - 1)])
@@ -513,7 +518,7 @@ struct LazyKeyedContainer<Key: CodingKey>: KeyedDecodingContainerProtocol {
     /// The first member named `key` (JSONDecoder's choice when a key is repeated).
     private func value(for key: Key) throws -> Int? {
         if let index { return index[key.stringValue] }
-        for member in members where try document.key(at: member.key, equals: key.stringValue) {
+        for member in members where try document.key(of: member, equals: key.stringValue) {
             return member.value
         }
         return nil

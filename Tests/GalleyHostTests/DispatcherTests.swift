@@ -1,9 +1,10 @@
 import Foundation
 import Galley
-import GalleyHost
 import Logging
 import Synchronization
 import Testing
+
+@testable import GalleyHost
 
 /// Collects log lines in memory.
 final class LogLines: Sendable {
@@ -152,6 +153,17 @@ struct DispatcherTests {
         #expect(Int(used.1)! > 1)
         #expect(fields[5].wholeMatch(of: /Init Duration: \d+\.\d\d ms/) != nil)
         #expect(report.hasSuffix("\t"))
+    }
+
+    @Test(arguments: [
+        (0.004, "0.00"), (0.05, "0.05"), (1.05, "1.05"), (12.5, "12.50"), (2005.837, "2005.84"), (0.999, "1.00"),
+        (-0.5, "-0.50"), (-3.07, "-3.07"),
+    ])
+    func durationsHaveTwoDecimalsAsLambdaWritesThem(milliseconds: Double, text: String) {
+        #expect(Milliseconds.twoDecimals(milliseconds) == text)
+        var appended = "Duration: "
+        Milliseconds.appendTwoDecimals(milliseconds, to: &appended)
+        #expect(appended == "Duration: " + text)
     }
 
     @Test func handlerLogLinesCarryTheRequestID() async throws {

@@ -668,6 +668,27 @@ struct HostRouterTests {
         }
     }
 
+    @Test(arguments: [true, false])
+    func aRouteEventNamesTheClientAsTheTrustedProxiesSay(trusted: Bool) async throws {
+        let proxies = trusted ? #"["127.0.0.1"]"# : "[]"
+        try Data(
+            (#"{"server": {"trustedProxies": \#(proxies)}, "#
+                + #""functions": {"echo": {"handler": "Echo", "isolation": "inline", "routes": ["ANY /{proxy+}"]}}}"#)
+                .utf8
+        ).write(to: URL(filePath: config))
+        try await withHost { client in
+            // The same connection each time: the peer's address is worked out once per connection.
+            for forwarded in [nil, "203.0.113.9", nil, "198.51.100.1, 203.0.113.7"] {
+                var headers: HTTPFields = [:]
+                if let forwarded { headers[.forwardedFor] = forwarded }
+                let answer = try await client.execute(uri: "/who", method: .get, headers: headers)
+                let expected =
+                    trusted ? forwarded?.split(separator: " ").last.map(String.init) ?? "127.0.0.1" : "127.0.0.1"
+                #expect(String(buffer: answer.body).contains(#""sourceIp":"\#(expected)""#), "\(forwarded ?? "-")")
+            }
+        }
+    }
+
     @Test func invokeAPICanBeTurnedOff() async throws {
         try write(invokeAPI: false)
         try await withHost { client in

@@ -25,6 +25,19 @@ struct RouteTableTests {
         #expect(routes.match(method: "GET", path: "/hello/a/b") == nil)
     }
 
+    @Test func aLiteralSegmentMatchesItsPercentEncodedSpelling() throws {
+        let routes = try table(["cafe": ["GET /café/menu"], "plain": ["GET /cafe/menu"]])
+        #expect(routes.match(method: "GET", path: "/caf%C3%A9/menu")?.function == "cafe")
+        #expect(routes.match(method: "GET", path: "/%63afe/m%65nu")?.function == "plain")
+        #expect(routes.match(method: "GET", path: "/cafe/menu")?.function == "plain")
+        #expect(routes.match(method: "GET", path: "/cafe/men") == nil)
+        #expect(routes.match(method: "GET", path: "/Cafe/menu") == nil)
+        // A literal is compared with the decoded piece: its own `%` is a character, not an escape.
+        let percent = try table(["percent": ["GET /x%41"]])
+        #expect(percent.match(method: "GET", path: "/x%41") == nil)
+        #expect(percent.match(method: "GET", path: "/x%2541")?.function == "percent")
+    }
+
     @Test func literalBeatsParameterBeatsGreedy() throws {
         let routes = try table([
             "literal": ["GET /files/readme"],

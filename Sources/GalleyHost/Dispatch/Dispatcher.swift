@@ -130,15 +130,19 @@ public final class Dispatcher: Sendable {
         guard invocation.kind != .dryRun else {
             return InvocationResult(requestID: invocation.requestID, payload: Data(), isFunctionError: false)
         }
-        guard let reservation = function.pool.reserve() else {
-            events.publish(.throttle(function: function.name))
-            throw InvokeError(
-                .tooManyRequests,
-                "Rate Exceeded.",
-                reason: "ReservedFunctionConcurrentInvocationLimitExceeded"
-            )
-        }
+        guard let reservation = function.pool.reserve() else { throw throttled(function) }
         return await run(invocation, on: function, reservation: reservation)
+    }
+
+    /// The refusal of an invocation past the function's concurrency, told to the event stream.
+    @inline(never)
+    private func throttled(_ function: Deployment.Function) -> InvokeError {
+        events.publish(.throttle(function: function.name))
+        return InvokeError(
+            .tooManyRequests,
+            "Rate Exceeded.",
+            reason: "ReservedFunctionConcurrentInvocationLimitExceeded"
+        )
     }
 
     /// Checks that the function exists and the payload is acceptable, without running anything.
@@ -147,6 +151,7 @@ public final class Dispatcher: Sendable {
     }
 
     /// The deployed function an invocation names, after checking its qualifier, size and JSON.
+    @inline(never)
     func resolve(_ invocation: Invocation) throws(InvokeError) -> Deployment.Function {
         guard let function = deployment.functions[invocation.function] else {
             throw InvokeError(
@@ -219,6 +224,8 @@ public final class Dispatcher: Sendable {
         }
     }
 
+    /// The invocation in its environment. Only what crosses a suspension lives here; the rest is
+    /// in functions of their own, so that this function's frame fits the task allocator's slab.
     private func runTraced(
         _ invocation: Invocation,
         on function: Deployment.Function,
@@ -231,27 +238,7 @@ public final class Dispatcher: Sendable {
         case .warm(let warm):
             environment = warm
         case .cold:
-            let launcher = self.launcher
-            let paths = deployment.privatePaths
-            let started: Result<any ExecutionEnvironment, EnvironmentFailure> = await tracer.withSpan(
-                "\(function.name) init",
-                ofKind: .internal
-            ) { span in
-                do throws(EnvironmentFailure) {
-                    // Starting a process blocks in system calls: off the event loop a request may run on.
-                    return .success(
-                        try await withTaskExecutorPreference(globalConcurrentExecutor) {
-                            () async throws(EnvironmentFailure) in
-                            try await launcher.start(function, hiding: paths)
-                        }
-                    )
-                } catch {
-                    span.setStatus(SpanStatus(code: .error, message: error.object.errorType))
-                    return .failure(error)
-                }
-            }
-            record.initFinished()
-            switch started {
+            switch await start(function, record: record, tracer: tracer) {
             case .success(let started):
                 environment = started
             case .failure(let error):
@@ -259,10 +246,59 @@ public final class Dispatcher: Sendable {
                 return record.finish(error.outcome, peakMemoryMB: 0)
             }
         }
+        let outcome = await environment.invoke(Self.request(invocation, function: function, record: record))
+        return Self.conclude(outcome, in: environment, of: function, record: record)
+    }
+
+    /// A cold start: a new environment for `function`, its init phase in a span of its own.
+    private func start(
+        _ function: Deployment.Function,
+        record: InvocationRecord,
+        tracer: any Tracer
+    ) async -> Result<any ExecutionEnvironment, EnvironmentFailure> {
+        let launcher = self.launcher
+        let paths = deployment.privatePaths
+        let started: Result<any ExecutionEnvironment, EnvironmentFailure> = await tracer.withSpan(
+            "\(function.name) init",
+            ofKind: .internal
+        ) { span in
+            do throws(EnvironmentFailure) {
+                // Starting a process blocks in system calls: off the event loop a request may run on.
+                return .success(
+                    try await withTaskExecutorPreference(globalConcurrentExecutor) {
+                        () async throws(EnvironmentFailure) in
+                        try await launcher.start(function, hiding: paths)
+                    }
+                )
+            } catch {
+                span.setStatus(SpanStatus(code: .error, message: error.object.errorType))
+                return .failure(error)
+            }
+        }
+        record.initFinished()
+        return started
+    }
+
+    /// What an environment is asked to run, with its deadline from now.
+    @inline(never)
+    private static func request(
+        _ invocation: Invocation,
+        function: Deployment.Function,
+        record: InvocationRecord
+    ) -> EnvironmentRequest {
         let deadline = ContinuousClock.now + .milliseconds(Int64(function.configuration.timeout * 1000))
-        var outcome = await environment.invoke(
-            EnvironmentRequest(invocation: invocation, function: function, deadline: deadline, log: record.log)
-        )
+        return EnvironmentRequest(invocation: invocation, function: function, deadline: deadline, log: record.log)
+    }
+
+    /// Ends an invocation: its environment back to the pool (or retired), its record closed.
+    @inline(never)
+    private static func conclude(
+        _ outcome: EnvironmentOutcome,
+        in environment: any ExecutionEnvironment,
+        of function: Deployment.Function,
+        record: InvocationRecord
+    ) -> InvocationResult {
+        var outcome = outcome
         // An inline handler's result has not crossed the Runtime API's own 6 MB check.
         if outcome.payload.count > Self.maxResponsePayload {
             outcome = .handlerError(Self.encode(Self.responseTooLarge))

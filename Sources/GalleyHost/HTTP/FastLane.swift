@@ -58,6 +58,8 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
     private var readHeld = false
     /// Parts passed on since the last read-complete Hummingbird's stream was told of.
     private var passedOn = false
+    /// The connection's peer and its address as text, worked out at its first fast request.
+    private var peer: (address: SocketAddress?, text: String?)?
 
     init(frontDoor: HostFrontDoor, logger: Logger, maxBody: Int = Dispatcher.maxSyncPayload) {
         self.frontDoor = frontDoor
@@ -190,33 +192,51 @@ final class FastLane: ChannelDuplexHandler, RemovableChannelHandler {
         let channel = context.channel
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let plan = frontDoor.plan(path, method: request.method, target: request.head.path ?? "/")
+        if peer == nil {
+            let address = channel.remoteAddress
+            peer = (address, address?.ipAddress.map(HostResponder.normalize))
+        }
+        let peer = self.peer
         let work: @Sendable () async -> Void = { [frontDoor, logger] in
-            let requestContext = HostRequestContext(source: .init(channel: channel, logger: logger))
-            var response: Response
+            let requestContext = HostRequestContext(
+                source: .init(channel: channel, logger: logger),
+                remoteAddress: peer?.address,
+                peerAddress: peer?.text
+            )
+            let response: Response
             do {
                 response = try await frontDoor.respond(to: request, context: requestContext, taking: path, plan: plan)
             } catch {
                 logger.debug("Unrecognised Error", metadata: ["error.type": "\(error)"])
                 response = Response(status: .internalServerError, body: .init())
             }
-            response.headers[.date] = HTTPDate.now
-            response.headers[.server] = FunctionHost.serverName
-            let collector = BodyCollector()
-            try? await response.body.write(collector.writer)
-            let (parts, trailers) = collector.collected
-            let head = response.head
-            // As Hummingbird's loop decides it: this exact value ends the connection.
-            let closes = request.headers[.connection] == "close"
-            channel.eventLoop.execute {
-                let (handler, context) = bound.value
-                handler.finishAnswer(head: head, parts: parts, trailers: trailers, closes: closes, context: context)
-            }
+            await Self.send(response, closing: request.headers[.connection] == "close", through: bound)
         }
         // A task given a preferred executor, even none, pays a lock at each of its suspensions.
         if plan.invokesWorker {
             Task(executorPreference: EventLoopExecutor(channel.eventLoop), operation: work)
         } else {
             Task(operation: work)
+        }
+    }
+
+    /// Writes `response` on the event loop, with the headers Hummingbird's loop adds; `closing`
+    /// (`Connection: close`, the exact value that ends a connection there) closes the output after it.
+    private static func send(
+        _ response: Response,
+        closing closes: Bool,
+        through bound: NIOLoopBound<(FastLane, ChannelHandlerContext)>
+    ) async {
+        var response = response
+        response.headers[.date] = HTTPDate.now
+        response.headers[.server] = FunctionHost.serverName
+        let collector = BodyCollector()
+        try? await response.body.write(collector.writer)
+        let (parts, trailers) = collector.collected
+        let head = response.head
+        bound.eventLoop.execute {
+            let (handler, context) = bound.value
+            handler.finishAnswer(head: head, parts: parts, trailers: trailers, closes: closes, context: context)
         }
     }
 

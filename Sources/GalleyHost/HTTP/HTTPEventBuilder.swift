@@ -75,8 +75,13 @@ public struct HTTPEventBuilder: Sendable {
     public func encode() -> [UInt8] {
         var cookies: [Substring] = []
         var others: [(String, String)] = []
+        var headerBytes = 0
         for (name, value) in headers {
-            let name = name.lowercased()
+            headerBytes += name.utf8.count + value.utf8.count + 6
+            // HTTP's own names are lower-case already (HTTPTypes' canonical names): not copied.
+            let name =
+                name.utf8.allSatisfy { $0 < 0x80 && !(UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }
+                ? name : name.lowercased()
             if name == "cookie" {
                 for piece in value.split(separator: ";") {
                     let cookie = piece.drop { $0 == " " }
@@ -104,7 +109,10 @@ public struct HTTPEventBuilder: Sendable {
             }
             json.raw("}")
         }
-        var json = JSONBytes(capacity: 1024 + (bodyText?.utf8.count ?? 0))
+        // About what the event takes: its fixed text is under 512 bytes. Kept under 1 KB for a
+        // small request, which glibc's malloc serves from its per-thread cache.
+        let variable = 2 * (path.utf8.count + query.utf8.count + routeKey.utf8.count + domainName.utf8.count)
+        var json = JSONBytes(capacity: 512 + variable + headerBytes + sourceIP.utf8.count + (bodyText?.utf8.count ?? 0))
         json.raw(#"{"version":"2.0","routeKey":"#)
         json.string(routeKey)
         json.raw(#","rawPath":"#)

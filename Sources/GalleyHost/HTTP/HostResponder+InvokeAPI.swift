@@ -55,12 +55,58 @@ extension HostResponder {
         return .json(.ok, #"{"Functions":[\#(records.joined(separator: ","))],"NextMarker":null}"#)
     }
 
+    /// An Invoke API call. Only what crosses a suspension lives here; the work between them is in
+    /// functions of their own, so that this function's frame fits the task allocator's slab (see
+    /// ``route(_:context:match:)``).
     func invoke(_ request: Request, function rawName: Substring, qualifier: String?) async -> Response {
+        var invocation: Invocation
+        switch Self.invocation(of: request, function: rawName, qualifier: qualifier) {
+        case .success(let made): invocation = made
+        case .failure(let refusal): return refusal.response
+        }
+        switch await Self.collectBody(of: request, upTo: Dispatcher.maxSyncPayload + 1) {
+        case .success(let body): invocation.payload = Data(body.readableBytesView)
+        case .failure(let failure): return Self.invokeRefusal(failure)
+        }
+        do {
+            switch invocation.kind {
+            case .event:
+                try await events.submit(invocation)
+                return Self.accepted(invocation, status: .accepted)
+            case .dryRun:
+                try dispatcher.validate(invocation)
+                return Self.accepted(invocation, status: .noContent)
+            default:
+                return Self.answer(try await dispatcher.invoke(invocation))
+            }
+        } catch {
+            return Self.serviceError(error, requestID: invocation.requestID)
+        }
+    }
+
+    /// A response that refuses a request, as an error.
+    struct Refusal: Error {
+        var response: Response
+    }
+
+    /// The invocation an Invoke API request asks for, its payload still to come.
+    @inline(never)
+    static func invocation(
+        of request: Request,
+        function rawName: Substring,
+        qualifier: String?
+    ) -> Result<
+        Invocation, Refusal
+    > {
         guard let (name, qualifier) = Self.functionName(rawName, qualifier: qualifier) else {
-            return Self.serviceError(
-                InvokeError(
-                    .invalidParameterValue,
-                    "'\(PercentEncoding.decode(rawName))' is not a function name or ARN"
+            return .failure(
+                Refusal(
+                    response: Self.serviceError(
+                        InvokeError(
+                            .invalidParameterValue,
+                            "'\(PercentEncoding.decode(rawName))' is not a function name or ARN"
+                        )
+                    )
                 )
             )
         }
@@ -71,69 +117,78 @@ extension HostResponder {
         case "Event": kind = .event
         case "DryRun": kind = .dryRun
         default:
-            return Self.serviceError(
-                InvokeError(.invalidParameterValue, "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun")
+            return .failure(
+                Refusal(
+                    response: Self.serviceError(
+                        InvokeError(
+                            .invalidParameterValue,
+                            "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun"
+                        )
+                    )
+                )
             )
         }
         var clientContext: String?
         if let encoded = request.headers[.amzClientContext] {
             guard let data = Data(base64Encoded: encoded), (try? JSONSyntax.validate(data)) != nil else {
-                return Self.serviceError(
-                    InvokeError(.invalidRequestContent, "Client context must be a valid Base64-encoded JSON object.")
+                return .failure(
+                    Refusal(
+                        response: Self.serviceError(
+                            InvokeError(
+                                .invalidRequestContent,
+                                "Client context must be a valid Base64-encoded JSON object."
+                            )
+                        )
+                    )
                 )
             }
             clientContext = String(decoding: data, as: UTF8.self)
         }
-        let body: ByteBuffer
-        switch await Self.collectBody(of: request, upTo: Dispatcher.maxSyncPayload + 1) {
-        case .success(let bytes):
-            body = bytes
-        case .failure(.tooLarge):
-            return Self.serviceError(Self.tooLarge(Dispatcher.maxSyncPayload))
-        case .failure(.malformed(let reason)):
-            return Self.serviceError(
-                InvokeError(.invalidRequestContent, "Could not read the request body: \(reason)")
-            )
-        }
         var invocation = Invocation(
             function: name,
             qualifier: qualifier,
-            payload: Data(body.readableBytesView),
+            payload: Data(),
             kind: kind,
             clientContext: clientContext,
             wantsLogTail: kind == .requestResponse && request.headers[.amzLogType] == "Tail"
         )
         invocation.traceHeaders = Self.traceHeaders(of: request)
-        do {
-            switch kind {
-            case .event:
-                try await events.submit(invocation)
-                return Response(status: .accepted, headers: [.amznRequestID: invocation.requestID])
-            case .dryRun:
-                try dispatcher.validate(invocation)
-                return Response(status: .noContent, headers: [.amznRequestID: invocation.requestID])
-            default:
-                let result = try await dispatcher.invoke(invocation)
-                var headers: HTTPFields = [
-                    .contentType: "application/json",
-                    .amzExecutedVersion: result.executedVersion,
-                    .amznRequestID: result.requestID,
-                    .amznRemappedContentLength: "0",
-                ]
-                if result.isFunctionError { headers[.amzFunctionError] = "Unhandled" }
-                if let tail = result.logTail { headers[.amzLogResult] = tail }
-                return Response(
-                    status: .ok,
-                    headers: headers,
-                    body: .init(byteBuffer: ByteBuffer(bytes: result.payload))
-                )
-            }
-        } catch {
-            return Self.serviceError(error, requestID: invocation.requestID)
+        return .success(invocation)
+    }
+
+    /// The answer to an Invoke API request whose body could not be read.
+    @inline(never)
+    static func invokeRefusal(_ failure: BodyError) -> Response {
+        switch failure {
+        case .tooLarge:
+            Self.serviceError(Self.tooLarge(Dispatcher.maxSyncPayload))
+        case .malformed(let reason):
+            Self.serviceError(InvokeError(.invalidRequestContent, "Could not read the request body: \(reason)"))
         }
     }
 
+    /// The answer to an event (`202`) or a dry run (`204`).
+    @inline(never)
+    static func accepted(_ invocation: Invocation, status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.amznRequestID: invocation.requestID])
+    }
+
+    /// A synchronous invocation's result as the Invoke API answers it.
+    @inline(never)
+    static func answer(_ result: InvocationResult) -> Response {
+        var headers: HTTPFields = [
+            .contentType: "application/json",
+            .amzExecutedVersion: result.executedVersion,
+            .amznRequestID: result.requestID,
+            .amznRemappedContentLength: "0",
+        ]
+        if result.isFunctionError { headers[.amzFunctionError] = "Unhandled" }
+        if let tail = result.logTail { headers[.amzLogResult] = tail }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: result.payload)))
+    }
+
     /// A service error as botocore parses it: status, `x-amzn-ErrorType` and the modeled body.
+    @inline(never)
     static func serviceError(_ error: InvokeError, requestID: String = Invocation.makeRequestID()) -> Response {
         var headers: HTTPFields = [.amznErrorType: error.code.exception, .amznRequestID: requestID]
         if error.code == .tooManyRequests { headers[.retryAfter] = "1" }

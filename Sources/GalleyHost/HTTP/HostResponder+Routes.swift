@@ -31,63 +31,107 @@ extension HostResponder {
     }
 
     /// Invokes the function of the route `match` (a 404 without one) with the request as its event.
+    ///
+    /// Only what crosses a suspension lives here: the work between them is in functions of their
+    /// own (`@inline(never)`), because an async function's frame holds every local of the code
+    /// inlined into it, and a frame past the task allocator's slab (about 1 KB) costs a `malloc`
+    /// and a `free` on every request.
     func route(_ request: Request, context: HostRequestContext, match: RouteTable.Match?) async -> Response {
         guard let match else { return .notFound }
-        let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
-        let deployment = dispatcher.deployment
-        let method = request.method.rawValue
         let body: ByteBuffer
         switch await Self.collectBody(of: request, upTo: Dispatcher.maxSyncPayload) {
         case .success(let bytes): body = bytes
-        case .failure(.tooLarge): return .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
-        case .failure(.malformed): return .json(.badRequest, #"{"message":"Bad Request"}"#)
+        case .failure(let failure): return Self.routeRefusal(failure)
         }
+        let call = routeCall(request, context: context, match: match, body: body)
+        do {
+            return routeAnswer(try await dispatcher.invoke(call.invocation), call: call, match: match)
+        } catch {
+            return routeFailure(error, match: match)
+        }
+    }
+
+    /// A route's invocation, and what its answer needs to know of the request.
+    struct RouteCall {
+        var invocation: Invocation
+        var isHead: Bool
+    }
+
+    /// The request as the route's event.
+    @inline(never)
+    func routeCall(
+        _ request: Request,
+        context: HostRequestContext,
+        match: RouteTable.Match,
+        body: ByteBuffer
+    )
+        -> RouteCall
+    {
+        let (path, query) = HTTPEventBuilder.split(target: request.head.path ?? "/")
+        let deployment = dispatcher.deployment
         let requestID = Invocation.makeRequestID()
-        let trusted = Self.isTrusted(context.remoteAddress, deployment.configuration.server.trustedProxies)
+        let trustedProxies = deployment.configuration.server.trustedProxies
+        let peer = context.peerAddress
+        let trusted = Self.isTrusted(context.remoteAddress, address: peer, trustedProxies)
         var builder = HTTPEventBuilder(
-            method: method,
+            method: request.method.rawValue,
             path: path,
             query: query,
             headers: request.headers.map { ($0.name.canonicalName, $0.value) },
             body: body.readableBytes > 0 ? Array(body.readableBytesView) : nil,
             sourceIP: Self.clientAddress(
-                peer: context.remoteAddress,
+                peer: peer,
                 forwardedFor: trusted ? request.headers[.forwardedFor] : nil,
-                trustedProxies: deployment.configuration.server.trustedProxies
+                trustedProxies: trustedProxies
             ),
             requestID: requestID,
             route: match
         )
         let host = (trusted ? request.headers[.forwardedHost] : nil) ?? request.head.authority ?? "localhost"
         builder.domainName = String(HTTPEventBuilder.firstPiece(of: host, separator: UInt8(ascii: ":")) ?? "localhost")
-        let isREST = match.route.payload == .v1
-        let event = Data(isREST ? builder.encodeV1() : builder.encode())
-        let headers: HTTPFields = [.apigwRequestID: requestID]
-        do {
-            var invocation = Invocation(function: match.function, payload: event, requestID: requestID)
-            invocation.isRouteEvent = true
-            invocation.traceHeaders = Self.traceHeaders(of: request)
-            let result = try await dispatcher.invoke(invocation)
-            guard !result.isFunctionError else {
-                return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
-            }
-            return response(
-                for: result.payload,
-                headers: headers,
-                requestID: requestID,
-                isHead: method == "HEAD",
-                payload: match.route.payload
-            )
-        } catch {
-            switch error.code {
-            case .tooManyRequests:
-                return .json(.tooManyRequests, #"{"message":"Too Many Requests"}"#, headers: [.retryAfter: "1"])
-            case .requestTooLarge:
-                return .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
-            default:
-                logger.error("route \(match.route) could not invoke \(match.function): \(error.message)")
-                return .json(.internalServerError, #"{"message":"Internal Server Error"}"#)
-            }
+        let event = Data(match.route.payload == .v1 ? builder.encodeV1() : builder.encode())
+        var invocation = Invocation(function: match.function, payload: event, requestID: requestID)
+        invocation.isRouteEvent = true
+        invocation.traceHeaders = Self.traceHeaders(of: request)
+        return RouteCall(invocation: invocation, isHead: request.method == .head)
+    }
+
+    /// The answer to a route's request whose body could not be read.
+    @inline(never)
+    static func routeRefusal(_ failure: BodyError) -> Response {
+        switch failure {
+        case .tooLarge: .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
+        case .malformed: .json(.badRequest, #"{"message":"Bad Request"}"#)
+        }
+    }
+
+    /// The function's result as the route's response.
+    @inline(never)
+    func routeAnswer(_ result: InvocationResult, call: RouteCall, match: RouteTable.Match) -> Response {
+        let headers: HTTPFields = [.apigwRequestID: call.invocation.requestID]
+        guard !result.isFunctionError else {
+            return .json(.badGateway, #"{"message":"Internal Server Error"}"#, headers: headers)
+        }
+        return response(
+            for: result.payload,
+            headers: headers,
+            requestID: call.invocation.requestID,
+            isHead: call.isHead,
+            payload: match.route.payload
+        )
+    }
+
+    /// The answer to a route's request that no handler ran for.
+    @inline(never)
+    func routeFailure(_ error: InvokeError, match: RouteTable.Match) -> Response {
+        switch error.code {
+        case .tooManyRequests:
+            return .json(.tooManyRequests, #"{"message":"Too Many Requests"}"#, headers: [.retryAfter: "1"])
+        case .requestTooLarge:
+            return .json(.contentTooLarge, #"{"message":"Request Entity Too Large"}"#)
+        default:
+            logger.error("route \(match.route) could not invoke \(match.function): \(error.message)")
+            return .json(.internalServerError, #"{"message":"Internal Server Error"}"#)
         }
     }
 
@@ -249,15 +293,26 @@ extension HostResponder {
     /// Whether the peer is a proxy whose forwarding headers are believed: a Unix-socket peer
     /// (on this machine) or an address in `trustedProxies`.
     public static func isTrusted(_ peer: SocketAddress?, _ trustedProxies: [String]) -> Bool {
+        isTrusted(peer, address: peer?.ipAddress.map(normalize), trustedProxies)
+    }
+
+    /// ``isTrusted(_:_:)`` with the peer's address already written out (``normalize(_:)``d).
+    static func isTrusted(_ peer: SocketAddress?, address: String?, _ trustedProxies: [String]) -> Bool {
         guard let peer else { return false }
         if case .unixDomainSocket = peer { return true }
-        return peer.ipAddress.map { trustedProxies.contains(normalize($0)) } ?? false
+        return address.map { trustedProxies.contains($0) } ?? false
     }
 
     /// The client's address: the peer, or when the peer is trusted, the right-most address in
     /// `X-Forwarded-For` that is not itself a trusted proxy.
     public static func clientAddress(peer: SocketAddress?, forwardedFor: String?, trustedProxies: [String]) -> String {
-        let peerAddress = peer?.ipAddress.map(normalize) ?? "127.0.0.1"
+        clientAddress(peer: peer?.ipAddress.map(normalize), forwardedFor: forwardedFor, trustedProxies: trustedProxies)
+    }
+
+    /// ``clientAddress(peer:forwardedFor:trustedProxies:)`` with the peer's address already
+    /// written out (``normalize(_:)``d).
+    static func clientAddress(peer: String?, forwardedFor: String?, trustedProxies: [String]) -> String {
+        let peerAddress = peer ?? "127.0.0.1"
         guard let forwardedFor else { return peerAddress }
         let hops = forwardedFor.split(separator: ",").map { String(String($0).trimmingWhitespace) }.filter {
             !$0.isEmpty

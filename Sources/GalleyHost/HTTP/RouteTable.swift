@@ -91,7 +91,7 @@ public struct RouteTable: Sendable {
             guard index < pieces.count else { return false }
             switch segment {
             case .literal(let text):
-                guard PercentEncoding.decode(pieces[index]) == text else { return false }
+                guard literal(pieces[index], equals: text) else { return false }
             case .parameter:
                 continue
             case .greedy:
@@ -99,6 +99,17 @@ public struct RouteTable: Sendable {
             }
         }
         return pieces.count == segments.count
+    }
+
+    /// Whether a path's piece, decoded, is `text` (as Strings compare). An ASCII piece with no
+    /// escape, the usual one, is compared byte for byte, without making a string of it.
+    private static func literal(_ piece: Substring, equals text: String) -> Bool {
+        if !piece.utf8.contains(UInt8(ascii: "%")) {
+            if piece.utf8.elementsEqual(text.utf8) { return true }
+            // Bytes that differ can still be equal Strings (canonical equivalence), but not in ASCII.
+            if piece.utf8.allSatisfy({ $0 < 0x80 }), text.utf8.allSatisfy({ $0 < 0x80 }) { return false }
+        }
+        return PercentEncoding.decode(piece) == text
     }
 
     /// The decoded parameters of a path that ``matches(_:_:)`` `segments`.

@@ -94,11 +94,21 @@ package enum Milliseconds {
 
     /// `1234.5` → `"1234.50"`, without Foundation's formatters.
     static func twoDecimals(_ value: Double) -> String {
+        var text = ""
+        appendTwoDecimals(value, to: &text)
+        return text
+    }
+
+    /// ``twoDecimals(_:)`` appended to `text`, with no string made for it: a REPORT line is written
+    /// for every invocation.
+    static func appendTwoDecimals(_ value: Double, to text: inout String) {
         let hundredths = Int((value * 100).rounded())
-        let sign = hundredths < 0 ? "-" : ""
+        if hundredths < 0 { text += "-" }
         let magnitude = abs(hundredths)
+        text += String(magnitude / 100)
         let fraction = magnitude % 100
-        return "\(sign)\(magnitude / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+        text += fraction < 10 ? ".0" : "."
+        text += String(fraction)
     }
 }
 
