@@ -177,10 +177,15 @@ final class Document {
         var index = start + 1
         var escaped = false
         while index < bytes.count {
-            // Eight plain bytes at a time.
-            while index + 8 <= bytes.count,
-                !Self.mayStopString(UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self))
-            {
+            // Eight bytes at a time, up to the first that may stop the string.
+            while index + 8 <= bytes.count {
+                let stops = Self.stringStops(
+                    UInt64(littleEndian: UnsafeRawPointer(bytes.baseAddress! + index).loadUnaligned(as: UInt64.self))
+                )
+                guard stops == 0 else {
+                    index += stops.trailingZeroBitCount / 8
+                    break
+                }
                 index += 8
             }
             guard index < bytes.count else { break }
@@ -207,17 +212,18 @@ final class Document {
         throw abort()
     }
 
-    /// Whether any of the eight bytes of `word` is a quote, a backslash or below 0x20: what ends a
-    /// string, starts an escape or may not be in one. Exact, by the usual tests for a zero byte and
-    /// for a byte below a bound.
-    static func mayStopString(_ word: UInt64) -> Bool {
+    /// The high bit of each byte of `word` (read little-endian: the first byte lowest) that is a
+    /// quote, a backslash or below 0x20, by the usual tests for a zero byte and for a byte below a
+    /// bound. A byte is flagged wrongly only above a byte flagged rightly (by a borrow from it), so
+    /// the lowest flag is always exact: where a string's plain run ends.
+    static func stringStops(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
         let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
         let quoteByte = (quote &- ones) & ~quote
         let backslashByte = (backslash &- ones) & ~backslash
         let controlByte = (word &- ones &* 0x20) & ~word
-        return (quoteByte | backslashByte | controlByte) & (ones &* 0x80) != 0
+        return (quoteByte | backslashByte | controlByte) & (ones &* 0x80)
     }
 
     /// The string at `start`, unescaped.

@@ -159,6 +159,25 @@ struct LazyJSONDecoderTests {
         }
     }
 
+    /// The scan of a string jumps to the first byte of eight that may end it: that byte must be
+    /// exact whatever follows it (a flag above it may be a borrow's).
+    @Test func theFirstStopOfEightBytesIsExact() {
+        var random = SystemRandomNumberGenerator()
+        let plain = (UInt8(0x20)...0xFF).filter { $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }
+        #expect(Document.stringStops(UInt64(littleEndian: 0x6162_6364_6566_6768)) == 0)
+        for position in 0..<8 {
+            for stop: UInt8 in [UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x00, 0x01, 0x0A, 0x1F] {
+                for _ in 0..<200 {
+                    var bytes = (0..<8).map { _ in UInt8.random(in: 0...255, using: &random) }
+                    for index in 0..<position { bytes[index] = plain.randomElement(using: &random)! }
+                    bytes[position] = stop
+                    let word = bytes.enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+                    #expect(Document.stringStops(word).trailingZeroBitCount / 8 == position, "\(bytes)")
+                }
+            }
+        }
+    }
+
     /// Random documents, random types: never a different answer.
     @Test func randomDocumentsDecodeAlike() {
         var random = SystemRandomNumberGenerator()

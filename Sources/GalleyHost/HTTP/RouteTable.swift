@@ -69,9 +69,10 @@ public struct RouteTable: Sendable {
     public func match(method: String, path: String) -> Match? {
         // Split on the `/` bytes: a Character-wise split costs more than the matching.
         let pieces = path.utf8.split(separator: UInt8(ascii: "/")).map { Substring($0) }
+        let escaped = path.utf8.contains(UInt8(ascii: "%"))
         var best: Int?
         for index in routes.indices where routes[index].route.method == method || routes[index].route.method == "ANY" {
-            guard Self.matches(routes[index].route.segments, pieces) else { continue }
+            guard Self.matches(routes[index].route.segments, pieces, escaped: escaped) else { continue }
             if let current = best, !routes[current].score.lexicographicallyPrecedes(routes[index].score) { continue }
             best = index
         }
@@ -86,12 +87,13 @@ public struct RouteTable: Sendable {
     }
 
     /// Whether `pieces` (a path's, percent-encoded) match `segments`.
-    private static func matches(_ segments: [Route.Segment], _ pieces: [Substring]) -> Bool {
+    /// `escaped`: whether the path holds a `%` at all.
+    private static func matches(_ segments: [Route.Segment], _ pieces: [Substring], escaped: Bool) -> Bool {
         for (index, segment) in segments.enumerated() {
             guard index < pieces.count else { return false }
             switch segment {
             case .literal(let text):
-                guard literal(pieces[index], equals: text) else { return false }
+                guard literal(pieces[index], equals: text, escaped: escaped) else { return false }
             case .parameter:
                 continue
             case .greedy:
@@ -101,14 +103,10 @@ public struct RouteTable: Sendable {
         return pieces.count == segments.count
     }
 
-    /// Whether a path's piece, decoded, is `text` (as Strings compare). An ASCII piece with no
-    /// escape, the usual one, is compared byte for byte, without making a string of it.
-    private static func literal(_ piece: Substring, equals text: String) -> Bool {
-        if !piece.utf8.contains(UInt8(ascii: "%")) {
-            if piece.utf8.elementsEqual(text.utf8) { return true }
-            // Bytes that differ can still be equal Strings (canonical equivalence), but not in ASCII.
-            if piece.utf8.allSatisfy({ $0 < 0x80 }), text.utf8.allSatisfy({ $0 < 0x80 }) { return false }
-        }
+    /// Whether a path's piece, decoded, is `text`. A piece with no escape, the usual one, is
+    /// compared as it is, without making a string of it.
+    private static func literal(_ piece: Substring, equals text: String, escaped: Bool) -> Bool {
+        guard escaped, piece.utf8.contains(UInt8(ascii: "%")) else { return piece == text }
         return PercentEncoding.decode(piece) == text
     }
 
