@@ -60,9 +60,10 @@ extension HostResponder {
     /// ``route(_:context:match:)``).
     func invoke(_ request: Request, function rawName: Substring, qualifier: String?) async -> Response {
         var invocation: Invocation
-        switch Self.invocation(of: request, function: rawName, qualifier: qualifier) {
-        case .success(let made): invocation = made
-        case .failure(let refusal): return refusal.response
+        do {
+            invocation = try Self.invocation(of: request, function: rawName, qualifier: qualifier)
+        } catch {
+            return Self.serviceError(error)
         }
         switch await Self.collectBody(of: request, upTo: Dispatcher.maxSyncPayload + 1) {
         case .success(let body): invocation.payload = Data(body.readableBytesView)
@@ -84,30 +85,19 @@ extension HostResponder {
         }
     }
 
-    /// A response that refuses a request, as an error.
-    struct Refusal: Error {
-        var response: Response
-    }
-
     /// The invocation an Invoke API request asks for, its payload still to come.
+    ///
+    /// - Throws: ``InvokeError`` for a name, invocation type or client context that is not valid.
     @inline(never)
     static func invocation(
         of request: Request,
         function rawName: Substring,
         qualifier: String?
-    ) -> Result<
-        Invocation, Refusal
-    > {
+    ) throws(InvokeError) -> Invocation {
         guard let (name, qualifier) = Self.functionName(rawName, qualifier: qualifier) else {
-            return .failure(
-                Refusal(
-                    response: Self.serviceError(
-                        InvokeError(
-                            .invalidParameterValue,
-                            "'\(PercentEncoding.decode(rawName))' is not a function name or ARN"
-                        )
-                    )
-                )
+            throw InvokeError(
+                .invalidParameterValue,
+                "'\(PercentEncoding.decode(rawName))' is not a function name or ARN"
             )
         }
         let kindName = request.headers[.amzInvocationType] ?? "RequestResponse"
@@ -117,30 +107,12 @@ extension HostResponder {
         case "Event": kind = .event
         case "DryRun": kind = .dryRun
         default:
-            return .failure(
-                Refusal(
-                    response: Self.serviceError(
-                        InvokeError(
-                            .invalidParameterValue,
-                            "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun"
-                        )
-                    )
-                )
-            )
+            throw InvokeError(.invalidParameterValue, "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun")
         }
         var clientContext: String?
         if let encoded = request.headers[.amzClientContext] {
             guard let data = Data(base64Encoded: encoded), (try? JSONSyntax.validate(data)) != nil else {
-                return .failure(
-                    Refusal(
-                        response: Self.serviceError(
-                            InvokeError(
-                                .invalidRequestContent,
-                                "Client context must be a valid Base64-encoded JSON object."
-                            )
-                        )
-                    )
-                )
+                throw InvokeError(.invalidRequestContent, "Client context must be a valid Base64-encoded JSON object.")
             }
             clientContext = String(decoding: data, as: UTF8.self)
         }
@@ -153,7 +125,7 @@ extension HostResponder {
             wantsLogTail: kind == .requestResponse && request.headers[.amzLogType] == "Tail"
         )
         invocation.traceHeaders = Self.traceHeaders(of: request)
-        return .success(invocation)
+        return invocation
     }
 
     /// The answer to an Invoke API request whose body could not be read.

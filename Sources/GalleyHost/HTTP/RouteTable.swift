@@ -110,7 +110,7 @@ public struct RouteTable: Sendable {
         return PercentEncoding.decode(piece) == text
     }
 
-    /// The decoded parameters of a path that ``matches(_:_:)`` `segments`.
+    /// The decoded parameters of a path that ``matches(_:_:escaped:)`` `segments`.
     private static func parameters(_ segments: [Route.Segment], _ pieces: [Substring]) -> [String: String] {
         var parameters: [String: String] = [:]
         for (index, segment) in segments.enumerated() {
