@@ -53,7 +53,7 @@ public struct Catalog: Sendable, ExpressibleByArrayLiteral {
         public static func handler<H: ByteHandler>(_ name: String, _ type: H.Type) -> Entry {
             Entry(name: name) { context in
                 let handler = try await H(context: context)
-                return PreparedHandler { payload, context in try await handler.handle(payload, context: context) }
+                return PreparedHandler { payload, context in try await handler.handle(payload.json, context: context) }
             }
         }
 
@@ -88,6 +88,15 @@ enum PayloadCoding: Error {
     case event(DecodingError)
     case result(EncodingError)
 
+    static func decode<Event: Decodable>(_ type: Event.Type, from payload: HandlerPayload) throws -> Event {
+        switch payload {
+        case .json(let data): return try decode(type, from: data)
+        case .values(let values):
+            if let event = EventValueDecoding.decode(type, from: values) { return event }
+            return try decode(type, from: Data(values.json()))
+        }
+    }
+
     static func decode<Event: Decodable>(_ type: Event.Type, from payload: Data) throws -> Event {
         do {
             return try LazyJSONDecoder.standard.decode(type, from: payload)
@@ -105,12 +114,29 @@ enum PayloadCoding: Error {
     }
 }
 
-/// A handler after its init phase, reduced to bytes in and bytes out.
+/// A handler after its init phase, reduced to an event in and bytes out.
 package struct PreparedHandler: Sendable {
-    package let handle: @Sendable (Data, Context) async throws -> Data
+    package let handle: @Sendable (HandlerPayload, Context) async throws -> Data
 
-    package init(handle: @escaping @Sendable (Data, Context) async throws -> Data) {
+    package init(handle: @escaping @Sendable (HandlerPayload, Context) async throws -> Data) {
         self.handle = handle
+    }
+}
+
+/// An event as it reaches a handler.
+package enum HandlerPayload: Sendable {
+    /// JSON text.
+    case json(Data)
+    /// Values the host built itself (a route's request, for a handler in the host's process),
+    /// decoded without JSON text between them.
+    case values(EventValue)
+
+    /// The event as JSON text: for a ``ByteHandler``, which takes the bytes.
+    var json: Data {
+        switch self {
+        case .json(let data): data
+        case .values(let values): Data(values.json())
+        }
     }
 }
 

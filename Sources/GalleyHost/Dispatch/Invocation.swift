@@ -1,3 +1,4 @@
+import Galley
 import Synchronization
 
 #if canImport(FoundationEssentials)
@@ -35,6 +36,15 @@ public struct Invocation: Sendable {
     /// wrapped: Lambda limits the body, not the event around it. The host wrote it, so it is not
     /// checked as JSON again (the event builder has its own fuzz test).
     var isRouteEvent = false
+    /// A route's event as values, for a function that runs in the host's process: its handler
+    /// decodes them without JSON text between the two. ``payload`` is then empty.
+    var event: EventValue?
+
+    /// The event as JSON text: the payload, or the event's values written out (`{}` for none).
+    var json: Data {
+        if let event { return Data(event.json()) }
+        return payload.isEmpty ? Data("{}".utf8) : payload
+    }
 
     /// The caller's trace headers (`X-Amzn-Trace-Id`, `traceparent`, `tracestate`), by lower-case name:
     /// the invocation's span is their child, and the function gets them as its X-Ray trace header.

@@ -1,3 +1,5 @@
+import Galley
+
 /// Why an invocation was refused before its handler ran: the caller's mistake or the host's
 /// limit, never the function's own failure (that is an ``InvocationResult`` with an error).
 public struct InvokeError: Error, Sendable, CustomStringConvertible {

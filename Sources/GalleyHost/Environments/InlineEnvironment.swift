@@ -73,7 +73,12 @@ final class InlineEnvironment: ExecutionEnvironment {
             environment: function.configuration.environment,
             stores: stores
         )
-        let payload = invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload
+        let payload: HandlerPayload =
+            if let event = invocation.event {
+                .values(event)
+            } else {
+                .json(invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload)
+            }
         let handler = self.handler
         do {
             return .success(

@@ -242,7 +242,7 @@ final class ProcessEnvironment: ExecutionEnvironment {
         link.deliver(
             RuntimeEndpoint.Delivery(
                 requestID: invocation.requestID,
-                payload: invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload,
+                payload: invocation.json,
                 deadlineMs: Timestamp.epochMilliseconds(at: request.deadline),
                 functionARN: ARN.function(function.name, qualifier: invocation.qualifier),
                 traceID: TraceHeader.xray(invocation.traceHeaders) ?? Self.traceID(),

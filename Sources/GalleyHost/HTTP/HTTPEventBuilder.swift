@@ -73,6 +73,17 @@ public struct HTTPEventBuilder: Sendable {
     /// The event as JSON, written directly into one buffer (no `JSONEncoder`, no intermediate
     /// strings): this runs for every routed request.
     public func encode() -> [UInt8] {
+        layOut { JSONEventWriter(capacity: $0) }.json.bytes
+    }
+
+    /// The event as values, for a handler in the host's own process: the same event as
+    /// ``encode()`` writes, with no JSON text to write and read again.
+    package func values() -> EventValue {
+        layOut { _ in EventValue.Builder() }.value!
+    }
+
+    /// Lays the event out once for both of its forms; `makeWriter` gets the JSON's size, about.
+    private func layOut<Writer: EventWriter>(_ makeWriter: (_ capacity: Int) -> Writer) -> Writer {
         var cookies: [Substring] = []
         var others: [(String, String)] = []
         var headerBytes = 0
@@ -91,82 +102,90 @@ public struct HTTPEventBuilder: Sendable {
                 others.append((name, value))
             }
         }
-        let headerGroups = Self.group(others)
-        let queryGroups = Self.group(queryPairs())
-        let contentType = headerGroups.first { $0.name == "content-type" }?.values.joined(separator: ",")
+        let headerGroups = Self.joined(others)
+        let queryGroups = Self.joined(queryPairs())
+        let contentType = headerGroups.first { $0.name == "content-type" }?.value
         let (bodyText, isBase64) = bodyField(contentType: contentType)
         let milliseconds = self.milliseconds
         let routeKey = route?.routeKey ?? "$default"
         let prefix = Self.firstPiece(of: domainName, separator: UInt8(ascii: ".")) ?? domainName[...]
-        // Values of a repeated name are joined with commas, as API Gateway does.
-        func object(_ groups: [(name: String, values: [String])], into json: inout JSONBytes) {
-            json.raw("{")
-            for (index, group) in groups.enumerated() {
-                if index > 0 { json.raw(",") }
-                json.string(group.name)
-                json.raw(":")
-                json.string(joining: group.values, separator: UInt8(ascii: ","))
+        func object(_ groups: [(name: String, value: String)], into event: inout Writer) {
+            event.openObject()
+            for group in groups {
+                event.member(group.name)
+                event.string(group.value)
             }
-            json.raw("}")
+            event.closeObject()
         }
         // About what the event takes: its fixed text is under 512 bytes. Kept under 1 KB for a
         // small request, which glibc's malloc serves from its per-thread cache.
         let variable = 2 * (path.utf8.count + query.utf8.count + routeKey.utf8.count + domainName.utf8.count)
-        var json = JSONBytes(capacity: 512 + variable + headerBytes + sourceIP.utf8.count + (bodyText?.utf8.count ?? 0))
-        json.raw(#"{"version":"2.0","routeKey":"#)
-        json.string(routeKey)
-        json.raw(#","rawPath":"#)
-        json.string(path)
-        json.raw(#","rawQueryString":"#)
-        json.string(query)
+        var event = makeWriter(512 + variable + headerBytes + sourceIP.utf8.count + (bodyText?.utf8.count ?? 0))
+        event.openObject()
+        event.member("version")
+        event.string("2.0")
+        event.member("routeKey")
+        event.string(routeKey)
+        event.member("rawPath")
+        event.string(path)
+        event.member("rawQueryString")
+        event.string(query)
         if !cookies.isEmpty {
-            json.raw(#","cookies":["#)
-            for (index, cookie) in cookies.enumerated() {
-                if index > 0 { json.raw(",") }
-                json.string(cookie)
-            }
-            json.raw("]")
+            event.member("cookies")
+            event.strings(cookies)
         }
-        json.raw(#","headers":"#)
-        object(headerGroups, into: &json)
+        event.member("headers")
+        object(headerGroups, into: &event)
         if !queryGroups.isEmpty {
-            json.raw(#","queryStringParameters":"#)
-            object(queryGroups, into: &json)
+            event.member("queryStringParameters")
+            object(queryGroups, into: &event)
         }
         if let parameters = route?.pathParameters, !parameters.isEmpty {
-            json.raw(#","pathParameters":"#)
-            object(parameters.sorted { $0.key < $1.key }.map { ($0.key, [$0.value]) }, into: &json)
+            event.member("pathParameters")
+            object(parameters.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }, into: &event)
         }
-        json.raw(#","requestContext":{"accountId":"#)
-        json.string(ARN.account)
-        json.raw(#","apiId":"galley","domainName":"#)
-        json.string(domainName)
-        json.raw(#","domainPrefix":"#)
-        json.string(prefix)
-        json.raw(#","http":{"method":"#)
-        json.string(method)
-        json.raw(#","path":"#)
-        json.string(PercentEncoding.decode(path[...]))
-        json.raw(#","protocol":"HTTP/1.1","sourceIp":"#)
-        json.string(sourceIP)
-        json.raw(#","userAgent":"#)
-        json.string(joining: headerGroups.first { $0.name == "user-agent" }?.values ?? [], separator: UInt8(ascii: ","))
-        json.raw(#"},"requestId":"#)
-        json.string(requestID)
-        json.raw(#","routeKey":"#)
-        json.string(routeKey)
-        json.raw(#","stage":"$default","time":"#)
-        json.string(Self.format(milliseconds: milliseconds))
-        json.raw(#","timeEpoch":"#)
-        json.number(milliseconds)
-        json.raw("},")
+        event.member("requestContext")
+        event.openObject()
+        event.member("accountId")
+        event.string(ARN.account)
+        event.member("apiId")
+        event.string("galley")
+        event.member("domainName")
+        event.string(domainName)
+        event.member("domainPrefix")
+        event.string(prefix)
+        event.member("http")
+        event.openObject()
+        event.member("method")
+        event.string(method)
+        event.member("path")
+        event.string(PercentEncoding.decode(path[...]))
+        event.member("protocol")
+        event.string("HTTP/1.1")
+        event.member("sourceIp")
+        event.string(sourceIP)
+        event.member("userAgent")
+        event.string(headerGroups.first { $0.name == "user-agent" }?.value ?? "")
+        event.closeObject()
+        event.member("requestId")
+        event.string(requestID)
+        event.member("routeKey")
+        event.string(routeKey)
+        event.member("stage")
+        event.string("$default")
+        event.member("time")
+        event.string(Self.format(milliseconds: milliseconds))
+        event.member("timeEpoch")
+        event.integer(milliseconds)
+        event.closeObject()
         if let bodyText {
-            json.raw(#""body":"#)
-            json.string(bodyText)
-            json.raw(",")
+            event.member("body")
+            event.string(bodyText)
         }
-        json.raw(isBase64 ? #""isBase64Encoded":true}"# : #""isBase64Encoded":false}"#)
-        return json.bytes
+        event.member("isBase64Encoded")
+        event.boolean(isBase64)
+        event.closeObject()
+        return event
     }
 
     /// The event as an API Gateway REST API sends it with Lambda proxy integration (payload 1.0,
@@ -227,6 +246,25 @@ public struct HTTPEventBuilder: Sendable {
             let name = PercentEncoding.decode(parts[0], plusIsSpace: true)
             return (name, parts.count > 1 ? PercentEncoding.decode(parts[1], plusIsSpace: true) : "")
         }
+    }
+
+    /// Values by name, names in the order first seen, and the values of a repeated name joined
+    /// with commas, as API Gateway joins them.
+    static func joined(_ pairs: [(String, String)]) -> [(name: String, value: String)] {
+        var groups: [(name: String, value: String)] = []
+        groups.reserveCapacity(pairs.count)
+        // A request's few headers are found by a look along them; many, through an index.
+        var index: [String: Int]? = pairs.count > 16 ? [:] : nil
+        for (name, value) in pairs {
+            if let position = index != nil ? index![name] : groups.firstIndex(where: { $0.name == name }) {
+                groups[position].value += ","
+                groups[position].value += value
+            } else {
+                index?[name] = groups.count
+                groups.append((name, value))
+            }
+        }
+        return groups
     }
 
     /// Values by name, names in the order first seen (spelled as first seen), values in order.

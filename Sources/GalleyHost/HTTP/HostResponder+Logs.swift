@@ -1,3 +1,4 @@
+import Galley
 import HTTPTypes
 import Hummingbird
 import NIOCore

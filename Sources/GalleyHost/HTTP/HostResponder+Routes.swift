@@ -89,8 +89,15 @@ extension HostResponder {
         )
         let host = (trusted ? request.headers[.forwardedHost] : nil) ?? request.head.authority ?? "localhost"
         builder.domainName = String(HTTPEventBuilder.firstPiece(of: host, separator: UInt8(ascii: ":")) ?? "localhost")
-        let event = Data(match.route.payload == .v1 ? builder.encodeV1() : builder.encode())
-        var invocation = Invocation(function: match.function, payload: event, requestID: requestID)
+        var invocation = Invocation(function: match.function, payload: Data(), requestID: requestID)
+        if match.route.payload == .v1 {
+            invocation.payload = Data(builder.encodeV1())
+        } else if deployment.functions[match.function]?.configuration.isolation == .inline {
+            // A handler in this process decodes the event's values: no JSON to write and read.
+            invocation.event = builder.values()
+        } else {
+            invocation.payload = Data(builder.encode())
+        }
         invocation.isRouteEvent = true
         invocation.traceHeaders = Self.traceHeaders(of: request)
         return RouteCall(invocation: invocation, isHead: request.method == .head)

@@ -1,3 +1,4 @@
+import Galley
 import Logging
 import ServiceLifecycle
 import Synchronization

@@ -121,7 +121,7 @@ public struct Worker: Sendable {
             do {
                 outcome = .success(
                     try await InvocationDeadline.$current.withValue(context.deadline) {
-                        try await handler.handle(Data(next.payload), context)
+                        try await handler.handle(.json(Data(next.payload)), context)
                     }
                 )
             } catch {

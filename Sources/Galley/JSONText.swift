@@ -1,0 +1,95 @@
+/// JSON string literals without an encoder.
+package enum JSONString {
+    /// `text` as a quoted, escaped JSON string.
+    @inlinable package static func quote(_ text: String) -> String {
+        var text = text
+        return text.withUTF8 { bytes in
+            // Most strings need no escaping: copy them whole.
+            guard bytes.contains(where: needsEscape) else {
+                return String(unsafeUninitializedCapacity: bytes.count + 2) { buffer in
+                    buffer[0] = UInt8(ascii: "\"")
+                    _ = UnsafeMutableBufferPointer(rebasing: buffer[1...]).initialize(from: bytes)
+                    buffer[bytes.count + 1] = UInt8(ascii: "\"")
+                    return bytes.count + 2
+                }
+            }
+            var result: [UInt8] = [UInt8(ascii: "\"")]
+            result.reserveCapacity(bytes.count + 8)
+            appendEscaped(bytes, to: &result)
+            result.append(UInt8(ascii: "\""))
+            return String(decoding: result, as: UTF8.self)
+        }
+    }
+
+    @inlinable package static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
+    /// Appends the UTF-8 `bytes` of a string's content, escaped, without quotes.
+    @inlinable package static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to result: inout [UInt8]) {
+        guard bytes.contains(where: needsEscape) else {
+            result.append(contentsOf: bytes)
+            return
+        }
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""): result += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): result += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case UInt8(ascii: "\n"): result += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+            case UInt8(ascii: "\r"): result += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+            case UInt8(ascii: "\t"): result += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+            case 0..<0x20:
+                result += [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")]
+                result += [hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0xF)]]
+            default: result.append(byte)
+            }
+        }
+    }
+
+    @usableFromInline static let hexDigits = Array("0123456789abcdef".utf8)
+}
+
+/// A JSON document written straight into one byte buffer: no intermediate strings.
+package struct JSONBytes {
+    package private(set) var bytes: [UInt8] = []
+
+    @inlinable package init(capacity: Int) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    /// JSON text as it is: punctuation, keys, literals.
+    @inlinable package mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    /// A quoted, escaped string.
+    @inlinable package mutating func string(_ text: some StringProtocol) {
+        bytes.append(UInt8(ascii: "\""))
+        content(text)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Several strings as one quoted string, `separator` between them.
+    @inlinable package mutating func string(joining parts: [String], separator: UInt8) {
+        bytes.append(UInt8(ascii: "\""))
+        for (index, part) in parts.enumerated() {
+            if index > 0 { bytes.append(separator) }
+            content(part)
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// An integer.
+    @inlinable package mutating func number(_ value: Int64) {
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    @inlinable mutating func content(_ text: some StringProtocol) {
+        let written: Void? = text.utf8.withContiguousStorageIfAvailable {
+            JSONString.appendEscaped($0, to: &bytes)
+        }
+        guard written == nil else { return }
+        var copy = String(text)
+        copy.withUTF8 { JSONString.appendEscaped($0, to: &bytes) }
+    }
+}
