@@ -161,9 +161,9 @@ struct DispatcherTests {
     ])
     func durationsHaveTwoDecimalsAsLambdaWritesThem(milliseconds: Double, text: String) {
         #expect(Milliseconds.twoDecimals(milliseconds) == text)
-        var appended = "Duration: "
+        var appended = Array("Duration: ".utf8)
         Milliseconds.appendTwoDecimals(milliseconds, to: &appended)
-        #expect(appended == "Duration: " + text)
+        #expect(String(decoding: appended, as: UTF8.self) == "Duration: " + text)
     }
 
     @Test func handlerLogLinesCarryTheRequestID() async throws {

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// The invocation outlived its deadline.
 struct DeadlineExceeded: Error {}
 
@@ -11,25 +13,86 @@ func withDeadline<Value: Sendable>(
     _ deadline: ContinuousClock.Instant,
     _ operation: @escaping @Sendable () async throws -> Value
 ) async throws -> Value {
-    let outcome = Once<Result<Value, any Error>>()
-    let work = Task {
-        let result: Result<Value, any Error>
-        do {
-            result = .success(try await operation())
-        } catch {
-            result = .failure(error)
+    let race = DeadlineRace<Value>()
+    race.started(
+        Task {
+            do {
+                race.settle(.success(try await operation()))
+            } catch {
+                race.settle(.failure(error))
+            }
         }
-        outcome.resolve(result)
-    }
-    let ticket = Watchdog.shared.schedule(at: deadline) {
-        if outcome.resolve(.failure(DeadlineExceeded())) { work.cancel() }
-    }
+    )
+    Watchdog.shared.schedule(at: deadline, race)
     return try await withTaskCancellationHandler {
-        defer { ticket.cancel() }
-        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Value, any Error>) in
-            outcome.onResolve { continuation.resume(with: $0) }
-        }
+        try await withUnsafeThrowingContinuation { continuation in race.wait(continuation) }
     } onCancel: {
-        work.cancel()
+        race.cancelWork()
+    }
+}
+
+/// The race between an operation and its deadline: whichever ends first answers the caller, once.
+///
+/// One object is the operation's outcome, the caller's continuation and the watchdog's entry, so
+/// that an invocation's deadline costs one allocation: it runs for every invocation.
+final class DeadlineRace<Value: Sendable>: Watchdog.Entry {
+    private struct State {
+        var outcome: Result<Value, any Error>?
+        var waiter: UnsafeContinuation<Value, any Error>?
+        /// The operation's task, until the race is settled.
+        var work: Task<Void, Never>?
+        var isSettled = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Keeps the operation's task, to cancel it, unless the race is over already.
+    func started(_ work: Task<Void, Never>) {
+        state.withLock { state in
+            if !state.isSettled { state.work = work }
+        }
+    }
+
+    /// Settles the race with `outcome` unless it is settled already; returns the operation's task
+    /// when this call settled it, and answers the caller if it waits.
+    @discardableResult
+    func settle(_ outcome: Result<Value, any Error>) -> Task<Void, Never>?? {
+        let settled: (waiter: UnsafeContinuation<Value, any Error>?, work: Task<Void, Never>?)? = state.withLock {
+            state in
+            guard !state.isSettled else { return nil }
+            state.isSettled = true
+            defer {
+                state.waiter = nil
+                state.work = nil
+            }
+            if state.waiter == nil { state.outcome = outcome }
+            return (state.waiter, state.work)
+        }
+        guard let settled else { return nil }
+        settled.waiter?.resume(with: outcome)
+        return .some(settled.work)
+    }
+
+    /// Answers `continuation` with the outcome, now if the race is settled already.
+    func wait(_ continuation: UnsafeContinuation<Value, any Error>) {
+        let outcome: Result<Value, any Error>? = state.withLock { state in
+            guard let outcome = state.outcome else {
+                state.waiter = continuation
+                return nil
+            }
+            state.outcome = nil
+            return outcome
+        }
+        if let outcome { continuation.resume(with: outcome) }
+    }
+
+    /// The deadline: the caller hears ``DeadlineExceeded`` and the operation is told to stop.
+    func expire() {
+        if case .some(let work) = settle(.failure(DeadlineExceeded())) { work?.cancel() }
+    }
+
+    /// Tells the operation to stop (the caller was cancelled); the race goes on.
+    func cancelWork() {
+        state.withLock { $0.work }?.cancel()
     }
 }

@@ -12,12 +12,17 @@ import Synchronization
 /// wakes at most once per bucket, about 100 times a second however busy the host is, to fire a
 /// whole bucket at once. A cancelled ticket stays in its bucket until then and is dropped.
 final class Watchdog: @unchecked Sendable {
-    /// A scheduled deadline; ``cancel()`` it when the work finishes first.
-    final class Ticket: Sendable {
-        fileprivate let action: Mutex<(@Sendable () -> Void)?>
+    /// What a deadline fires: it does nothing once whatever it guards has ended.
+    protocol Entry: AnyObject, Sendable {
+        func expire()
+    }
+
+    /// A scheduled action; ``cancel()`` it when the work finishes first.
+    final class Ticket: Entry {
+        private let action: Mutex<(@Sendable () -> Void)?>
         init(_ action: @escaping @Sendable () -> Void) { self.action = Mutex(action) }
         func cancel() { action.withLock { $0 = nil } }
-        fileprivate func fire() {
+        func expire() {
             action.withLock { action in
                 defer { action = nil }; return action
             }?()
@@ -27,8 +32,8 @@ final class Watchdog: @unchecked Sendable {
     static let shared = Watchdog()
     static let granularity: Duration = .milliseconds(10)
 
-    /// Tickets by bucket: the deadline in 10 ms steps since `origin`, rounded up.
-    private var buckets: [Int64: [Ticket]] = [:]
+    /// Entries by bucket: the deadline in 10 ms steps since `origin`, rounded up.
+    private var buckets: [Int64: [any Entry]] = [:]
     /// The buckets' numbers, as a min-heap.
     private var heap: [Int64] = []
     private let origin = ContinuousClock.now
@@ -57,18 +62,23 @@ final class Watchdog: @unchecked Sendable {
     /// Runs `action` at `deadline` (within 10 ms after it) unless the ticket is cancelled first.
     func schedule(at deadline: ContinuousClock.Instant, _ action: @escaping @Sendable () -> Void) -> Ticket {
         let ticket = Ticket(action)
+        schedule(at: deadline, ticket)
+        return ticket
+    }
+
+    /// Calls `entry.expire()` at `deadline` (within 10 ms after it). The entry is held until then.
+    func schedule(at deadline: ContinuousClock.Instant, _ entry: any Entry) {
         let bucket = self.bucket(of: deadline)
         pthread_mutex_lock(&mutex)
         var isEarliest = false
-        if buckets[bucket]?.append(ticket) == nil {
-            buckets[bucket] = [ticket]
+        if buckets[bucket]?.append(entry) == nil {
+            buckets[bucket] = [entry]
             heap.append(bucket)
             siftUp(heap.count - 1)
             isEarliest = heap[0] == bucket
         }
         pthread_mutex_unlock(&mutex)
         if isEarliest { pthread_cond_signal(&condition) }
-        return ticket
     }
 
     private static let step = granularity.components.attoseconds / 1_000_000_000  // in nanoseconds
@@ -100,9 +110,9 @@ final class Watchdog: @unchecked Sendable {
                 continue
             }
             popFirst()
-            let tickets = buckets.removeValue(forKey: first) ?? []
+            let entries = buckets.removeValue(forKey: first) ?? []
             pthread_mutex_unlock(&mutex)
-            tickets.forEach { $0.fire() }
+            entries.forEach { $0.expire() }
             pthread_mutex_lock(&mutex)
         }
     }

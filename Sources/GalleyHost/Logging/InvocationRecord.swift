@@ -127,6 +127,12 @@ final class InvocationLog: Sendable {
         var pending: [String] = []
         var pendingBytes = 0
         var captured: [UInt8]?
+
+        init(captured: [UInt8]?) {
+            // Room for the three lines of a quiet invocation (START, END, REPORT): no growing.
+            pending.reserveCapacity(3)
+            self.captured = captured
+        }
     }
     private let state: Mutex<State>
     /// Whether every line is written as it comes, none held.
@@ -178,7 +184,8 @@ final class InvocationLog: Sendable {
                 return []
             }
             defer {
-                state.pending.removeAll(keepingCapacity: true)
+                // Not emptied in place: the lines returned still hold that storage.
+                state.pending = []
                 state.pendingBytes = 0
             }
             return state.pending
@@ -224,6 +231,14 @@ final class InvocationLog: Sendable {
 
 /// The platform lines around each invocation.
 struct Report {
+    /// `pieces` as one string, made once: `+` makes a string for each.
+    private static func concatenated(_ pieces: String...) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(pieces.reduce(0) { $0 + $1.utf8.count })
+        for piece in pieces { bytes.append(contentsOf: piece.utf8) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
     var requestID: String
     var duration: Duration
     var memorySize: Int
@@ -238,7 +253,7 @@ struct Report {
         case .json:
             #"{"time":"\#(Timestamp.now())","type":"platform.start","record":{"requestId":"\#(requestID)","version":"$LATEST"}}"#
         default:
-            "START RequestId: " + requestID + " Version: $LATEST"
+            concatenated("START RequestId: ", requestID, " Version: $LATEST")
         }
     }
 
@@ -247,7 +262,7 @@ struct Report {
         case .json:
             #"{"time":"\#(Timestamp.now())","type":"platform.end","record":{"requestId":"\#(requestID)"}}"#
         default:
-            "END RequestId: " + requestID
+            concatenated("END RequestId: ", requestID)
         }
     }
 
@@ -280,27 +295,37 @@ struct Report {
             return #"{"time":"\#(Timestamp.now())","type":"platform.report","record":{"requestId":"\#(requestID)","#
                 + #""metrics":{\#(metrics)},"status":"\#(status ?? "success")"\#(errorField)}}"#
         default:
-            // Appended piece by piece: interpolation costs several times more, on every invocation.
-            var line = "REPORT RequestId: "
-            line.reserveCapacity(160)
-            line += requestID
-            line += "\tDuration: "
+            // Written as bytes, piece by piece, and made a string once: interpolation, or appending
+            // to a string, costs several times more, on every invocation.
+            var line: [UInt8] = []
+            line.reserveCapacity(192)
+            line.append(contentsOf: "REPORT RequestId: ".utf8)
+            line.append(contentsOf: requestID.utf8)
+            line.append(contentsOf: "\tDuration: ".utf8)
             Milliseconds.appendTwoDecimals(Milliseconds.of(self.duration), to: &line)
-            line += " ms\tBilled Duration: "
-            line += String(billedMilliseconds)
-            line += " ms\tMemory Size: "
-            line += String(memorySize)
-            line += " MB\tMax Memory Used: "
-            line += String(maxMemoryUsed)
-            line += " MB\t"
+            line.append(contentsOf: " ms\tBilled Duration: ".utf8)
+            line.append(contentsOf: String(billedMilliseconds).utf8)
+            line.append(contentsOf: " ms\tMemory Size: ".utf8)
+            line.append(contentsOf: String(memorySize).utf8)
+            line.append(contentsOf: " MB\tMax Memory Used: ".utf8)
+            line.append(contentsOf: String(maxMemoryUsed).utf8)
+            line.append(contentsOf: " MB\t".utf8)
             if let initDuration {
-                line += "Init Duration: "
+                line.append(contentsOf: "Init Duration: ".utf8)
                 Milliseconds.appendTwoDecimals(Milliseconds.of(initDuration), to: &line)
-                line += " ms\t"
+                line.append(contentsOf: " ms\t".utf8)
             }
-            if let status { line += "Status: " + status + "\t" }
-            if let errorType { line += "Error Type: " + errorType + "\t" }
-            return line
+            if let status {
+                line.append(contentsOf: "Status: ".utf8)
+                line.append(contentsOf: status.utf8)
+                line.append(UInt8(ascii: "\t"))
+            }
+            if let errorType {
+                line.append(contentsOf: "Error Type: ".utf8)
+                line.append(contentsOf: errorType.utf8)
+                line.append(UInt8(ascii: "\t"))
+            }
+            return String(decoding: line, as: UTF8.self)
         }
     }
 }

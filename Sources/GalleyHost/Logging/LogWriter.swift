@@ -54,9 +54,15 @@ public final class LogWriter: Sendable {
     public static func standardError(format: Format = .text) -> LogWriter {
         let lock = Mutex(())
         return LogWriter(format: format) { (lines: [String]) in
-            var line = lines.joined(separator: "\n") + "\n"
+            // The block's bytes, each line ended: written as they are, with no string made of them.
+            var block: [UInt8] = []
+            block.reserveCapacity(lines.reduce(lines.count) { $0 + $1.utf8.count })
+            for line in lines {
+                block.append(contentsOf: line.utf8)
+                block.append(UInt8(ascii: "\n"))
+            }
             lock.withLock { _ in
-                line.withUTF8 { buffer in
+                block.withUnsafeBytes { buffer in
                     var offset = 0
                     while offset < buffer.count {
                         let written = systemWrite(2, buffer.baseAddress! + offset, buffer.count - offset)
@@ -94,21 +100,21 @@ package enum Milliseconds {
 
     /// `1234.5` → `"1234.50"`, without Foundation's formatters.
     static func twoDecimals(_ value: Double) -> String {
-        var text = ""
+        var text: [UInt8] = []
         appendTwoDecimals(value, to: &text)
-        return text
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// ``twoDecimals(_:)`` appended to `text`, with no string made for it: a REPORT line is written
     /// for every invocation.
-    static func appendTwoDecimals(_ value: Double, to text: inout String) {
+    static func appendTwoDecimals(_ value: Double, to text: inout [UInt8]) {
         let hundredths = Int((value * 100).rounded())
-        if hundredths < 0 { text += "-" }
+        if hundredths < 0 { text.append(UInt8(ascii: "-")) }
         let magnitude = abs(hundredths)
-        text += String(magnitude / 100)
+        text.append(contentsOf: String(magnitude / 100).utf8)
         let fraction = magnitude % 100
-        text += fraction < 10 ? ".0" : "."
-        text += String(fraction)
+        text.append(contentsOf: (fraction < 10 ? ".0" : ".").utf8)
+        text.append(contentsOf: String(fraction).utf8)
     }
 }
 
