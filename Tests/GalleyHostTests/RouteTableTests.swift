@@ -64,7 +64,10 @@ struct RouteTableTests {
         #expect(routes.match(method: "GET", path: "/b") == nil)
     }
 
-    @Test(arguments: ["", ".", "..a", ".a.b", "a.b", "a", "a..b", "a.", "[::1]:80", ":80", "host:80", "é.ü"])
+    @Test(arguments: [
+        "", ".", "..a", ".a.b", "a.b", "a", "a..b", "a.", "[::1]:80", ":80", "host:80", "é.ü",
+        "api.example-with-a-long-name.com:8443",
+    ])
     func theFirstPieceOfANameIsWhatSplitGivesFirst(text: String) {
         for separator in [UInt8(ascii: "."), UInt8(ascii: ":")] {
             let expected = text.split(separator: Character(Unicode.Scalar(separator))).first
@@ -74,6 +77,9 @@ struct RouteTableTests {
 
     @Test(arguments: [
         ("/a?b?c", "/a", "b?c"), ("/a", "/a", ""), ("/a?", "/a", ""), ("?x", "", "x"), ("/é?ü=1", "/é", "ü=1"),
+        // Past 15 bytes a string is not stored inline: its bytes are searched in its buffer.
+        ("/a/long/path/é/ü?q=1&r=2?", "/a/long/path/é/ü", "q=1&r=2?"),
+        ("/a/long/path/with/no/query", "/a/long/path/with/no/query", ""),
     ])
     func aTargetSplitsAtItsFirstQuestionMark(target: String, path: String, query: String) {
         let (splitPath, splitQuery) = HTTPEventBuilder.split(target: target)
