@@ -1,7 +1,7 @@
 /// JSON string literals without an encoder.
 package enum JSONString {
     /// `text` as a quoted, escaped JSON string.
-    @inlinable package static func quote(_ text: String) -> String {
+    package static func quote(_ text: String) -> String {
         var text = text
         return text.withUTF8 { bytes in
             // Most strings need no escaping: copy them whole.
@@ -21,12 +21,12 @@ package enum JSONString {
         }
     }
 
-    @inlinable package static func needsEscape(_ byte: UInt8) -> Bool {
+    package static func needsEscape(_ byte: UInt8) -> Bool {
         byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
     }
 
     /// Appends the UTF-8 `bytes` of a string's content, escaped, without quotes.
-    @inlinable package static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to result: inout [UInt8]) {
+    package static func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>, to result: inout [UInt8]) {
         guard bytes.contains(where: needsEscape) else {
             result.append(contentsOf: bytes)
             return
@@ -46,50 +46,59 @@ package enum JSONString {
         }
     }
 
-    @usableFromInline static let hexDigits = Array("0123456789abcdef".utf8)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 }
 
 /// A JSON document written straight into one byte buffer: no intermediate strings.
+///
+/// Its entry points are not generic: the host's event writer calls them across modules for every
+/// routed request, and a generic one is not specialised there (it cost several times as much).
 package struct JSONBytes {
     package private(set) var bytes: [UInt8] = []
 
-    @inlinable package init(capacity: Int) {
+    package init(capacity: Int) {
         bytes.reserveCapacity(capacity)
     }
 
     /// JSON text as it is: punctuation, keys, literals.
-    @inlinable package mutating func raw(_ text: StaticString) {
+    package mutating func raw(_ text: StaticString) {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    /// A quoted, escaped string.
-    @inlinable package mutating func string(_ text: some StringProtocol) {
+    /// A member's name and its colon, after a comma unless it is its object's first: `,"name":`.
+    package mutating func key(_ name: StaticString, first: Bool) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
         bytes.append(UInt8(ascii: "\""))
-        content(text)
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// ``key(_:first:)`` for a name that may need escaping.
+    package mutating func key(_ name: String, first: Bool) {
+        if !first { bytes.append(UInt8(ascii: ",")) }
+        string(name)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// A quoted, escaped string.
+    package mutating func string(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        var text = text
+        text.withUTF8 { JSONString.appendEscaped($0, to: &bytes) }
         bytes.append(UInt8(ascii: "\""))
     }
 
-    /// Several strings as one quoted string, `separator` between them.
-    @inlinable package mutating func string(joining parts: [String], separator: UInt8) {
+    /// A quoted, escaped string.
+    package mutating func string(_ text: Substring) {
         bytes.append(UInt8(ascii: "\""))
-        for (index, part) in parts.enumerated() {
-            if index > 0 { bytes.append(separator) }
-            content(part)
-        }
+        var text = text
+        text.withUTF8 { JSONString.appendEscaped($0, to: &bytes) }
         bytes.append(UInt8(ascii: "\""))
     }
 
     /// An integer.
-    @inlinable package mutating func number(_ value: Int64) {
+    package mutating func number(_ value: Int64) {
         bytes.append(contentsOf: String(value).utf8)
-    }
-
-    @inlinable mutating func content(_ text: some StringProtocol) {
-        let written: Void? = text.utf8.withContiguousStorageIfAvailable {
-            JSONString.appendEscaped($0, to: &bytes)
-        }
-        guard written == nil else { return }
-        var copy = String(text)
-        copy.withUTF8 { JSONString.appendEscaped($0, to: &bytes) }
     }
 }

@@ -6,10 +6,12 @@ protocol EventWriter {
     /// Starts an object: the outermost value, or the value of the member just named.
     mutating func openObject()
     mutating func closeObject()
-    /// Names the next value, a member of the open object.
-    mutating func member(_ name: StaticString)
+    /// Names the next value, a member of the open object: a fixed name, written as it is.
+    mutating func key(_ name: StaticString)
+    /// Names the next value with a name from the request (a header's, a parameter's).
     mutating func member(_ name: String)
-    mutating func string(_ text: some StringProtocol)
+    mutating func string(_ text: String)
+    mutating func string(_ text: Substring)
     /// An array of strings.
     mutating func strings(_ texts: [Substring])
     mutating func integer(_ value: Int64)
@@ -36,21 +38,19 @@ struct JSONEventWriter: EventWriter {
         first = false
     }
 
-    mutating func member(_ name: StaticString) {
-        json.raw(first ? "\"" : ",\"")
+    mutating func key(_ name: StaticString) {
+        json.key(name, first: first)
         first = false
-        json.raw(name)
-        json.raw("\":")
     }
 
     mutating func member(_ name: String) {
-        if !first { json.raw(",") }
+        json.key(name, first: first)
         first = false
-        json.string(name)
-        json.raw(":")
     }
 
-    mutating func string(_ text: some StringProtocol) { json.string(text) }
+    mutating func string(_ text: String) { json.string(text) }
+
+    mutating func string(_ text: Substring) { json.string(text) }
 
     mutating func strings(_ texts: [Substring]) {
         json.raw("[")
@@ -92,13 +92,15 @@ extension EventValue {
             add(.object(members))
         }
 
-        mutating func member(_ name: StaticString) {
-            self.name = name.withUTF8Buffer { String(decoding: $0, as: UTF8.self) }
+        mutating func key(_ name: StaticString) {
+            self.name = name.description
         }
 
         mutating func member(_ name: String) { self.name = name }
 
-        mutating func string(_ text: some StringProtocol) { add(.string(String(text))) }
+        mutating func string(_ text: String) { add(.string(text)) }
+
+        mutating func string(_ text: Substring) { add(.string(String(text))) }
 
         mutating func strings(_ texts: [Substring]) { add(.array(texts.map { .string(String($0)) })) }
 
