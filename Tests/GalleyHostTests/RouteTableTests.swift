@@ -87,6 +87,16 @@ struct RouteTableTests {
         #expect(splitQuery == query)
     }
 
+    @Test(arguments: [
+        "", "/", "//", "/a", "a", "/a/", "/a//b", "/%41/b%2F", "/é/ü", "/e\u{301}/x", "/😀//😀/", "/a/b/c/d/e/f/g/h/i/j",
+        "/long-piece-past-fifteen-bytes/%", "%", "/a%",
+    ])
+    func aPathSplitsIntoItsPiecesAsTheUTF8ViewSplits(path: String) {
+        let (pieces, escaped) = RouteTable.pieces(of: path)
+        #expect(pieces == path.utf8.split(separator: UInt8(ascii: "/")).map { Substring($0) })
+        #expect(escaped == path.utf8.contains(UInt8(ascii: "%")))
+    }
+
     @Test func exactMethodBeatsAny() throws {
         let routes = try table(["any": ["ANY /thing"], "get": ["GET /thing"]])
         #expect(routes.match(method: "GET", path: "/thing")?.function == "get")

@@ -67,9 +67,7 @@ public struct RouteTable: Sendable {
     /// The best route for `method` and `path` (percent-encoded, without the query), if any: of the
     /// routes that match, the most specific, and of equally specific ones the first.
     public func match(method: String, path: String) -> Match? {
-        // Split on the `/` bytes: a Character-wise split costs more than the matching.
-        let pieces = path.utf8.split(separator: UInt8(ascii: "/")).map { Substring($0) }
-        let escaped = path.utf8.contains(UInt8(ascii: "%"))
+        let (pieces, escaped) = Self.pieces(of: path)
         var best: Int?
         for index in routes.indices where routes[index].route.method == method || routes[index].route.method == "ANY" {
             guard Self.matches(routes[index].route.segments, pieces, escaped: escaped) else { continue }
@@ -84,6 +82,32 @@ public struct RouteTable: Sendable {
             pathParameters: Self.parameters(entry.route.segments, pieces),
             routeKey: entry.key
         )
+    }
+
+    /// A path's pieces between its `/` bytes (none empty), and whether it holds a `%` at all: one
+    /// walk along its bytes, where splitting the UTF-8 view and converting the pieces cost several
+    /// times the matching.
+    static func pieces(of path: String) -> (pieces: [Substring], escaped: Bool) {
+        var pieces: [Substring] = []
+        pieces.reserveCapacity(8)
+        var escaped = false
+        let utf8 = path.utf8
+        var start = utf8.startIndex
+        var index = start
+        while index != utf8.endIndex {
+            switch utf8[index] {
+            case UInt8(ascii: "/"):
+                if start != index { pieces.append(path[start..<index]) }
+                start = utf8.index(after: index)
+            case UInt8(ascii: "%"):
+                escaped = true
+            default:
+                break
+            }
+            index = utf8.index(after: index)
+        }
+        if start != utf8.endIndex { pieces.append(path[start...]) }
+        return (pieces, escaped)
     }
 
     /// Whether `pieces` (a path's, percent-encoded) match `segments`.
