@@ -14,6 +14,8 @@ func withDeadline<Value: Sendable>(
     _ operation: @escaping @Sendable () async throws -> Value
 ) async throws -> Value {
     let race = DeadlineRace<Value>()
+    // Scheduled before the work starts, so that work which ends at once still withdraws it.
+    Watchdog.shared.schedule(at: deadline, race)
     race.started(
         Task {
             do {
@@ -23,7 +25,6 @@ func withDeadline<Value: Sendable>(
             }
         }
     )
-    Watchdog.shared.schedule(at: deadline, race)
     return try await withTaskCancellationHandler {
         try await withUnsafeThrowingContinuation { continuation in race.wait(continuation) }
     } onCancel: {
@@ -35,7 +36,7 @@ func withDeadline<Value: Sendable>(
 ///
 /// One object is the operation's outcome, the caller's continuation and the watchdog's entry, so
 /// that an invocation's deadline costs one allocation: it runs for every invocation.
-final class DeadlineRace<Value: Sendable>: Watchdog.Entry {
+final class DeadlineRace<Value: Sendable>: Watchdog.Entry, @unchecked Sendable {
     private struct State {
         var outcome: Result<Value, any Error>?
         var waiter: UnsafeContinuation<Value, any Error>?
@@ -46,11 +47,13 @@ final class DeadlineRace<Value: Sendable>: Watchdog.Entry {
 
     private let state = Mutex(State())
 
-    /// Keeps the operation's task, to cancel it, unless the race is over already.
+    /// Keeps the operation's task, to cancel it; cancels it now if the deadline has come already.
     func started(_ work: Task<Void, Never>) {
-        state.withLock { state in
+        let isOver = state.withLock { state in
             if !state.isSettled { state.work = work }
+            return state.isSettled
         }
+        if isOver { work.cancel() }
     }
 
     /// Settles the race with `outcome` unless it is settled already; returns the operation's task
@@ -69,6 +72,8 @@ final class DeadlineRace<Value: Sendable>: Watchdog.Entry {
             return (state.waiter, state.work)
         }
         guard let settled else { return nil }
+        // Ended before its deadline: the watchdog need not keep it (after it fired, this does nothing).
+        Watchdog.shared.withdraw(self)
         settled.waiter?.resume(with: outcome)
         return .some(settled.work)
     }
@@ -87,7 +92,7 @@ final class DeadlineRace<Value: Sendable>: Watchdog.Entry {
     }
 
     /// The deadline: the caller hears ``DeadlineExceeded`` and the operation is told to stop.
-    func expire() {
+    override func expire() {
         if case .some(let work) = settle(.failure(DeadlineExceeded())) { work?.cancel() }
     }
 

@@ -10,19 +10,30 @@ import Synchronization
 ///
 /// Deadlines go into 10 ms buckets (a timer wheel): scheduling appends to a bucket, and the thread
 /// wakes at most once per bucket, about 100 times a second however busy the host is, to fire a
-/// whole bucket at once. A cancelled ticket stays in its bucket until then and is dropped.
+/// whole bucket at once. Work that ends first withdraws its entry (a swap with its bucket's last),
+/// so the watchdog holds only what is still running, whatever the timeouts: a function with a
+/// 15-minute timeout invoked 25,000 times a second would otherwise keep 22 million entries.
 final class Watchdog: @unchecked Sendable {
-    /// What a deadline fires: it does nothing once whatever it guards has ended.
-    protocol Entry: AnyObject, Sendable {
-        func expire()
+    /// What a deadline fires. Its place is the watchdog's, read and written under its lock.
+    class Entry: @unchecked Sendable {
+        fileprivate var bucket: Int64 = -1
+        fileprivate var index = 0
+
+        /// The deadline has come.
+        func expire() {}
     }
 
     /// A scheduled action; ``cancel()`` it when the work finishes first.
-    final class Ticket: Entry {
+    final class Ticket: Entry, @unchecked Sendable {
         private let action: Mutex<(@Sendable () -> Void)?>
         init(_ action: @escaping @Sendable () -> Void) { self.action = Mutex(action) }
-        func cancel() { action.withLock { $0 = nil } }
-        func expire() {
+
+        func cancel() {
+            action.withLock { $0 = nil }
+            Watchdog.shared.withdraw(self)
+        }
+
+        override func expire() {
             action.withLock { action in
                 defer { action = nil }; return action
             }?()
@@ -33,7 +44,7 @@ final class Watchdog: @unchecked Sendable {
     static let granularity: Duration = .milliseconds(10)
 
     /// Entries by bucket: the deadline in 10 ms steps since `origin`, rounded up.
-    private var buckets: [Int64: [any Entry]] = [:]
+    private var buckets: [Int64: [Entry]] = [:]
     /// The buckets' numbers, as a min-heap.
     private var heap: [Int64] = []
     private let origin = ContinuousClock.now
@@ -66,12 +77,18 @@ final class Watchdog: @unchecked Sendable {
         return ticket
     }
 
-    /// Calls `entry.expire()` at `deadline` (within 10 ms after it). The entry is held until then.
-    func schedule(at deadline: ContinuousClock.Instant, _ entry: any Entry) {
+    /// Calls `entry.expire()` at `deadline` (within 10 ms after it), unless it is withdrawn first.
+    /// An entry is scheduled once.
+    func schedule(at deadline: ContinuousClock.Instant, _ entry: Entry) {
         let bucket = self.bucket(of: deadline)
         pthread_mutex_lock(&mutex)
         var isEarliest = false
-        if buckets[bucket]?.append(entry) == nil {
+        entry.bucket = bucket
+        if let count = buckets[bucket]?.count {
+            entry.index = count
+            buckets[bucket]!.append(entry)
+        } else {
+            entry.index = 0
             buckets[bucket] = [entry]
             heap.append(bucket)
             siftUp(heap.count - 1)
@@ -79,6 +96,31 @@ final class Watchdog: @unchecked Sendable {
         }
         pthread_mutex_unlock(&mutex)
         if isEarliest { pthread_cond_signal(&condition) }
+    }
+
+    /// Takes `entry` out of its bucket: the work it guards has ended. Nothing if it has fired.
+    func withdraw(_ entry: Entry) {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        let bucket = entry.bucket
+        guard bucket >= 0 else { return }
+        entry.bucket = -1
+        buckets[bucket]!.withUnsafeMutableBufferPointer { entries in
+            let last = entries[entries.count - 1]
+            entries[entry.index] = last
+            last.index = entry.index
+        }
+        buckets[bucket]!.removeLast()
+        // An emptied bucket keeps its key (its number is in the heap) but not its storage.
+        if buckets[bucket]!.isEmpty { buckets[bucket] = [] }
+    }
+
+    /// Whether `entry` waits in its bucket, at the place it knows: for tests.
+    func holds(_ entry: Entry) -> Bool {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard entry.bucket >= 0, let entries = buckets[entry.bucket], entry.index < entries.count else { return false }
+        return entries[entry.index] === entry
     }
 
     private static let step = granularity.components.attoseconds / 1_000_000_000  // in nanoseconds
@@ -111,6 +153,7 @@ final class Watchdog: @unchecked Sendable {
             }
             popFirst()
             let entries = buckets.removeValue(forKey: first) ?? []
+            for entry in entries { entry.bucket = -1 }
             pthread_mutex_unlock(&mutex)
             entries.forEach { $0.expire() }
             pthread_mutex_lock(&mutex)
