@@ -151,11 +151,11 @@ let package = Package(
         ),
         // The baseline for start-up: decode stdin JSON, re-encode it, nothing else.
         .executableTarget(name: "bench-echo", dependencies: []),
-        // What the test targets share: a temporary folder per test.
+        // What the test targets share: a temporary folder per test, a seeded generator.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "GalleyTests",
-            dependencies: ["Galley", "GalleyHost"]
+            dependencies: ["Galley", "GalleyHost", "TestSupport"]
         ),
         // Unit tests of the functions themselves (`galley new` adds one per function).
         .testTarget(

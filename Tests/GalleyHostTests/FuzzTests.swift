@@ -1,5 +1,6 @@
 import Foundation
 import Galley
+import TestSupport
 import Testing
 
 @testable import GalleyHost
@@ -9,7 +10,7 @@ import Testing
 /// Seeded, so a failure reproduces; `GALLEY_FUZZ_ITERATIONS=200000 swift test --filter FuzzTests`
 /// runs longer.
 struct FuzzTests {
-    typealias Random = JSONSyntaxTests.SplitMix
+    typealias Random = SplitMix
 
     static var iterations: Int {
         Int(ProcessInfo.processInfo.environment["GALLEY_FUZZ_ITERATIONS"] ?? "").map { $0 / 10 } ?? 2_000

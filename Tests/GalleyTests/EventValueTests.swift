@@ -1,5 +1,6 @@
 import Foundation
 import GalleyHost
+import TestSupport
 import Testing
 
 @testable import Galley
@@ -111,18 +112,5 @@ struct EventValueTests {
         }
         // Both paths are taken: the values decode on their own often, and give up often.
         #expect(plain > 50 && plain < 1_950, "\(plain)")
-    }
-}
-
-/// A small seeded generator (SplitMix64), so that every run tries the same values.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
