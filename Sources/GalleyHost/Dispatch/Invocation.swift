@@ -46,6 +46,11 @@ public struct Invocation: Sendable {
         return payload.isEmpty ? Data("{}".utf8) : payload
     }
 
+    /// The event as a handler in the host's process takes it: its values when there are some.
+    var handlerPayload: HandlerPayload {
+        event.map { .values($0) } ?? .json(json)
+    }
+
     /// The caller's trace headers (`X-Amzn-Trace-Id`, `traceparent`, `tracestate`), by lower-case name:
     /// the invocation's span is their child, and the function gets them as its X-Ray trace header.
     public var traceHeaders: [String: String] = [:]

@@ -73,12 +73,7 @@ final class InlineEnvironment: ExecutionEnvironment {
             environment: function.configuration.environment,
             stores: stores
         )
-        let payload: HandlerPayload =
-            if let event = invocation.event {
-                .values(event)
-            } else {
-                .json(invocation.payload.isEmpty ? Data("{}".utf8) : invocation.payload)
-            }
+        let payload = invocation.handlerPayload
         let handler = self.handler
         do {
             return .success(
