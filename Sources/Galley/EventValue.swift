@@ -87,12 +87,7 @@ final class EventValueSession {
     }
 
     func decode<Value: Decodable>(_ type: Value.Type, _ value: EventValue, path: [any CodingKey]) throws -> Value {
-        // Types JSONDecoder decodes its own way, and Float (whose rounding it does its own way).
-        if Value.self == Data.self || Value.self == Date.self || Value.self == URL.self || Value.self == Decimal.self
-            || Value.self == Float.self
-        {
-            throw abort()
-        }
+        if isJSONDecodersOwn(Value.self) { throw abort() }
         // Compared by metatype: a cast per case costs more than the decoding.
         if Value.self == String.self {
             guard case .string(let text) = value else { throw abort() }

@@ -83,17 +83,19 @@ package struct JSONBytes {
 
     /// A quoted, escaped string.
     package mutating func string(_ text: String) {
-        bytes.append(UInt8(ascii: "\""))
         var text = text
-        text.withUTF8 { JSONString.appendEscaped($0, to: &bytes) }
-        bytes.append(UInt8(ascii: "\""))
+        text.withUTF8 { quoted($0) }
     }
 
     /// A quoted, escaped string.
     package mutating func string(_ text: Substring) {
-        bytes.append(UInt8(ascii: "\""))
         var text = text
-        text.withUTF8 { JSONString.appendEscaped($0, to: &bytes) }
+        text.withUTF8 { quoted($0) }
+    }
+
+    private mutating func quoted(_ content: UnsafeBufferPointer<UInt8>) {
+        bytes.append(UInt8(ascii: "\""))
+        JSONString.appendEscaped(content, to: &bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 

@@ -449,6 +449,14 @@ struct LazyDecoder: Decoder {
     }
 }
 
+/// Types JSONDecoder decodes its own way, and Float (whose rounding it does its own way): a decoder
+/// that gives exactly what JSONDecoder gives leaves them to it (``LazyJSONDecoder``, and
+/// ``EventValueDecoding``).
+@inline(__always)
+func isJSONDecodersOwn<Value>(_ type: Value.Type) -> Bool {
+    type == Data.self || type == Date.self || type == URL.self || type == Decimal.self || type == Float.self
+}
+
 /// What all three containers decode the same way.
 enum LazyValue {
     static func decode<Value: Decodable>(
@@ -457,12 +465,7 @@ enum LazyValue {
         in document: Document,
         path: @autoclosure () -> [any CodingKey]
     ) throws -> Value {
-        // Types JSONDecoder decodes its own way, and Float (whose rounding it does its own way).
-        if Value.self == Data.self || Value.self == Date.self || Value.self == URL.self || Value.self == Decimal.self
-            || Value.self == Float.self
-        {
-            throw document.abort()
-        }
+        if isJSONDecodersOwn(Value.self) { throw document.abort() }
         // Compared by metatype: a cast (`is String.Type`) per case costs more than the decoding.
         if Value.self == String.self { return try document.string(at: index) as! Value }
         if Value.self == Bool.self { return try document.bool(at: index) as! Value }
